@@ -1,0 +1,166 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is a validated configuration: every default applied, every value
+// checked. cmd/linkctl translates it into each stage's own Options; stages
+// never see this package.
+type Config struct {
+	File          string // the file it was read from
+	Link          Link
+	StateDir      string
+	ControlSocket string
+	MetricsFile   string // Prometheus textfile, "" for none
+	Log           Log
+	Pipeline      []Step
+	Flush         Flush
+	ETRN          ETRN
+	Fetch         Fetch
+	Drop          Drop
+}
+
+// Link says which uplink to watch and how to treat it.
+type Link struct {
+	Watch    []string      // interface names or globs, or "default-route"
+	Settle   time.Duration // the link must stay usable this long (default 2s)
+	Interval time.Duration // re-run while up; 0: only on up edges
+}
+
+// Log says where the daemon logs besides stderr/journald.
+type Log struct {
+	File   string // append to this file, "" for none
+	Syslog bool   // log to the local syslog
+	Level  string // "info" (default), "debug", "trace"
+	Format string // "text" (default) or "json"
+}
+
+// OnError is what the pipeline does when a stage fails.
+type OnError string
+
+// OnError values.
+const (
+	Stop     OnError = "stop"     // skip the remaining stages (drop still runs)
+	Continue OnError = "continue" // go on with the next stage
+)
+
+// Step is one entry of the pipeline: a stage, or a group of stages run at
+// the same time.
+type Step struct {
+	Stage   string        // "flush", "etrn", "fetch", "drop", "exec"; "" for a group
+	Name    string        // shown in events and status: the stage, or the exec's name
+	Argv    []string      // exec only
+	Timeout time.Duration // 0: the stage's own default
+	OnError OnError
+	Group   []Step // non-empty: run these concurrently, then go on
+	Line    int    // where it was written, for messages
+}
+
+// Secret is a password or token: written inline, read from a file, or
+// printed by a command (argv, no shell). Its String never shows it.
+type Secret struct {
+	Inline  string
+	File    string
+	Command []string
+}
+
+// IsZero reports whether no secret was configured.
+func (s Secret) IsZero() bool { return s.Inline == "" && s.File == "" && len(s.Command) == 0 }
+
+// String hides the secret.
+func (s Secret) String() string {
+	switch {
+	case s.Inline != "":
+		return "***"
+	case s.File != "":
+		return "file " + s.File
+	case len(s.Command) > 0:
+		return "command " + s.Command[0]
+	}
+	return ""
+}
+
+// Flush configures the flush stage.
+type Flush struct {
+	MTA          string        // auto | postfix | sendmail | exim | opensmtpd | command
+	Wait         string        // drained (default) | none
+	Timeout      time.Duration // default 5m
+	FlushCommand []string      // mta: command
+	ListCommand  []string      // mta: command
+}
+
+// ETRN configures the etrn stage.
+type ETRN struct {
+	Quiet         time.Duration // inbound SMTP idle this long = done (default 20s)
+	QuietMax      time.Duration // give up waiting (default 5m)
+	Ports         []int         // local SMTP ports to watch (default [25])
+	CountLoopback bool          // count loopback peers as inbound (tests)
+	Parallel      int           // servers asked at once (default 4)
+	Servers       []ETRNServer
+}
+
+// ETRNServer is one relay that holds mail for us.
+type ETRNServer struct {
+	Server   string   // host:port (port defaulted from tls)
+	Domains  []string // as sent: node, @domain or #queue
+	TLS      string   // starttls | implicit | none
+	Helo     string   // default: our FQDN
+	User     string
+	Password Secret
+	Timeout  time.Duration
+	Line     int
+}
+
+// Fetch configures the fetch stage.
+type Fetch struct {
+	Parallel int     // accounts at once (default 2)
+	Deliver  Deliver // default for every account
+	Received bool    // prepend a Received: line (default true)
+	Accounts []Account
+}
+
+// Deliver says where fetched mail goes. Exactly one target is set.
+type Deliver struct {
+	SMTP     string   // host:port of the local MTA
+	LMTP     string   // unix socket path or host:port
+	MDA      []string // argv; %F sender and %T recipient as whole elements
+	Maildir  string   // path of a Maildir
+	Sessions int      // parallel SMTP/LMTP sessions (default 4)
+}
+
+// Account is one mailbox to pull.
+type Account struct {
+	Name        string
+	Proto       string // pop3 | imap
+	Server      string // host:port (port defaulted from proto and tls)
+	TLS         string // implicit | starttls | none
+	User        string
+	Password    Secret
+	Auth        string   // auto | password | apop | plain | login | xoauth2 | oauthbearer | external(plugin)
+	To          []string // local recipients
+	Keep        bool
+	FetchAll    bool
+	Limit       int64 // bytes; bigger messages stay on the server
+	FetchLimit  int   // messages per run, 0: no limit
+	CommitEvery int   // QUIT every N messages, 0: at the end
+	KeepDays    int   // with keep: delete N days after first fetch
+	Folders     []string
+	Unseen      bool   // IMAP: fetch only unseen
+	MarkSeen    bool   // IMAP with keep: set \Seen
+	MoveTo      string // IMAP: move instead of delete
+	Expunge     string // IMAP: auto (UIDPLUS only) | all
+	Idle        bool   // IMAP IDLE while the daemon runs
+	Compress    string // auto | on | off
+	Plugin      []string
+	Timeout     time.Duration
+	Deliver     Deliver // the effective target (account's own, else fetch's)
+	Line        int
+}
+
+// Drop configures the drop stage.
+type Drop struct {
+	Command   []string
+	Interface string
+	Idle      time.Duration // default 30s
+}
