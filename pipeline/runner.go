@@ -1,0 +1,553 @@
+// Package pipeline runs linkctl's stages in the order the user configured,
+// one run at a time.
+//
+// A run starts from a Request (why: an up edge, `linkctl up`, the interval,
+// SIGUSR1; and which interface). The runner takes the run lock (an flock on
+// a file in state_dir, so that two processes, a daemon and a hand-started
+// `linkctl run`, never run stages at once), then walks the Steps: a Step is
+// one Stage, or a Group of Steps run at the same time (outbound mail uses the
+// uplink direction, inbound the downlink, and the link is duplex). Each stage
+// gets a context with its own timeout and the run's cancellation cause (link
+// down, shutdown). When a stage fails, its OnError decides: Continue goes on,
+// Stop skips what remains except the Steps marked Always (drop: the link is
+// paid by the minute whether the mail went through or not). A cancelled run
+// runs nothing more, not even Always steps: the link is already gone.
+//
+// Every boundary is reported as an event (run.start, stage.start, stage.end,
+// run.end) to the Options.Sink, which the CLI renders and the daemon forwards.
+//
+// In the daemon, triggers go through Trigger and Serve: a trigger that
+// arrives while a run is in flight does not start a second run, and any
+// number of them coalesce into exactly one follow-up run, which starts after
+// the current one ends and so sees the newest state of the world.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/event"
+)
+
+// OnError says what a failing stage does to the rest of the run.
+type OnError string
+
+// OnError values.
+const (
+	Stop     OnError = "stop"
+	Continue OnError = "continue"
+)
+
+// Step is one entry of the pipeline: a Stage, or a Group run concurrently.
+type Step struct {
+	Stage   Stage
+	Timeout time.Duration // 0: no timeout of its own
+	OnError OnError       // "" means Stop
+	Group   []Step
+	Always  bool // runs even after a Stop (not after a cancellation)
+}
+
+// Name is the stage's name, or the group's members joined with "+".
+func (s Step) Name() string {
+	if len(s.Group) == 0 {
+		if s.Stage == nil {
+			return "?"
+		}
+		return s.Stage.Name()
+	}
+	names := make([]string, len(s.Group))
+	for i, g := range s.Group {
+		names[i] = g.Name()
+	}
+	return strings.Join(names, "+")
+}
+
+// Request says why a run starts.
+type Request struct {
+	Cause string // "up edge", "linkctl up", "interval", "SIGUSR1", "manual"
+	Iface string // the interface that triggered it, if any
+}
+
+// Options configures a Runner.
+type Options struct {
+	Steps    []Step
+	LockPath string // the run lock (flock); "" for none
+	Wait     bool   // wait for the lock instead of failing with errkind.Locked
+	Sink     event.Sink
+	Logger   *slog.Logger
+}
+
+// StageReport is how one stage of a run ended.
+type StageReport struct {
+	Name    string           `json:"name"`
+	Result  event.Result     `json:"result"`
+	Summary string           `json:"summary,omitempty"`
+	Err     string           `json:"error,omitempty"`
+	Kind    errkind.Kind     `json:"kind,omitempty"`
+	Start   time.Time        `json:"start"`
+	End     time.Time        `json:"end"`
+	Counts  map[string]int64 `json:"counts,omitempty"`
+}
+
+// RunReport is how a run ended.
+type RunReport struct {
+	ID     uint64        `json:"id"`
+	Cause  string        `json:"cause"`
+	Iface  string        `json:"iface,omitempty"`
+	Start  time.Time     `json:"start"`
+	End    time.Time     `json:"end"`
+	Stages []StageReport `json:"stages"`
+	Result event.Result  `json:"result"`
+	Err    error         `json:"-"`
+}
+
+// ExitCode is the process exit status for the run (DESIGN.md "Exit
+// status"): 0 when every stage that ran succeeded (or some had nothing to
+// do), 1 when none had anything to do, the failure's own status when every
+// stage that ran failed the same way, 12 when some failed and others
+// succeeded.
+func (r RunReport) ExitCode() int {
+	if r.Err != nil && len(r.Stages) == 0 {
+		return errkind.ExitCode(r.Err)
+	}
+	var ok, nothing, failed int
+	var kinds = map[errkind.Kind]bool{}
+	for _, s := range r.Stages {
+		switch s.Result {
+		case event.OK:
+			ok++
+		case event.Nothing:
+			nothing++
+		case event.Temporary, event.Permanent, event.Cancelled:
+			failed++
+			kinds[s.Kind] = true
+		}
+	}
+	switch {
+	case failed == 0 && ok == 0 && nothing > 0:
+		return int(errkind.NoMail)
+	case failed == 0:
+		return 0
+	case ok+nothing > 0:
+		return int(errkind.Partial)
+	case len(kinds) == 1:
+		for k := range kinds {
+			return int(k)
+		}
+	}
+	return int(errkind.Partial)
+}
+
+// Status is a snapshot of the runner for `linkctl status`.
+type Status struct {
+	Running bool                   `json:"running"`
+	Run     uint64                 `json:"run,omitempty"`
+	Cause   string                 `json:"cause,omitempty"`
+	Since   time.Time              `json:"since,omitzero"`
+	Current []string               `json:"current,omitempty"` // stages in flight
+	Pending bool                   `json:"pending"`           // a follow-up run is queued
+	Last    map[string]StageReport `json:"last,omitempty"`    // last report per stage
+	LastRun *RunReport             `json:"last_run,omitempty"`
+}
+
+// Runner runs the pipeline. Its methods are safe for concurrent use.
+type Runner struct {
+	opts Options
+	log  *slog.Logger
+	sem  chan struct{} // one run at a time in this process
+
+	mu      sync.Mutex
+	steps   []Step
+	nextID  uint64
+	running *runState
+	last    map[string]StageReport
+	lastRun *RunReport
+
+	trig    chan struct{} // capacity 1: pending triggers coalesce
+	pending []Request     // the requests the next run serves
+	waiters []chan RunReport
+}
+
+type runState struct {
+	id      uint64
+	req     Request
+	since   time.Time
+	cancel  context.CancelCauseFunc
+	current map[string]bool
+}
+
+// New returns a Runner.
+func New(opts Options) *Runner {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{
+		opts:  opts,
+		log:   log,
+		sem:   make(chan struct{}, 1),
+		steps: opts.Steps,
+		last:  map[string]StageReport{},
+		trig:  make(chan struct{}, 1),
+	}
+}
+
+// SetSteps replaces the steps for the next run (config reload). A run in
+// flight keeps the steps it started with.
+func (r *Runner) SetSteps(steps []Step) {
+	r.mu.Lock()
+	r.steps = steps
+	r.mu.Unlock()
+}
+
+// Trigger asks for a run. If none is in flight, Serve starts one at once;
+// if one is, this and every other trigger until it ends coalesce into one
+// follow-up run. The returned channel receives the report of the run that
+// serves this trigger (buffered: nobody has to read it).
+func (r *Runner) Trigger(req Request) <-chan RunReport {
+	ch := make(chan RunReport, 1)
+	r.mu.Lock()
+	r.pending = append(r.pending, req)
+	r.waiters = append(r.waiters, ch)
+	r.mu.Unlock()
+	select {
+	case r.trig <- struct{}{}:
+	default: // a run is already queued: this trigger joins it
+	}
+	return ch
+}
+
+// Serve starts a run for each coalesced batch of triggers until ctx is done.
+// Runs it starts get a context derived from ctx, so cancelling ctx cancels
+// the run in flight with ctx's cause.
+func (r *Runner) Serve(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			r.failWaiters(context.Cause(ctx))
+			return context.Cause(ctx)
+		case <-r.trig:
+		}
+		r.mu.Lock()
+		reqs, waiters := r.pending, r.waiters
+		r.pending, r.waiters = nil, nil
+		r.mu.Unlock()
+		if len(reqs) == 0 {
+			continue
+		}
+		req := reqs[0]
+		if len(reqs) > 1 {
+			req.Cause = fmt.Sprintf("%s (+%d coalesced)", req.Cause, len(reqs)-1)
+		}
+		rep, _ := r.Run(ctx, req)
+		for _, w := range waiters {
+			w <- rep
+		}
+	}
+}
+
+func (r *Runner) failWaiters(err error) {
+	r.mu.Lock()
+	waiters := r.waiters
+	r.pending, r.waiters = nil, nil
+	r.mu.Unlock()
+	for _, w := range waiters {
+		w <- RunReport{Err: err, Result: event.Cancelled}
+	}
+}
+
+// Cancel cancels the run in flight, if any, with cause (for instance
+// errors.New("link down")). It reports whether a run was cancelled.
+func (r *Runner) Cancel(cause error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running == nil {
+		return false
+	}
+	r.running.cancel(cause)
+	return true
+}
+
+// Status returns a snapshot for `linkctl status`.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{Pending: len(r.pending) > 0, Last: map[string]StageReport{}}
+	for k, v := range r.last {
+		st.Last[k] = v
+	}
+	if r.lastRun != nil {
+		lr := *r.lastRun
+		st.LastRun = &lr
+	}
+	if rs := r.running; rs != nil {
+		st.Running, st.Run, st.Cause, st.Since = true, rs.id, rs.req.Cause, rs.since
+		for name := range rs.current {
+			st.Current = append(st.Current, name)
+		}
+	}
+	return st
+}
+
+// Run runs the pipeline once, now, in the caller's goroutine. It fails with
+// an errkind.Locked error when another run holds the lock (in this process
+// or, through the flock, in another) unless Options.Wait is set. The error
+// is the run's overall error: nil when every stage that ran succeeded.
+func (r *Runner) Run(ctx context.Context, req Request) (RunReport, error) {
+	if err := r.acquire(ctx); err != nil {
+		return RunReport{Cause: req.Cause, Err: err, Result: event.Skipped}, err
+	}
+	defer func() { <-r.sem }()
+	unlock, err := lockFile(ctx, r.opts.LockPath, r.opts.Wait)
+	if err != nil {
+		return RunReport{Cause: req.Cause, Err: err, Result: event.Skipped}, err
+	}
+	defer unlock()
+
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.mu.Lock()
+	r.nextID++
+	rs := &runState{id: r.nextID, req: req, since: time.Now(), cancel: cancel, current: map[string]bool{}}
+	r.running = rs
+	steps := r.steps
+	r.mu.Unlock()
+
+	rep := RunReport{ID: rs.id, Cause: req.Cause, Iface: req.Iface, Start: rs.since}
+	sink := r.runSink(rs.id)
+	sink.Emit(event.Event{Type: event.RunStart, Cause: req.Cause, Text: req.Iface})
+	r.log.Info("run started", "run", rs.id, "cause", req.Cause, "iface", req.Iface)
+
+	rctx = withRequest(rctx, req)
+	stopped := false
+	for _, step := range steps {
+		switch {
+		case rctx.Err() != nil:
+			rep.Stages = append(rep.Stages, r.skip(sink, step, event.Cancelled, "run cancelled: "+causeText(rctx))...)
+			continue
+		case stopped && !step.Always:
+			rep.Stages = append(rep.Stages, r.skip(sink, step, event.Skipped, "an earlier stage failed")...)
+			continue
+		}
+		reports, stop := r.runStep(rctx, rs, sink, step)
+		rep.Stages = append(rep.Stages, reports...)
+		stopped = stopped || stop
+	}
+
+	rep.End = time.Now()
+	rep.Result, rep.Err = overall(rctx, rep.Stages)
+	r.mu.Lock()
+	r.running = nil
+	for _, s := range rep.Stages {
+		if s.Result != event.Skipped || r.last[s.Name].Name == "" {
+			r.last[s.Name] = s
+		}
+	}
+	lr := rep
+	r.lastRun = &lr
+	r.mu.Unlock()
+	text := ""
+	if rep.Err != nil {
+		text = rep.Err.Error()
+	}
+	sink.Emit(event.Event{Type: event.RunEnd, Result: rep.Result, Text: text, Elapsed: rep.End.Sub(rep.Start)})
+	r.log.Info("run ended", "run", rs.id, "result", rep.Result, "elapsed", rep.End.Sub(rep.Start).Round(time.Millisecond))
+	return rep, rep.Err
+}
+
+func (r *Runner) acquire(ctx context.Context) error {
+	select {
+	case r.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	if !r.opts.Wait {
+		return errkind.New(errkind.Locked, true, "", "a run is already in progress")
+	}
+	select {
+	case r.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (r *Runner) runSink(id uint64) event.Sink {
+	s := r.opts.Sink
+	if s == nil {
+		return nil
+	}
+	return func(e event.Event) {
+		e.Run = id
+		s(e)
+	}
+}
+
+// runStep runs one step (or group) and reports whether the run must stop.
+func (r *Runner) runStep(ctx context.Context, rs *runState, sink event.Sink, step Step) ([]StageReport, bool) {
+	if len(step.Group) == 0 {
+		rep := r.runStage(ctx, rs, sink, step)
+		return []StageReport{rep}, failed(rep.Result) && step.OnError != Continue
+	}
+	reports := make([]StageReport, len(step.Group))
+	var wg sync.WaitGroup
+	for i, member := range step.Group {
+		wg.Go(func() { reports[i] = r.runStage(ctx, rs, sink, member) })
+	}
+	wg.Wait()
+	stop := false
+	for i, rep := range reports {
+		if failed(rep.Result) && step.Group[i].OnError != Continue {
+			stop = true
+		}
+	}
+	return reports, stop
+}
+
+func failed(res event.Result) bool {
+	return res == event.Temporary || res == event.Permanent || res == event.Cancelled
+}
+
+func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, step Step) StageReport {
+	name := step.Name()
+	r.mu.Lock()
+	rs.current[name] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(rs.current, name)
+		r.mu.Unlock()
+	}()
+
+	sctx := ctx
+	if step.Timeout > 0 {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeoutCause(ctx, step.Timeout,
+			errkind.New(errkind.Network, true, "", "stage %s timed out after %s", name, step.Timeout))
+		defer cancel()
+	}
+	rep := StageReport{Name: name, Start: time.Now()}
+	sink.Emit(event.Event{Type: event.StageStart, Stage: name})
+	r.log.Debug("stage started", "stage", name)
+
+	res, err := safeRun(sctx, step.Stage, sink.With(name, ""))
+	rep.End = time.Now()
+	rep.Summary, rep.Counts = res.Summary, res.Counts
+	switch {
+	case err == nil:
+		rep.Result = res.Result
+		if rep.Result == "" {
+			rep.Result = event.OK
+		}
+	case ctx.Err() != nil:
+		// The run was cancelled (link down, shutdown): say why, not the
+		// "use of closed network connection" the stage saw.
+		rep.Result, rep.Err = event.Cancelled, causeText(ctx)
+		rep.Kind = errkind.KindOf(context.Cause(ctx))
+	default:
+		if sctx.Err() != nil {
+			err = fmt.Errorf("%w (%v)", context.Cause(sctx), err)
+		}
+		rep.Result = event.Permanent
+		if errkind.IsTemporary(err) {
+			rep.Result = event.Temporary
+		}
+		rep.Err, rep.Kind = err.Error(), errkind.KindOf(err)
+	}
+	text := rep.Summary
+	if rep.Err != "" {
+		text = rep.Err
+	}
+	sink.Emit(event.Event{Type: event.StageEnd, Stage: name, Result: rep.Result, Text: text, Elapsed: rep.End.Sub(rep.Start)})
+	lvl := slog.LevelInfo
+	if failed(rep.Result) {
+		lvl = slog.LevelWarn
+	}
+	r.log.Log(ctx, lvl, "stage ended", "stage", name, "result", rep.Result, "summary", rep.Summary, "error", rep.Err,
+		"elapsed", rep.End.Sub(rep.Start).Round(time.Millisecond))
+	return rep
+}
+
+// safeRun turns a stage's panic into a permanent error: one broken stage
+// must not take the daemon, and the other stages' mail, down with it.
+func safeRun(ctx context.Context, s Stage, sink event.Sink) (rep Report, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errkind.New(errkind.Internal, false, "", "stage %s panicked: %v", s.Name(), p)
+		}
+	}()
+	return s.Run(ctx, sink)
+}
+
+func (r *Runner) skip(sink event.Sink, step Step, res event.Result, why string) []StageReport {
+	members := step.Group
+	if len(members) == 0 {
+		members = []Step{step}
+	}
+	var out []StageReport
+	for _, m := range members {
+		now := time.Now()
+		out = append(out, StageReport{Name: m.Name(), Result: res, Summary: why, Start: now, End: now})
+		sink.Emit(event.Event{Type: event.StageEnd, Stage: m.Name(), Result: res, Text: why})
+	}
+	return out
+}
+
+func causeText(ctx context.Context) string {
+	if c := context.Cause(ctx); c != nil {
+		return c.Error()
+	}
+	return "cancelled"
+}
+
+// overall folds the stage results into the run's result and error.
+func overall(ctx context.Context, stages []StageReport) (event.Result, error) {
+	if ctx.Err() != nil {
+		return event.Cancelled, errkind.Wrap(errkind.KindOf(context.Cause(ctx)), true, "run cancelled", context.Cause(ctx))
+	}
+	var errs []error
+	var ok, nothing int
+	res := event.Temporary
+	for _, s := range stages {
+		switch s.Result {
+		case event.OK:
+			ok++
+		case event.Nothing:
+			nothing++
+		case event.Temporary, event.Permanent, event.Cancelled:
+			errs = append(errs, errkind.Wrap(s.Kind, s.Result == event.Temporary, "stage "+s.Name, errors.New(s.Err)))
+			if s.Result != event.Temporary {
+				res = event.Permanent
+			}
+		}
+	}
+	switch {
+	case len(errs) == 1:
+		return res, errs[0]
+	case len(errs) > 1:
+		return res, errors.Join(errs...)
+	case ok == 0 && nothing > 0:
+		return event.Nothing, nil
+	}
+	return event.OK, nil
+}
+
+type requestKey struct{}
+
+func withRequest(ctx context.Context, req Request) context.Context {
+	return context.WithValue(ctx, requestKey{}, req)
+}
+
+// RequestFrom returns the Request of the run ctx belongs to: stages use it
+// to learn the triggering interface (the exec stage passes it on as
+// LINKCTL_IFACE).
+func RequestFrom(ctx context.Context) Request {
+	req, _ := ctx.Value(requestKey{}).(Request)
+	return req
+}

@@ -1,0 +1,289 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/event"
+)
+
+// recorder is a fake stage that records when it ran.
+type recorder struct {
+	mu  sync.Mutex
+	ran []string
+}
+
+func (rec *recorder) stage(name string, fn func(ctx context.Context) (Report, error)) Stage {
+	return Func{StageName: name, Fn: func(ctx context.Context, _ event.Sink) (Report, error) {
+		rec.mu.Lock()
+		rec.ran = append(rec.ran, name)
+		rec.mu.Unlock()
+		if fn == nil {
+			return Report{}, nil
+		}
+		return fn(ctx)
+	}}
+}
+
+func (rec *recorder) names() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return slices.Clone(rec.ran)
+}
+
+func fail(temp bool) func(context.Context) (Report, error) {
+	return func(context.Context) (Report, error) {
+		return Report{}, errkind.New(errkind.Network, temp, "", "boom")
+	}
+}
+
+func TestStopOnErrorSkipsTheRestButAlways(t *testing.T) {
+	rec := &recorder{}
+	r := New(Options{Steps: []Step{
+		{Stage: rec.stage("one", nil)},
+		{Stage: rec.stage("two", fail(false))},
+		{Stage: rec.stage("three", nil)},
+		{Stage: rec.stage("drop", nil), Always: true},
+	}})
+	rep, err := r.Run(context.Background(), Request{Cause: "test"})
+	if err == nil {
+		t.Fatal("run with a failing stage returned no error")
+	}
+	if got, want := rec.names(), []string{"one", "two", "drop"}; !slices.Equal(got, want) {
+		t.Fatalf("ran %v, want %v", got, want)
+	}
+	if rep.Stages[2].Result != event.Skipped {
+		t.Errorf("third stage result %q, want skipped", rep.Stages[2].Result)
+	}
+	if rep.Stages[1].Result != event.Permanent {
+		t.Errorf("failing stage result %q, want permanent", rep.Stages[1].Result)
+	}
+	if code := rep.ExitCode(); code != int(errkind.Partial) {
+		t.Errorf("exit code %d, want %d (some failed, others succeeded)", code, errkind.Partial)
+	}
+}
+
+func TestContinueOnError(t *testing.T) {
+	rec := &recorder{}
+	r := New(Options{Steps: []Step{
+		{Stage: rec.stage("one", fail(true)), OnError: Continue},
+		{Stage: rec.stage("two", nil)},
+	}})
+	rep, _ := r.Run(context.Background(), Request{})
+	if got := rec.names(); !slices.Equal(got, []string{"one", "two"}) {
+		t.Fatalf("ran %v", got)
+	}
+	if rep.Stages[0].Result != event.Temporary {
+		t.Errorf("result %q, want temporary", rep.Stages[0].Result)
+	}
+}
+
+func TestOnlyFailuresExitWithTheirKind(t *testing.T) {
+	r := New(Options{Steps: []Step{{Stage: Func{StageName: "a", Fn: func(context.Context, event.Sink) (Report, error) {
+		return Report{}, errkind.New(errkind.Auth, false, "", "bad password")
+	}}}}})
+	rep, _ := r.Run(context.Background(), Request{})
+	if rep.ExitCode() != int(errkind.Auth) {
+		t.Fatalf("exit %d, want %d", rep.ExitCode(), errkind.Auth)
+	}
+}
+
+func TestNothingToDoExitsOne(t *testing.T) {
+	r := New(Options{Steps: []Step{{Stage: Func{StageName: "fetch", Fn: func(context.Context, event.Sink) (Report, error) {
+		return Report{Result: event.Nothing}, nil
+	}}}}})
+	rep, err := r.Run(context.Background(), Request{})
+	if err != nil || rep.ExitCode() != 1 {
+		t.Fatalf("err %v exit %d, want nil and 1", err, rep.ExitCode())
+	}
+}
+
+func TestStageTimeout(t *testing.T) {
+	r := New(Options{Steps: []Step{{Timeout: 20 * time.Millisecond, Stage: Func{StageName: "slow", Fn: func(ctx context.Context, _ event.Sink) (Report, error) {
+		<-ctx.Done()
+		return Report{}, ctx.Err()
+	}}}}})
+	rep, err := r.Run(context.Background(), Request{})
+	if err == nil || rep.Stages[0].Result != event.Temporary {
+		t.Fatalf("err %v result %q, want a temporary timeout", err, rep.Stages[0].Result)
+	}
+	if got := rep.Stages[0].Err; !contains(got, "timed out after 20ms") {
+		t.Errorf("error %q does not say it timed out", got)
+	}
+}
+
+func TestCancelReachesStageWithCause(t *testing.T) {
+	started := make(chan struct{})
+	var sawCause atomic.Value
+	rec := &recorder{}
+	r := New(Options{Steps: []Step{
+		{Stage: Func{StageName: "fetch", Fn: func(ctx context.Context, _ event.Sink) (Report, error) {
+			close(started)
+			<-ctx.Done()
+			sawCause.Store(context.Cause(ctx).Error())
+			return Report{}, errors.New("use of closed network connection")
+		}}},
+		{Stage: rec.stage("drop", nil), Always: true},
+	}})
+	go func() { <-started; r.Cancel(errors.New("link down")) }()
+	rep, err := r.Run(context.Background(), Request{})
+	if err == nil || rep.Result != event.Cancelled {
+		t.Fatalf("err %v result %q, want cancelled", err, rep.Result)
+	}
+	if sawCause.Load() != "link down" {
+		t.Errorf("stage saw cause %v, want link down", sawCause.Load())
+	}
+	if rep.Stages[0].Err != "link down" {
+		t.Errorf("stage error %q, want the cause", rep.Stages[0].Err)
+	}
+	if len(rec.names()) != 0 {
+		t.Errorf("after a cancellation %v still ran", rec.names())
+	}
+}
+
+func TestGroupRunsConcurrently(t *testing.T) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	both := func(ctx context.Context, _ event.Sink) (Report, error) {
+		wg.Done()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return Report{}, nil
+		case <-ctx.Done():
+			return Report{}, errors.New("the other member never started")
+		}
+	}
+	r := New(Options{Steps: []Step{{Timeout: 5 * time.Second, Group: []Step{
+		{Stage: Func{StageName: "flush", Fn: both}},
+		{Stage: Func{StageName: "etrn", Fn: both}},
+	}}}})
+	rep, err := r.Run(context.Background(), Request{})
+	if err != nil {
+		t.Fatalf("group: %v", err)
+	}
+	if len(rep.Stages) != 2 {
+		t.Fatalf("reports %v", rep.Stages)
+	}
+}
+
+func TestTriggersDuringARunCoalesceIntoOne(t *testing.T) {
+	release := make(chan struct{})
+	var runs atomic.Int32
+	r := New(Options{Steps: []Step{{Stage: Func{StageName: "s", Fn: func(ctx context.Context, _ event.Sink) (Report, error) {
+		if runs.Add(1) == 1 {
+			<-release
+		}
+		return Report{}, nil
+	}}}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Serve(ctx)
+	first := r.Trigger(Request{Cause: "up edge"})
+	for !r.Status().Running {
+		time.Sleep(time.Millisecond)
+	}
+	var follow []<-chan RunReport
+	for range 5 {
+		follow = append(follow, r.Trigger(Request{Cause: "linkctl up"}))
+	}
+	close(release)
+	rep1 := <-first
+	var ids []uint64
+	for _, ch := range follow {
+		ids = append(ids, (<-ch).ID)
+	}
+	if rep1.ID != 1 {
+		t.Errorf("first run id %d", rep1.ID)
+	}
+	for _, id := range ids {
+		if id != 2 {
+			t.Fatalf("follow-up runs %v, want all served by run 2", ids)
+		}
+	}
+	if n := runs.Load(); n != 2 {
+		t.Fatalf("%d runs, want 2 (one follow-up for five triggers)", n)
+	}
+}
+
+func TestLockBetweenRunners(t *testing.T) {
+	lock := filepath.Join(t.TempDir(), "run.lock")
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	a := New(Options{LockPath: lock, Steps: []Step{{Stage: Func{StageName: "a", Fn: func(context.Context, event.Sink) (Report, error) {
+		close(inside)
+		<-release
+		return Report{}, nil
+	}}}}})
+	done := make(chan error)
+	go func() { _, err := a.Run(context.Background(), Request{}); done <- err }()
+	<-inside
+
+	ran := false
+	b := New(Options{LockPath: lock, Steps: []Step{{Stage: Func{StageName: "b", Fn: func(context.Context, event.Sink) (Report, error) {
+		ran = true
+		return Report{}, nil
+	}}}}})
+	_, err := b.Run(context.Background(), Request{})
+	if errkind.KindOf(err) != errkind.Locked || ran {
+		t.Fatalf("second runner: err %v ran %v, want a Locked error and no stage", err, ran)
+	}
+	if !contains(err.Error(), "pid") {
+		t.Errorf("lock error %q does not name the holder", err)
+	}
+
+	bw := New(Options{LockPath: lock, Wait: true, Steps: b.steps})
+	waited := make(chan error)
+	go func() { _, err := bw.Run(context.Background(), Request{}); waited <- err }()
+	select {
+	case err := <-waited:
+		t.Fatalf("waiting runner did not wait: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil || !ran {
+		t.Fatalf("waiting runner: err %v ran %v", err, ran)
+	}
+}
+
+func TestPanickingStageIsAnError(t *testing.T) {
+	r := New(Options{Steps: []Step{{Stage: Func{StageName: "p", Fn: func(context.Context, event.Sink) (Report, error) {
+		panic("bug")
+	}}}}})
+	_, err := r.Run(context.Background(), Request{})
+	if err == nil || !contains(err.Error(), "panicked") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestEventsBracketEachStage(t *testing.T) {
+	var mu sync.Mutex
+	var types []event.Type
+	r := New(Options{Sink: func(e event.Event) {
+		mu.Lock()
+		types = append(types, e.Type)
+		mu.Unlock()
+	}, Steps: []Step{{Stage: Func{StageName: "s", Fn: func(_ context.Context, sink event.Sink) (Report, error) {
+		sink.Emit(event.Event{Type: event.Message, Count: 1, Bytes: 10})
+		return Report{}, nil
+	}}}}})
+	r.Run(context.Background(), Request{})
+	want := []event.Type{event.RunStart, event.StageStart, event.Message, event.StageEnd, event.RunEnd}
+	if !slices.Equal(types, want) {
+		t.Fatalf("events %v, want %v", types, want)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
