@@ -1,0 +1,227 @@
+package linkwatch
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/linkctl/linkctl/internal/testpeer"
+)
+
+// testNS is a network namespace the test created, holding a veth pair:
+// "up0" (watched, 192.0.2.1/24) and its peer "peer0" (192.0.2.2/24).
+type testNS struct {
+	ns    netns.NsHandle
+	h     *netlink.Handle
+	up0   netlink.Link
+	peer0 netlink.Link
+	tb    testing.TB
+}
+
+var nsSeq atomic.Int64
+
+func newTestNS(tb testing.TB) *testNS {
+	tb.Helper()
+	testpeer.NeedRoot(tb)
+	name := fmt.Sprintf("linkctl-lw-%d-%d", os.Getpid(), nsSeq.Add(1))
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		testpeer.Missing(tb, fmt.Sprintf("cannot create a network namespace (ip netns add): %v: %s", err, out))
+	}
+	tb.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		tb.Fatalf("netns.GetFromName(%s): %v", name, err)
+	}
+	tb.Cleanup(func() { ns.Close() })
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		tb.Fatalf("netlink.NewHandleAt: %v", err)
+	}
+	tb.Cleanup(h.Close)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "up0"}, PeerName: "peer0"}
+	if err := h.LinkAdd(veth); err != nil {
+		tb.Fatalf("add veth pair: %v", err)
+	}
+	t := &testNS{ns: ns, h: h, tb: tb}
+	for _, n := range []struct {
+		name string
+		ip   string
+		l    *netlink.Link
+	}{{"up0", "192.0.2.1/24", &t.up0}, {"peer0", "192.0.2.2/24", &t.peer0}} {
+		l, err := h.LinkByName(n.name)
+		if err != nil {
+			tb.Fatalf("find %s: %v", n.name, err)
+		}
+		addr, _ := netlink.ParseAddr(n.ip)
+		if err := h.AddrAdd(l, addr); err != nil {
+			tb.Fatalf("address %s on %s: %v", n.ip, n.name, err)
+		}
+		*n.l = l
+	}
+	if err := h.LinkSetUp(t.peer0); err != nil {
+		tb.Fatalf("peer0 up: %v", err)
+	}
+	return t
+}
+
+func (n *testNS) set(up bool) {
+	n.tb.Helper()
+	f := n.h.LinkSetDown
+	if up {
+		f = n.h.LinkSetUp
+	}
+	if err := f(n.up0); err != nil {
+		n.tb.Fatalf("set up0 up=%v: %v", up, err)
+	}
+}
+
+func (n *testNS) watch(tb testing.TB, settle time.Duration) *Watcher {
+	tb.Helper()
+	w, err := NewWatcher(Options{Watch: []string{"up*"}, Settle: settle, Namespace: &n.ns,
+		ClockJumps: make(chan struct{})})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func wantEdge(t *testing.T, w *Watcher, up bool) Edge {
+	t.Helper()
+	e := nextEdge(t, w)
+	if e.Up != up {
+		t.Fatalf("edge = up:%v %q (%s), want up:%v", e.Up, e.Reason, e.Cause, up)
+	}
+	return e
+}
+
+func TestNetnsLinkUpOneEdgeThenDown(t *testing.T) {
+	n := newTestNS(t)
+	w := n.watch(t, 100*time.Millisecond)
+	n.set(true)
+	e := wantEdge(t, w, true)
+	if e.Reason != "up0 is up with 192.0.2.1/24" {
+		t.Errorf("reason = %q", e.Reason)
+	}
+	n.set(false)
+	wantEdge(t, w, false) // and no second up edge before it
+}
+
+func TestNetnsFiveFlapsWithinSettleOneEdge(t *testing.T) {
+	n := newTestNS(t)
+	w := n.watch(t, time.Second)
+	for range 5 {
+		n.set(true)
+		n.set(false)
+	}
+	n.set(true)
+	wantEdge(t, w, true)
+	n.set(false)
+	wantEdge(t, w, false)
+}
+
+func TestNetnsAlreadyUpAtStart(t *testing.T) {
+	n := newTestNS(t)
+	n.set(true)
+	// Wait until the kernel shows the carrier, so that the watcher starts
+	// with the link truly up.
+	r := NetlinkReader{Handle: n.h}
+	for i := 0; ; i++ {
+		st, err := r.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := Up(st, []string{"up0"}); ok {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("veth never came up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w := n.watch(t, 50*time.Millisecond)
+	if e := wantEdge(t, w, true); e.Cause != "start" {
+		t.Errorf("cause = %q, want start", e.Cause)
+	}
+	n.set(false)
+	wantEdge(t, w, false)
+}
+
+func TestNetnsDefaultRoute(t *testing.T) {
+	n := newTestNS(t)
+	n.set(true)
+	w, err := NewWatcher(Options{Watch: []string{DefaultRoute}, Namespace: &n.ns, ClockJumps: make(chan struct{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	// Address, link up, but no default route: not up. Adding the route
+	// through the peer makes it up.
+	_, all, _ := net.ParseCIDR("0.0.0.0/0")
+	if err := n.h.RouteAdd(&netlink.Route{LinkIndex: n.up0.Attrs().Index, Dst: all, Gw: net.ParseIP("192.0.2.2")}); err != nil {
+		t.Fatalf("add default route: %v", err)
+	}
+	e := wantEdge(t, w, true)
+	if e.Reason != "up0 carries the default route with 192.0.2.1/24" {
+		t.Errorf("reason = %q", e.Reason)
+	}
+}
+
+// BenchmarkNetnsEdgeLatency measures, over 100 flaps of a veth link, the
+// time from the netlink call that brings the link up to the up edge, beyond
+// Settle: the watcher's own delay before the pipeline can start.
+func BenchmarkNetnsEdgeLatency(b *testing.B) {
+	n := newTestNS(b)
+	const settle = 20 * time.Millisecond
+	w, err := NewWatcher(Options{Watch: []string{"up0"}, Settle: settle, Namespace: &n.ns, ClockJumps: make(chan struct{})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	next := func(up bool) Edge {
+		select {
+		case e := <-w.Edges():
+			if e.Up != up {
+				b.Fatalf("edge up=%v, want %v", e.Up, up)
+			}
+			return e
+		case <-time.After(10 * time.Second):
+			b.Fatal("no edge")
+		}
+		return Edge{}
+	}
+	var lat []time.Duration
+	for b.Loop() {
+		for range 100 {
+			t0 := time.Now()
+			n.set(true)
+			e := next(true)
+			lat = append(lat, e.Time.Sub(t0)-settle)
+			n.set(false)
+			next(false)
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-median")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "ms-p99")
+}

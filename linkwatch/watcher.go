@@ -1,0 +1,328 @@
+package linkwatch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+)
+
+// Edge is a change of the uplink's usability.
+type Edge struct {
+	Up     bool
+	Reason string // from Up: "ppp0 is up with 192.0.2.7/32"
+	Cause  string // what noticed it: "start", "netlink", "clock jump"
+	Time   time.Time
+	State  State
+}
+
+// Subscriber delivers hints that the network state may have changed.
+// Subscribe calls hint (which never blocks) for every message and returns a
+// channel that receives an error when the subscription died; closing done
+// ends it.
+type Subscriber interface {
+	Subscribe(done <-chan struct{}, hint func()) (dead <-chan error, err error)
+}
+
+// Options configures a Watcher. The zero value watches the default route in
+// the current network namespace with no settle time.
+type Options struct {
+	Watch  []string      // names, globs, or DefaultRoute (Up)
+	Settle time.Duration // usable this long before the up edge
+
+	// Namespace selects the network namespace to watch (tests); nil is the
+	// current one. Reader and Subscriber default to netlink in it.
+	Namespace  *netns.NsHandle
+	Reader     Reader
+	Subscriber Subscriber
+	// ClockJumps receives a value when the wall clock jumped (resume from
+	// suspend, clock set). nil: a timerfd with TFD_TIMER_CANCEL_ON_SET.
+	ClockJumps <-chan struct{}
+
+	Logger *slog.Logger
+}
+
+// Watcher turns netlink hints into up and down edges.
+type Watcher struct {
+	opts  Options
+	log   *slog.Logger
+	edges chan Edge
+
+	mu     sync.Mutex
+	up     bool // the last edge reported
+	reason string
+	since  time.Time
+	state  State
+}
+
+// NewWatcher returns a watcher; call Run to start it.
+func NewWatcher(opts Options) (*Watcher, error) {
+	w := &Watcher{opts: opts, log: opts.Logger, edges: make(chan Edge, 8)}
+	if w.log == nil {
+		w.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if w.opts.Reader == nil {
+		r := NetlinkReader{}
+		if opts.Namespace != nil {
+			h, err := netlink.NewHandleAt(*opts.Namespace)
+			if err != nil {
+				return nil, errkind.Wrap(errkind.Internal, false, "open netlink in the namespace", err)
+			}
+			r.Handle = h
+		}
+		w.opts.Reader = r
+	}
+	if w.opts.Subscriber == nil {
+		w.opts.Subscriber = NetlinkSubscriber{Namespace: opts.Namespace}
+	}
+	return w, nil
+}
+
+// Edges returns the channel edges are sent on. The watcher blocks until an
+// edge is received, so the consumer must keep reading while Run runs.
+func (w *Watcher) Edges() <-chan Edge { return w.edges }
+
+// Current returns the last reported edge: whether the link is up, the
+// reason, and since when (zero before the first edge).
+func (w *Watcher) Current() (up bool, reason string, since time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.up, w.reason, w.since
+}
+
+// Snapshot returns the last State read.
+func (w *Watcher) Snapshot() State {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.state
+}
+
+// Run watches until ctx is done. It reads the state at once, so a link
+// already up at start gives an up edge (after Settle).
+func (w *Watcher) Run(ctx context.Context) error {
+	hints := make(chan struct{}, 1) // coalesce: one pending hint is enough
+	hint := func() {
+		select {
+		case hints <- struct{}{}:
+		default:
+		}
+	}
+	jumps := w.opts.ClockJumps
+	if jumps == nil {
+		j, err := clockJumps(ctx)
+		if err != nil {
+			w.log.Warn("cannot watch for wall-clock jumps; resume from suspend will not trigger a run", "err", err)
+		}
+		jumps = j
+	}
+
+	var (
+		subDone   chan struct{}
+		dead      <-chan error
+		retry     *time.Timer // resubscribe or re-read after a failure
+		retryC    <-chan time.Time
+		backoff   = 100 * time.Millisecond
+		settle    *time.Timer
+		settleC   <-chan time.Time
+		pending   bool // usable, waiting for Settle
+		settled   bool // this iteration: Settle just passed
+		forced    bool // report an up edge even though up was reported (clock jump)
+		subscribe = true
+		cause     = "start"
+	)
+	defer func() {
+		if subDone != nil {
+			close(subDone)
+		}
+	}()
+	startRetry := func() {
+		if retry == nil {
+			retry = time.NewTimer(backoff)
+		} else {
+			retry.Reset(backoff)
+		}
+		retryC = retry.C
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	emit := func(e Edge) bool {
+		w.mu.Lock()
+		w.up, w.reason, w.since = e.Up, e.Reason, e.Time
+		w.mu.Unlock()
+		w.log.Info("link edge", "up", e.Up, "reason", e.Reason, "cause", e.Cause)
+		select {
+		case w.edges <- e:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+
+	for {
+		if subscribe {
+			subscribe = false
+			if subDone != nil {
+				close(subDone)
+			}
+			subDone = make(chan struct{})
+			d, err := w.opts.Subscriber.Subscribe(subDone, hint)
+			if err != nil {
+				w.log.Warn("cannot subscribe to netlink; retrying", "err", err, "in", backoff)
+				dead = nil
+				startRetry()
+			} else {
+				dead = d
+				hint() // re-read: anything may have changed while unsubscribed
+			}
+		}
+
+		settled = false
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-dead:
+			w.log.Warn("netlink subscription died; resubscribing", "err", err)
+			dead = nil
+			subscribe = true
+			cause = "netlink"
+			continue
+		case <-retryC:
+			retryC = nil
+			if dead == nil {
+				subscribe = true
+				continue
+			}
+			hint()
+			continue
+		case <-jumps:
+			w.log.Info("wall clock jumped (resume from suspend?): checking the link again")
+			forced = true
+			cause = "clock jump"
+			// A resume is also when a netlink socket may have missed
+			// messages: re-read now rather than trust the last state.
+		case <-hints:
+		case <-settleC:
+			settleC, pending, settled = nil, false, true
+		}
+
+		st, err := w.opts.Reader.Read()
+		if err != nil {
+			w.log.Warn("cannot read the link state; retrying", "err", err, "in", backoff)
+			startRetry()
+			continue
+		}
+		if dead != nil {
+			backoff = 100 * time.Millisecond
+		}
+		w.mu.Lock()
+		changed := !st.equal(w.state)
+		w.state = st
+		reported := w.up
+		w.mu.Unlock()
+		up, reason := Up(st, w.opts.Watch)
+		if changed {
+			w.log.Debug("link state", "state", st.String(), "up", up, "reason", reason)
+		}
+		w.mu.Lock()
+		w.reason = reason // status shows the current reason between edges too
+		w.mu.Unlock()
+
+		switch {
+		case !up:
+			if pending {
+				settle.Stop()
+				settleC, pending = nil, false
+				w.log.Debug("link flapped within settle", "reason", reason)
+			}
+			forced = false
+			if reported {
+				// Report down at once (no settle): a running pipeline
+				// must stop now.
+				if !emit(Edge{Up: false, Reason: reason, Cause: cause, Time: time.Now(), State: st}) {
+					return nil
+				}
+			}
+		case reported && !forced:
+			// still up: nothing to report
+		case pending:
+			continue // still settling; keep the cause for the edge
+		case !settled && w.opts.Settle > 0:
+			pending = true
+			if settle == nil {
+				settle = time.NewTimer(w.opts.Settle)
+			} else {
+				settle.Reset(w.opts.Settle)
+			}
+			settleC = settle.C
+			w.log.Debug("link usable; waiting for it to settle", "settle", w.opts.Settle, "reason", reason)
+			continue // keep the cause for the edge
+		default:
+			forced = false
+			if !emit(Edge{Up: true, Reason: reason, Cause: cause, Time: time.Now(), State: st}) {
+				return nil
+			}
+		}
+		cause = "netlink"
+	}
+}
+
+// NetlinkSubscriber subscribes to link, address and route changes.
+type NetlinkSubscriber struct {
+	Namespace *netns.NsHandle // nil: the current namespace
+}
+
+var errClosed = errors.New("netlink update channel closed")
+
+// Subscribe implements Subscriber. ListExisting makes the kernel replay the
+// current objects: after a resubscription they are only hints too, and the
+// watcher re-reads the whole state anyway.
+func (s NetlinkSubscriber) Subscribe(done <-chan struct{}, hint func()) (<-chan error, error) {
+	dead := make(chan error, 1)
+	die := func(err error) {
+		if err == nil {
+			err = errClosed
+		}
+		select {
+		case dead <- err:
+		default:
+		}
+	}
+	const rcvbuf = 1 << 20 // a burst of route changes must not overflow (ENOBUFS)
+	lch := make(chan netlink.LinkUpdate, 64)
+	if err := netlink.LinkSubscribeWithOptions(lch, done, netlink.LinkSubscribeOptions{
+		Namespace: s.Namespace, ErrorCallback: die, ListExisting: true, ReceiveBufferSize: rcvbuf,
+	}); err != nil {
+		return nil, errkind.Wrap(errkind.Internal, true, "subscribe to netlink link updates", err)
+	}
+	go forward(lch, hint, die)
+	ach := make(chan netlink.AddrUpdate, 64)
+	if err := netlink.AddrSubscribeWithOptions(ach, done, netlink.AddrSubscribeOptions{
+		Namespace: s.Namespace, ErrorCallback: die, ListExisting: true, ReceiveBufferSize: rcvbuf,
+	}); err != nil {
+		return nil, errkind.Wrap(errkind.Internal, true, "subscribe to netlink address updates", err)
+	}
+	go forward(ach, hint, die)
+	rch := make(chan netlink.RouteUpdate, 64)
+	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
+		Namespace: s.Namespace, ErrorCallback: die, ListExisting: true, ReceiveBufferSize: rcvbuf,
+	}); err != nil {
+		return nil, errkind.Wrap(errkind.Internal, true, "subscribe to netlink route updates", err)
+	}
+	go forward(rch, hint, die)
+	return dead, nil
+}
+
+// forward turns every update into a hint and reports the channel's close
+// (netlink closes it on any receive error, ENOBUFS included).
+func forward[T any](ch <-chan T, hint func(), die func(error)) {
+	for range ch {
+		hint()
+	}
+	die(errClosed)
+}

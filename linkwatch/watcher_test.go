@@ -1,0 +1,230 @@
+package linkwatch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeNet is a Reader and Subscriber whose state the test sets.
+type fakeNet struct {
+	mu      sync.Mutex
+	st      State
+	readErr error
+	hint    func()
+	dead    chan error
+	subs    int
+	subbed  chan struct{}
+}
+
+func newFakeNet(st State) *fakeNet {
+	return &fakeNet{st: st, subbed: make(chan struct{}, 16)}
+}
+
+func (f *fakeNet) Read() (State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st, f.readErr
+}
+
+func (f *fakeNet) Subscribe(done <-chan struct{}, hint func()) (<-chan error, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hint = hint
+	f.dead = make(chan error, 1)
+	f.subs++
+	f.subbed <- struct{}{}
+	return f.dead, nil
+}
+
+// set changes the state and sends a hint, as a netlink message would.
+func (f *fakeNet) set(st State, hint bool) {
+	f.mu.Lock()
+	f.st = st
+	h := f.hint
+	f.mu.Unlock()
+	if hint && h != nil {
+		h()
+	}
+}
+
+func (f *fakeNet) kill() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dead <- errors.New("recvmsg: no buffer space available")
+}
+
+var (
+	pppDown = State{Links: []Link{lo, with(ppp, func(l *Link) { l.AdminUp, l.Running, l.LowerUp, l.Oper = false, false, false, "down" })}}
+	pppUp   = State{Links: []Link{lo, ppp}, Addrs: []Addr{loAddr, pppAddr}}
+	pppNoIP = State{Links: []Link{lo, ppp}, Addrs: []Addr{loAddr}}
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func startWatcher(t *testing.T, f *fakeNet, settle time.Duration, jumps chan struct{}) *Watcher {
+	t.Helper()
+	if jumps == nil {
+		jumps = make(chan struct{})
+	}
+	w, err := NewWatcher(Options{Watch: []string{"ppp*"}, Settle: settle, Reader: f, Subscriber: f,
+		ClockJumps: jumps, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-f.subbed
+	return w
+}
+
+func nextEdge(t *testing.T, w *Watcher) Edge {
+	t.Helper()
+	select {
+	case e := <-w.Edges():
+		return e
+	case <-time.After(10 * time.Second): // a hang guard, not a speed assertion
+		t.Fatal("no edge within 10s")
+	}
+	return Edge{}
+}
+
+func TestWatcherAlreadyUpAtStart(t *testing.T) {
+	f := newFakeNet(pppUp)
+	w := startWatcher(t, f, 20*time.Millisecond, nil)
+	e := nextEdge(t, w)
+	if !e.Up || e.Cause != "start" {
+		t.Fatalf("edge = %+v, want up caused by start", e)
+	}
+	if up, reason, _ := w.Current(); !up || reason != "ppp0 is up with 192.0.2.7/32" {
+		t.Errorf("Current = %v %q", up, reason)
+	}
+	f.set(pppDown, true)
+	if e := nextEdge(t, w); e.Up {
+		t.Fatalf("edge = %+v, want down", e)
+	}
+}
+
+func TestWatcherFlapsWithinSettleGiveOneEdge(t *testing.T) {
+	f := newFakeNet(pppDown)
+	w := startWatcher(t, f, 300*time.Millisecond, nil)
+	for range 5 {
+		f.set(pppUp, true)
+		f.set(pppNoIP, true)
+		f.set(pppDown, true)
+	}
+	f.set(pppUp, true)
+	if e := nextEdge(t, w); !e.Up {
+		t.Fatalf("edge = %+v, want up", e)
+	}
+	// Edges come in order: were there a second up edge from the flaps, it
+	// would arrive before this down edge.
+	f.set(pppDown, true)
+	if e := nextEdge(t, w); e.Up {
+		t.Fatalf("edge = %+v, want down: the flaps gave more than one up edge", e)
+	}
+}
+
+func TestWatcherNoAddressIsNotUp(t *testing.T) {
+	f := newFakeNet(pppNoIP)
+	w := startWatcher(t, f, 0, nil)
+	f.set(pppNoIP, true)
+	f.set(pppUp, true) // the address arrives
+	e := nextEdge(t, w)
+	if !e.Up || e.Cause != "netlink" {
+		t.Fatalf("edge = %+v, want up from netlink", e)
+	}
+}
+
+func TestWatcherResubscribesAndReReads(t *testing.T) {
+	f := newFakeNet(pppUp)
+	w := startWatcher(t, f, 0, nil)
+	if e := nextEdge(t, w); !e.Up {
+		t.Fatalf("edge = %+v, want up", e)
+	}
+	// The link goes down while the socket overflowed: no hint arrives, the
+	// channel closes. The resubscription must re-read and see it.
+	f.set(pppDown, false)
+	f.kill()
+	<-f.subbed
+	if e := nextEdge(t, w); e.Up {
+		t.Fatalf("edge = %+v, want down after resubscribing", e)
+	}
+	if f.subs != 2 {
+		t.Errorf("subscribed %d times, want 2", f.subs)
+	}
+}
+
+func TestWatcherClockJumpIsAnUpEdge(t *testing.T) {
+	f := newFakeNet(pppUp)
+	jumps := make(chan struct{})
+	w := startWatcher(t, f, 10*time.Millisecond, jumps)
+	if e := nextEdge(t, w); !e.Up {
+		t.Fatalf("edge = %+v, want up", e)
+	}
+	jumps <- struct{}{}
+	if e := nextEdge(t, w); !e.Up || e.Cause != "clock jump" {
+		t.Fatalf("edge = %+v, want up caused by the clock jump", e)
+	}
+	// A jump while down is no edge: the next edge is the down.
+	f.set(pppDown, true)
+	if e := nextEdge(t, w); e.Up {
+		t.Fatalf("edge = %+v, want down", e)
+	}
+	jumps <- struct{}{}
+	f.set(pppNoIP, true)
+	f.set(pppDown, true)
+	f.set(pppUp, true)
+	if e := nextEdge(t, w); !e.Up {
+		t.Fatalf("edge = %+v, want up", e)
+	}
+	f.set(pppDown, true)
+	if e := nextEdge(t, w); e.Up {
+		t.Fatalf("edge = %+v, want down: the jump while down gave an extra edge", e)
+	}
+}
+
+func TestWatcherRetriesAFailedRead(t *testing.T) {
+	f := newFakeNet(pppUp)
+	f.readErr = errors.New("netlink: resource temporarily unavailable")
+	jumps := make(chan struct{})
+	w, err := NewWatcher(Options{Watch: []string{"ppp0"}, Reader: f, Subscriber: f, ClockJumps: jumps, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	<-f.subbed
+	f.mu.Lock()
+	f.readErr = nil
+	f.mu.Unlock()
+	if e := nextEdge(t, w); !e.Up {
+		t.Fatalf("edge = %+v, want up once reading works again", e)
+	}
+}
+
+func TestClockJumpsTimerfd(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := clockJumps(ctx)
+	if err != nil {
+		t.Fatalf("clockJumps: %v", err)
+	}
+	select {
+	case <-ch:
+		t.Fatal("a clock jump reported while nobody set the clock")
+	default:
+	}
+	cancel()
+}
