@@ -1,0 +1,170 @@
+package linkwatch
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/event"
+)
+
+func hangupCommand(t *testing.T) ([]string, string) {
+	marker := filepath.Join(t.TempDir(), "hung-up")
+	return []string{"touch", marker}, marker
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func TestDropRunsCommandWhenIdle(t *testing.T) {
+	argv, marker := hangupCommand(t)
+	var notes []string
+	sink := event.Sink(func(e event.Event) { notes = append(notes, e.Text) })
+	res, err := Drop(context.Background(), DropOptions{Command: argv, Idle: time.Millisecond, Logger: testLogger(t)}, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Dropped || !exists(marker) {
+		t.Fatalf("result %+v, command ran: %v", res, exists(marker))
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "every earlier stage ended") {
+		t.Errorf("notes = %q, want the reason for dropping now", notes)
+	}
+}
+
+func TestDropWaitsWhileBusy(t *testing.T) {
+	argv, marker := hangupCommand(t)
+	var calls atomic.Int32
+	busy := func() string {
+		if calls.Add(1) < 3 {
+			if exists(marker) {
+				t.Error("hung up while busy")
+			}
+			return "a follow-up run is pending"
+		}
+		return ""
+	}
+	res, err := Drop(context.Background(), DropOptions{Command: argv, Idle: time.Millisecond, MaxWait: time.Hour, Busy: busy}, nil)
+	if err != nil || !res.Dropped || calls.Load() != 3 {
+		t.Fatalf("res %+v err %v after %d checks; want dropped after 3", res, err, calls.Load())
+	}
+}
+
+func TestDropKeepsLinkWhenBusyTooLong(t *testing.T) {
+	argv, marker := hangupCommand(t)
+	res, err := Drop(context.Background(), DropOptions{Command: argv, Idle: time.Millisecond, MaxWait: 5 * time.Millisecond,
+		Busy: func() string { return "stage fetch still running" }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dropped || exists(marker) || res.Summary != "link kept: stage fetch still running" {
+		t.Fatalf("res %+v, command ran: %v", res, exists(marker))
+	}
+}
+
+func TestDropCancelledDoesNotHangUp(t *testing.T) {
+	argv, marker := hangupCommand(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("link down"))
+	res, err := Drop(ctx, DropOptions{Command: argv, Idle: time.Hour}, nil)
+	if err == nil || res.Dropped || exists(marker) {
+		t.Fatalf("res %+v err %v: want cancelled without hanging up", res, err)
+	}
+	if !strings.Contains(res.Summary, "link down") {
+		t.Errorf("summary %q does not say why", res.Summary)
+	}
+}
+
+func TestDropInboundSMTPHoldsTheLink(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := InboundSessions(nil, []int{port}, true)
+	if err != nil || n != 1 {
+		t.Fatalf("InboundSessions = %d, %v; want 1", n, err)
+	}
+	if n, _ := InboundSessions(nil, []int{port}, false); n != 0 {
+		t.Errorf("loopback peer counted: %d", n)
+	}
+	argv, marker := hangupCommand(t)
+	opts := DropOptions{Command: argv, Idle: time.Millisecond, MaxWait: 5 * time.Millisecond, SMTPPorts: []int{port}, CountLoopback: true}
+	res, _ := Drop(context.Background(), opts, nil)
+	if res.Dropped || exists(marker) || !strings.Contains(res.Summary, "1 inbound SMTP session") {
+		t.Fatalf("res %+v: dropped during an inbound session", res)
+	}
+	c.Close()
+	s.Close()
+	opts.MaxWait = time.Hour
+	if res, err := Drop(context.Background(), opts, nil); err != nil || !res.Dropped {
+		t.Fatalf("res %+v err %v: want dropped once the session closed", res, err)
+	}
+}
+
+func TestDropCommandErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		argv []string
+		kind errkind.Kind
+		temp bool
+		text string
+	}{
+		{"missing binary", []string{"/nonexistent/poff", "provider"}, errkind.Usage, false, "not found"},
+		{"fails with stderr", []string{"sh", "-c", "echo 'no such provider' >&2; exit 1"}, errkind.Internal, false, `exit status 1: "no such provider"`},
+		{"tempfail", []string{"sh", "-c", "exit 75"}, errkind.Internal, true, "exit status 75"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Drop(context.Background(), DropOptions{Command: tt.argv, Idle: time.Millisecond}, nil)
+			if err == nil || errkind.KindOf(err) != tt.kind || errkind.IsTemporary(err) != tt.temp || !strings.Contains(err.Error(), tt.text) {
+				t.Fatalf("err = %v (kind %v, temp %v); want %v temp=%v containing %q",
+					err, errkind.KindOf(err), errkind.IsTemporary(err), tt.kind, tt.temp, tt.text)
+			}
+		})
+	}
+}
+
+func TestDropNeedsExactlyOneMethod(t *testing.T) {
+	if _, err := Drop(context.Background(), DropOptions{}, nil); errkind.KindOf(err) != errkind.Usage {
+		t.Errorf("no method: err = %v", err)
+	}
+	if _, err := Drop(context.Background(), DropOptions{Command: []string{"poff"}, Interface: "ppp0"}, nil); errkind.KindOf(err) != errkind.Usage {
+		t.Errorf("both methods: err = %v", err)
+	}
+}
+
+func TestNetnsDropInterface(t *testing.T) {
+	n := newTestNS(t)
+	n.set(true)
+	res, err := Drop(context.Background(), DropOptions{Interface: "up0", Idle: time.Millisecond, Handle: n.h}, nil)
+	if err != nil || !res.Dropped {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	st, err := NetlinkReader{Handle: n.h}.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := st.LinkByName("up0"); l.AdminUp {
+		t.Errorf("up0 still administratively up after the drop: %s", st)
+	}
+	_, err = Drop(context.Background(), DropOptions{Interface: "wwan9", Idle: time.Millisecond, Handle: n.h}, nil)
+	if errkind.KindOf(err) != errkind.Usage || !strings.Contains(err.Error(), `no interface "wwan9"`) {
+		t.Errorf("unknown interface: err = %v", err)
+	}
+}
