@@ -1,0 +1,234 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/linkctl/linkctl/internal/event"
+	"github.com/linkctl/linkctl/pipeline"
+)
+
+// renderer shows a run's events: on a terminal a live progress line that is
+// redrawn in place, with a permanent line per finished stage and per note;
+// elsewhere (a log file, journald, a pipe) one log line per event.
+type renderer struct {
+	mu       sync.Mutex
+	w        io.Writer
+	log      *slog.Logger
+	live     bool
+	lastDraw time.Time
+	drawn    bool
+	progress map[string]*progressLine // "stage/account"
+}
+
+type progressLine struct {
+	stage, account       string
+	count, total         int
+	bytes, totalBytes    int64
+	started, lastChanged time.Time
+}
+
+func newRenderer(w io.Writer, log *slog.Logger) *renderer {
+	return &renderer{w: w, log: log, live: isTerminal(w), progress: map[string]*progressLine{}}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// Sink is the event.Sink to hand to the runner.
+func (r *renderer) Sink(e event.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.live {
+		r.logEvent(e)
+		return
+	}
+	switch e.Type {
+	case event.RunStart:
+		r.println(fmt.Sprintf("run %d: %s", e.Run, e.Cause))
+	case event.StageStart:
+		r.progress[e.Stage+"/"] = &progressLine{stage: e.Stage, started: e.Time}
+		r.draw(true)
+	case event.Message, event.Progress:
+		key := e.Stage + "/" + e.Account
+		p := r.progress[key]
+		if p == nil {
+			p = &progressLine{stage: e.Stage, account: e.Account, started: e.Time}
+			r.progress[key] = p
+			delete(r.progress, e.Stage+"/")
+		}
+		p.count, p.bytes, p.lastChanged = max(p.count, e.Count), max(p.bytes, e.Bytes), e.Time
+		p.total, p.totalBytes = max(p.total, e.Total), max(p.totalBytes, e.TotalBytes)
+		r.draw(false)
+	case event.Note:
+		who := e.Stage
+		if e.Account != "" {
+			who += " " + e.Account
+		}
+		r.println(fmt.Sprintf("  %s: %s", who, e.Text))
+	case event.StageEnd:
+		for k, p := range r.progress {
+			if p.stage == e.Stage {
+				delete(r.progress, k)
+			}
+		}
+		line := fmt.Sprintf("  %-9s %-10s %s", e.Result, e.Stage, e.Text)
+		if e.Elapsed > 0 {
+			line += fmt.Sprintf(" (%s)", roundDur(e.Elapsed))
+		}
+		r.println(line)
+		r.draw(true)
+	case event.RunEnd:
+		r.clear()
+	}
+}
+
+func (r *renderer) logEvent(e event.Event) {
+	attrs := []any{"run", e.Run}
+	if e.Stage != "" {
+		attrs = append(attrs, "stage", e.Stage)
+	}
+	if e.Account != "" {
+		attrs = append(attrs, "account", e.Account)
+	}
+	switch e.Type {
+	case event.RunStart:
+		r.log.Info("run started", append(attrs, "cause", e.Cause)...)
+	case event.StageStart:
+		r.log.Info("stage started", attrs...)
+	case event.Message:
+		r.log.Info("message", append(attrs, "count", e.Count, "bytes", e.Bytes)...)
+	case event.Progress:
+		r.log.Debug("progress", append(attrs, "count", e.Count, "bytes", e.Bytes)...)
+	case event.Note:
+		r.log.Info(e.Text, attrs...)
+	case event.StageEnd, event.RunEnd:
+		msg := "stage ended"
+		if e.Type == event.RunEnd {
+			msg = "run ended"
+		}
+		attrs = append(attrs, "result", e.Result, "elapsed", roundDur(e.Elapsed))
+		if e.Text != "" {
+			attrs = append(attrs, "detail", e.Text)
+		}
+		lvl := slog.LevelInfo
+		if e.Result == event.Temporary || e.Result == event.Permanent || e.Result == event.Cancelled {
+			lvl = slog.LevelWarn
+		}
+		r.log.Log(nil, lvl, msg, attrs...)
+	}
+}
+
+// draw redraws the live line, at most ten times a second unless forced.
+func (r *renderer) draw(force bool) {
+	now := time.Now()
+	if !force && now.Sub(r.lastDraw) < 100*time.Millisecond {
+		return
+	}
+	r.lastDraw = now
+	keys := make([]string, 0, len(r.progress))
+	for k := range r.progress {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		p := r.progress[k]
+		s := p.stage
+		if p.account != "" {
+			s += " " + p.account
+		}
+		if p.count > 0 || p.total > 0 {
+			s += " " + countText(p.count, p.total)
+		}
+		if p.bytes > 0 {
+			s += " " + bytesText(p.bytes)
+			if el := now.Sub(p.started).Seconds(); el > 1 {
+				s += fmt.Sprintf(" %s/s", bytesText(int64(float64(p.bytes)/el)))
+			}
+		} else if p.count == 0 {
+			s += fmt.Sprintf(" %s", roundDur(now.Sub(p.started)))
+		}
+		parts = append(parts, s)
+	}
+	line := strings.Join(parts, " | ")
+	if len(line) > 150 {
+		line = line[:147] + "..."
+	}
+	fmt.Fprintf(r.w, "\r\033[K%s", line)
+	r.drawn = line != ""
+}
+
+func (r *renderer) clear() {
+	if r.drawn {
+		fmt.Fprint(r.w, "\r\033[K")
+		r.drawn = false
+	}
+}
+
+func (r *renderer) println(s string) {
+	r.clear()
+	fmt.Fprintln(r.w, s)
+	r.draw(true)
+}
+
+func countText(n, total int) string {
+	if total > 0 {
+		return fmt.Sprintf("%d/%d msgs", n, total)
+	}
+	return fmt.Sprintf("%d msgs", n)
+}
+
+// bytesText prints a byte count the way a user reads it (kB = 1000 B).
+func bytesText(n int64) string {
+	switch {
+	case n >= 10_000_000:
+		return fmt.Sprintf("%.0f MB", float64(n)/1e6)
+	case n >= 1_000_000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 10_000:
+		return fmt.Sprintf("%.0f kB", float64(n)/1e3)
+	case n >= 1000:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second)
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// printSummary writes the run's summary table.
+func printSummary(w io.Writer, rep pipeline.RunReport) {
+	if len(rep.Stages) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nsummary of run %d (%s, %s):\n", rep.ID, rep.Cause, roundDur(rep.End.Sub(rep.Start)))
+	for _, s := range rep.Stages {
+		text := s.Summary
+		if s.Err != "" {
+			text = s.Err
+		}
+		fmt.Fprintf(w, "  %-10s %-9s %s\n", s.Name, s.Result, text)
+	}
+}
