@@ -34,4 +34,5 @@
 //   - Errors: return an error classified with errkind; Main prints it once
 //     as "linkctl CMD: ..." and exits with its status. A command that has
 //     already printed what happened returns exitStatus(code).
+
 package main
