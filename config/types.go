@@ -88,6 +88,7 @@ type Flush struct {
 	Timeout      time.Duration // default 5m
 	FlushCommand []string      // mta: command
 	ListCommand  []string      // mta: command
+	OnError      OnError       // pipeline policy for a bare "flush" step (default continue)
 }
 
 // ETRN configures the etrn stage.
@@ -98,6 +99,8 @@ type ETRN struct {
 	CountLoopback bool          // count loopback peers as inbound (tests)
 	Parallel      int           // servers asked at once (default 4)
 	Servers       []ETRNServer
+	Timeout       time.Duration // whole-stage limit for a bare "etrn" step, 0: none
+	OnError       OnError       // pipeline policy for a bare "etrn" step (default continue)
 }
 
 // ETRNServer is one relay that holds mail for us.
@@ -118,6 +121,8 @@ type Fetch struct {
 	Deliver  Deliver // default for every account
 	Received bool    // prepend a Received: line (default true)
 	Accounts []Account
+	Timeout  time.Duration // whole-stage limit for a bare "fetch" step, 0: none
+	OnError  OnError       // pipeline policy for a bare "fetch" step (default continue)
 }
 
 // Deliver says where fetched mail goes. Exactly one target is set.
@@ -132,7 +137,7 @@ type Deliver struct {
 // Account is one mailbox to pull.
 type Account struct {
 	Name        string
-	Proto       string // pop3 | imap
+	Proto       string // pop3 | imap | odmr
 	Server      string // host:port (port defaulted from proto and tls)
 	TLS         string // implicit | starttls | none
 	User        string
@@ -156,6 +161,14 @@ type Account struct {
 	Timeout     time.Duration
 	Deliver     Deliver // the effective target (account's own, else fetch's)
 	Line        int
+
+	// Multidrop (issue 9): one mailbox holding mail for several local
+	// users, sorted by an envelope header.
+	LocalDomains []string // domains whose recipients are local
+	Envelope     string   // header naming the envelope recipient (Delivered-To); "" or "none": single drop
+	QVirtual     string   // prefix stripped from the envelope address (fetchmail's qvirtual)
+
+	Domains []string // ODMR: domains asked for with ATRN (none: all of the account's)
 }
 
 // Drop configures the drop stage.
@@ -163,4 +176,6 @@ type Drop struct {
 	Command   []string
 	Interface string
 	Idle      time.Duration // default 30s
+	Timeout   time.Duration // whole-stage limit for a bare "drop" step, 0: none
+	OnError   OnError       // pipeline policy for a bare "drop" step (default continue)
 }

@@ -1,0 +1,34 @@
+// Package config reads linkctl's YAML file into a validated, typed Config.
+//
+// The flow has three steps, so that one run of `linkctl check` shows every
+// problem in the file at once, each with the line to fix:
+//
+//  1. Raw. The file is parsed into a yaml.Node tree (syntax errors stop
+//     here, with their line), and decodeStruct walks that tree into the raw
+//     structs of raw.go. Each leaf stays the *yaml.Node it was written as,
+//     so it keeps its line. Every mapping is checked against the keys its
+//     raw struct declares: an unknown key at any depth is reported with its
+//     line, its path and the keys expected there. The yaml package's own
+//     strict mode cannot do this: it stops at the first bad value and
+//     loses KnownFields below custom unmarshalers.
+//  2. Validate. validate.go turns each raw value into its typed form
+//     (durations, sizes, argv lists, host:port, TLS modes, secrets),
+//     applies the defaults (DESIGN.md and reference.yaml), and checks the
+//     rules between keys (one delivery target, unique account names,
+//     multidrop needs an envelope header, drop comes last...). A problem is
+//     recorded and validation goes on with the default, so later problems
+//     are found too.
+//  3. Typed. With no problem the result is a *Config (types.go) that
+//     cmd/linkctl translates into each stage's own options; stages never
+//     import this package. Otherwise the problems come back as Errors,
+//     sorted by line and classified errkind.Usage (exit 5).
+//
+// Load adds the file-level checks: a file that holds an inline password
+// must not be readable by group or others (errkind.Permission, exit 6,
+// with the chmod that fixes it). Secrets are read only when a stage needs
+// them, through Secret.Get, and never appear in errors or in Redacted.
+//
+// minimal.yaml and reference.yaml are embedded as Minimal and Reference;
+// reference.yaml documents every key with its default and is parsed by the
+// tests, so it cannot drift from the code.
+package config

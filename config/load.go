@@ -1,0 +1,219 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+)
+
+// MaxSize is the largest config file Load reads. A real config is a few
+// kilobytes; the cap keeps a mistaken -c /dev/zero from eating memory.
+const MaxSize = 1 << 20
+
+// Load reads, validates and permission-checks the config file at path.
+//
+// Errors: a missing or unreadable file, YAML syntax errors and validation
+// problems are errkind.Usage (exit 5), the validation problems as Errors
+// (one "FILE:LINE: path: what (expected)" line each); a file that holds an
+// inline password and is readable by group or others is errkind.Permission
+// (exit 6) with the chmod that fixes it.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, readError(path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, readError(path, err)
+	}
+	if len(data) > MaxSize {
+		return nil, errkind.New(errkind.Usage, false, "", "%s: larger than %d bytes (expected a linkctl YAML config)", path, MaxSize)
+	}
+	cfg, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFileMode(f, path, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func readError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return errkind.New(errkind.Usage, false, "", "%s: no such config file (expected a linkctl.yaml: start from the README's minimal config, or pass -c FILE)", path)
+	case errors.Is(err, fs.ErrPermission):
+		return errkind.New(errkind.Permission, false, "", "%s: cannot read the config: permission denied (run linkctl as the file's owner, or fix its mode)", path)
+	}
+	return errkind.Wrap(errkind.Usage, false, "cannot read config "+path, err)
+}
+
+// checkFileMode refuses a file that holds a secret and that other users
+// can read (DESIGN.md "Secure by default"). A password_file or
+// password_command keeps the secret out of the config, so the config itself
+// may then be world-readable.
+func checkFileMode(f *os.File, path string, cfg *Config) error {
+	if !cfg.HasInlineSecret() {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return errkind.Wrap(errkind.Internal, false, "cannot stat config "+path, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
+		return errkind.New(errkind.Permission, false, "",
+			"%s: contains a password but is readable by group/others (mode %04o); run: chmod 600 %s", path, perm, path)
+	}
+	return nil
+}
+
+// HasInlineSecret reports whether a password is written in the file itself.
+func (c *Config) HasInlineSecret() bool {
+	for _, s := range c.ETRN.Servers {
+		if s.Password.Inline != "" {
+			return true
+		}
+	}
+	for _, a := range c.Fetch.Accounts {
+		if a.Password.Inline != "" {
+			return true
+		}
+	}
+	return false
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// Parse validates data, read from the file called name (used in messages
+// and to resolve relative paths). It does not check file permissions.
+func Parse(name string, data []byte) (*Config, error) {
+	d := &decoder{file: name}
+	root, ok := d.parseYAML(data)
+	var raw rawConfig
+	if ok {
+		d.decodeStruct(root, "", reflect.ValueOf(&raw).Elem())
+	}
+	if raw.Node == nil {
+		raw.Node = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
+	}
+	dir := filepath.Dir(name)
+	if a, err := filepath.Abs(dir); err == nil {
+		dir = a
+	}
+	c := &checker{decoder: d, dir: dir, env: getEnv(), stepNames: map[string]int{}}
+	var cfg *Config
+	if ok {
+		cfg = c.validate(&raw)
+	}
+	if len(d.problems) > 0 {
+		return nil, errkind.Wrap(errkind.Usage, false, "", d.problems.sorted())
+	}
+	cfg.File = name
+	return cfg, nil
+}
+
+// parseYAML returns the document's root node; ok is false after a syntax
+// error (recorded as a problem).
+func (d *decoder) parseYAML(data []byte) (*yaml.Node, bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	err := dec.Decode(&doc)
+	if err == io.EOF {
+		return &yaml.Node{Kind: yaml.MappingNode, Line: 1}, true
+	}
+	if err != nil {
+		d.syntax(err)
+		return nil, false
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == io.EOF:
+	case err != nil:
+		d.syntax(err)
+		return nil, false
+	default:
+		d.add(&next, "", "a second YAML document (after ---)", "expected one document per config file")
+	}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		return doc.Content[0], true
+	}
+	return &yaml.Node{Kind: yaml.MappingNode, Line: 1}, true
+}
+
+func (d *decoder) syntax(err error) {
+	msg := err.Error()
+	line := 0
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	d.problems = append(d.problems, &Problem{File: d.file, Line: line, Msg: "YAML syntax error: " + msg, Expected: "expected key: value lines, lists as - items or [a, b]"})
+}
+
+func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
+
+// sysEnv is what the defaults depend on; tests replace getEnv.
+type sysEnv struct {
+	euid   int
+	home   string
+	getenv func(string) string
+}
+
+var getEnv = func() sysEnv {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = "/"
+	}
+	return sysEnv{euid: os.Geteuid(), home: home, getenv: os.Getenv}
+}
+
+func (e sysEnv) xdg(key, fallback string) string {
+	if v := e.getenv(key); filepath.IsAbs(v) {
+		return v
+	}
+	return filepath.Join(e.home, fallback)
+}
+
+func (e sysEnv) defaultStateDir() string {
+	if e.euid == 0 {
+		return "/var/lib/linkctl"
+	}
+	return filepath.Join(e.xdg("XDG_STATE_HOME", ".local/state"), "linkctl")
+}
+
+func (e sysEnv) defaultControlSocket(stateDir string) string {
+	if e.euid == 0 {
+		return "/run/linkctl/control.sock"
+	}
+	if v := e.getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(v) {
+		return filepath.Join(v, "linkctl.sock")
+	}
+	return filepath.Join(stateDir, "control.sock")
+}
+
+func (e sysEnv) defaultPath() string {
+	if e.euid == 0 {
+		return "/etc/linkctl/linkctl.yaml"
+	}
+	return filepath.Join(e.xdg("XDG_CONFIG_HOME", ".config"), "linkctl", "linkctl.yaml")
+}
+
+// DefaultPath is the config file used without -c: /etc/linkctl/linkctl.yaml
+// for root, else ~/.config/linkctl/linkctl.yaml ($XDG_CONFIG_HOME is
+// honoured). LINKCTL_CONFIG is the CLI's business.
+func DefaultPath() string { return getEnv().defaultPath() }
