@@ -119,23 +119,31 @@ func KindOf(err error) Kind {
 	return Internal
 }
 
-// IsTemporary reports whether err is worth retrying later. An error whose
-// chain has a Temporary() bool method answers for itself (the outermost
-// one wins); unclassified network errors are temporary, anything else
-// permanent.
+// IsTemporary reports whether err is worth retrying later. A classified
+// error answers with its own flag (the outermost wins); then an error type
+// with a Temporary() bool method that is not a net.Error (go-smtp's
+// *SMTPError: 4xx) answers for itself; a DNS NXDOMAIN is permanent, any
+// other network trouble temporary; anything else permanent.
 func IsTemporary(err error) bool {
 	if err == nil {
 		return false
 	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Temp
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return !dns.IsNotFound
+	}
+	if isNetwork(err) {
+		return true
+	}
 	var t interface{ Temporary() bool }
 	if errors.As(err, &t) {
-		var dns *net.DNSError
-		if errors.As(err, &dns) && !dns.IsNotFound {
-			return true // a resolver timeout is temporary; NXDOMAIN is not
-		}
 		return t.Temporary()
 	}
-	return isNetwork(err)
+	return false
 }
 
 func isNetwork(err error) bool {
