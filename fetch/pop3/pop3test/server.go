@@ -1,0 +1,276 @@
+// Package pop3test is an in-memory POP3 server for tests, benchmarks and
+// demos: one maildrop, USER/PASS and AUTH PLAIN, UIDL, LIST, RETR, DELE
+// with RFC 1939 section 6 semantics (deletions commit at QUIT and roll
+// back when the connection drops), optional PIPELINING and STLS.
+//
+// It answers each command as it reads it, like a real server, so a client
+// that pipelines without reading its responses would deadlock against it
+// over net.Pipe: that is part of what it tests.
+package pop3test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Server is one maildrop served to any number of sequential sessions.
+type Server struct {
+	User, Pass string
+	Pipelining bool        // announce PIPELINING (after login, as Dovecot does)
+	TLS        *tls.Config // when set, announce and accept STLS
+
+	mu       sync.Mutex
+	msgs     []msg
+	next     int
+	client   bytes.Buffer // every octet clients sent
+	pipeline int          // sessions in which a command arrived before the previous was answered
+	lockstep int          // ... and in which it never did
+}
+
+type msg struct {
+	uid  string
+	wire []byte // dot-stuffed, CRLF line ends, without the terminating ".\r\n"
+	size int
+}
+
+// Add appends a message (any line ends; stored with CRLF) and returns its UID.
+func (s *Server) Add(raw []byte) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next++
+	uid := fmt.Sprintf("uid-%06d", s.next)
+	s.msgs = append(s.msgs, msg{uid: uid, wire: stuff(raw), size: len(crlf(raw))})
+	return uid
+}
+
+// Count returns the messages in the maildrop.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+// ClientBytes returns every octet clients have sent so far.
+func (s *Server) ClientBytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.client.Bytes()...)
+}
+
+// Pipelined reports in how many sessions a client sent a command before
+// the previous one was answered.
+func (s *Server) Pipelined() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pipeline
+}
+
+func crlf(raw []byte) []byte {
+	raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
+	raw = bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))
+	if len(raw) > 0 && !bytes.HasSuffix(raw, []byte("\r\n")) {
+		raw = append(raw, '\r', '\n')
+	}
+	return raw
+}
+
+func stuff(raw []byte) []byte {
+	var b bytes.Buffer
+	for _, line := range bytes.SplitAfter(crlf(raw), []byte("\r\n")) {
+		if len(line) > 0 && line[0] == '.' {
+			b.WriteByte('.')
+		}
+		b.Write(line)
+	}
+	return b.Bytes()
+}
+
+// Pipe starts a session over net.Pipe and returns the client's end.
+func (s *Server) Pipe() net.Conn {
+	c, srv := net.Pipe()
+	go func() { s.Serve(srv); srv.Close() }()
+	return c
+}
+
+// ServeListener serves sessions from l until it is closed.
+func (s *Server) ServeListener(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() { s.Serve(c); c.Close() }()
+	}
+}
+
+type recorder struct {
+	s *Server
+	r io.Reader
+}
+
+func (r recorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.s.mu.Lock()
+	r.s.client.Write(p[:n])
+	r.s.mu.Unlock()
+	return n, err
+}
+
+// Serve runs one session on conn. It returns when the client quits or the
+// connection fails; deletions are committed only on QUIT.
+func (s *Server) Serve(conn net.Conn) error {
+	var tr *bufio.Reader
+	var w *bufio.Writer
+	setConn := func(c net.Conn) {
+		tr = bufio.NewReader(recorder{s, c})
+		w = bufio.NewWriterSize(c, 32<<10)
+	}
+	setConn(conn)
+	reply := func(format string, a ...any) error {
+		fmt.Fprintf(w, format+"\r\n", a...)
+		return w.Flush()
+	}
+	if err := reply("+OK pop3test ready <1.2@pop3test>"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	drop := append([]msg(nil), s.msgs...)
+	s.mu.Unlock()
+	deleted := map[int]bool{}
+	authed, user, pipelined, tlsOn := false, "", false, false
+	for {
+		line, err := tr.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if tr.Buffered() > 0 {
+			pipelined = true
+		}
+		line = strings.TrimRight(line, "\r\n")
+		verb, arg, _ := strings.Cut(line, " ")
+		verb = strings.ToUpper(verb)
+		num := func() (int, bool) {
+			n, err := strconv.Atoi(arg)
+			if err != nil || n < 1 || n > len(drop) || deleted[n-1] {
+				reply("-ERR no such message")
+				return 0, false
+			}
+			return n - 1, true
+		}
+		switch {
+		case verb == "CAPA":
+			caps := []string{"+OK", "TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "SASL PLAIN"}
+			if s.TLS != nil && !tlsOn && !authed {
+				caps = append(caps, "STLS")
+			}
+			if s.Pipelining && authed {
+				caps = append(caps, "PIPELINING")
+			}
+			err = reply("%s\r\n.", strings.Join(caps, "\r\n"))
+		case verb == "QUIT":
+			s.mu.Lock()
+			if pipelined {
+				s.pipeline++
+			} else {
+				s.lockstep++
+			}
+			if authed {
+				var keep []msg
+				for _, m := range s.msgs {
+					gone := false
+					for i, d := range drop {
+						if deleted[i] && d.uid == m.uid {
+							gone = true
+						}
+					}
+					if !gone {
+						keep = append(keep, m)
+					}
+				}
+				s.msgs = keep
+			}
+			s.mu.Unlock()
+			return reply("+OK bye")
+		case verb == "STLS" && s.TLS != nil && !tlsOn && !authed:
+			if err := reply("+OK begin TLS"); err != nil {
+				return err
+			}
+			tc := tls.Server(conn, s.TLS)
+			if err := tc.Handshake(); err != nil {
+				return err
+			}
+			tlsOn = true
+			setConn(tc)
+		case !authed && verb == "USER":
+			user = arg
+			err = reply("+OK")
+		case !authed && verb == "PASS":
+			if user == s.User && arg == s.Pass {
+				authed = true
+				err = reply("+OK logged in")
+			} else {
+				err = reply("-ERR [AUTH] invalid login")
+			}
+		case !authed && verb == "AUTH" && strings.HasPrefix(strings.ToUpper(arg), "PLAIN "):
+			ir, _ := base64.StdEncoding.DecodeString(arg[6:])
+			if string(ir) == "\x00"+s.User+"\x00"+s.Pass {
+				authed = true
+				err = reply("+OK logged in")
+			} else {
+				err = reply("-ERR [AUTH] invalid login")
+			}
+		case !authed:
+			err = reply("-ERR not logged in")
+		case verb == "NOOP":
+			err = reply("+OK")
+		case verb == "RSET":
+			deleted = map[int]bool{}
+			err = reply("+OK")
+		case verb == "STAT":
+			n, size := 0, 0
+			for i, m := range drop {
+				if !deleted[i] {
+					n, size = n+1, size+m.size
+				}
+			}
+			err = reply("+OK %d %d", n, size)
+		case verb == "UIDL" && arg == "", verb == "LIST" && arg == "":
+			fmt.Fprintf(w, "+OK\r\n")
+			for i, m := range drop {
+				if deleted[i] {
+					continue
+				}
+				if verb == "UIDL" {
+					fmt.Fprintf(w, "%d %s\r\n", i+1, m.uid)
+				} else {
+					fmt.Fprintf(w, "%d %d\r\n", i+1, m.size)
+				}
+			}
+			err = reply(".")
+		case verb == "RETR":
+			if i, ok := num(); ok {
+				fmt.Fprintf(w, "+OK %d octets\r\n", drop[i].size)
+				w.Write(drop[i].wire)
+				err = reply(".")
+			}
+		case verb == "DELE":
+			if i, ok := num(); ok {
+				deleted[i] = true
+				err = reply("+OK marked")
+			}
+		default:
+			err = reply("-ERR unknown command")
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
