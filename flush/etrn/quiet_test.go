@@ -1,0 +1,269 @@
+package etrn
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/linkctl/linkctl/internal/event"
+	"github.com/linkctl/linkctl/internal/netconn"
+)
+
+// seqCounter returns the counts in order, then zeros, and records how
+// many times it was asked.
+type seqCounter struct {
+	mu    sync.Mutex
+	seq   []int
+	calls int
+}
+
+func (s *seqCounter) count([]int, bool) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if len(s.seq) == 0 {
+		return 0, nil
+	}
+	n := s.seq[0]
+	s.seq = s.seq[1:]
+	return n, nil
+}
+
+// TestWaitQuietAfterSessions: the wait lasts until the sessions are gone
+// (every count was consumed) and reports the peak.
+func TestWaitQuietAfterSessions(t *testing.T) {
+	c := &seqCounter{seq: []int{0, 1, 2, 2, 1, 0, 3, 0}}
+	res := WaitQuiet(context.Background(), QuietOptions{Quiet: 20 * time.Millisecond, Max: time.Minute, Poll: time.Millisecond, Counter: c.count}, nil)
+	if !res.WentQuiet || res.MaxSessions != 3 {
+		t.Errorf("result = %+v, want quiet with a peak of 3", res)
+	}
+	if len(c.seq) != 0 {
+		t.Errorf("wait ended with sessions still to come: %v", c.seq)
+	}
+}
+
+// TestWaitQuietMax: sessions that never end stop the wait at Max, which
+// is reported, not hidden.
+func TestWaitQuietMax(t *testing.T) {
+	busy := func([]int, bool) (int, error) { return 1, nil }
+	res := WaitQuiet(context.Background(), QuietOptions{Quiet: 5 * time.Millisecond, Max: 30 * time.Millisecond, Poll: time.Millisecond, Counter: busy}, nil)
+	if res.WentQuiet || res.MaxSessions != 1 || res.Elapsed < 30*time.Millisecond {
+		t.Errorf("result = %+v, want not quiet, stopped at Max", res)
+	}
+	s := Result{Servers: []ServerResult{{}}, Quiet: res}.Summary()
+	if !strings.Contains(s, "still busy at quiet_max") {
+		t.Errorf("summary %q", s)
+	}
+}
+
+// TestWaitQuietCountFails: a counter error is reported and quiet is not
+// claimed.
+func TestWaitQuietCountFails(t *testing.T) {
+	bad := func([]int, bool) (int, error) { return 0, errors.New("no sock_diag") }
+	var notes []string
+	res := WaitQuiet(context.Background(), QuietOptions{Quiet: time.Millisecond, Counter: bad}, func(e event.Event) { notes = append(notes, e.Text) })
+	if res.WentQuiet || res.Err == nil || len(notes) != 1 || !strings.Contains(notes[0], "no sock_diag") {
+		t.Errorf("result = %+v, notes %q", res, notes)
+	}
+}
+
+// TestWaitQuietCancel: cancelling ends the wait.
+func TestWaitQuietCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	busy := func([]int, bool) (int, error) {
+		if calls++; calls == 3 {
+			cancel()
+		}
+		return 1, nil
+	}
+	res := WaitQuiet(ctx, QuietOptions{Quiet: time.Hour, Max: time.Hour, Poll: time.Millisecond, Counter: busy}, nil)
+	if res.WentQuiet {
+		t.Errorf("result = %+v", res)
+	}
+}
+
+func TestCountSockets(t *testing.T) {
+	sock := func(state uint8, lport uint16, peer string) *netlink.Socket {
+		return &netlink.Socket{State: state, ID: netlink.SocketID{SourcePort: lport, Destination: net.ParseIP(peer)}}
+	}
+	socks := []*netlink.Socket{
+		sock(tcpEstablished, 25, "192.0.2.7"),
+		sock(tcpEstablished, 25, "2001:db8::1"),
+		sock(tcpEstablished, 25, "127.0.0.1"),
+		sock(tcpEstablished, 25, "::ffff:127.0.0.1"),
+		sock(tcpEstablished, 25, "::1"),
+		sock(tcpEstablished, 587, "192.0.2.8"),
+		sock(10 /* LISTEN */, 25, "0.0.0.0"),
+		sock(8 /* CLOSE_WAIT */, 25, "192.0.2.9"),
+		sock(tcpEstablished, 40000, "192.0.2.25"), // our outbound session to someone's port 25
+		nil,
+	}
+	if n := countSockets(socks, []int{25}, false); n != 2 {
+		t.Errorf("port 25, no loopback: %d, want 2", n)
+	}
+	if n := countSockets(socks, []int{25}, true); n != 5 {
+		t.Errorf("port 25 with loopback: %d, want 5", n)
+	}
+	if n := countSockets(socks, []int{25, 587}, false); n != 3 {
+		t.Errorf("ports 25+587: %d, want 3", n)
+	}
+}
+
+// TestCountInboundLive asks the kernel for a real loopback session.
+func TestCountInboundLive(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := CountInbound([]int{port}, true)
+	if err != nil {
+		t.Skipf("sock_diag not available here: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("with loopback: %d sessions, want 1", n)
+	}
+	if n, _ := CountInbound([]int{port}, false); n != 0 {
+		t.Errorf("without loopback: %d sessions, want 0", n)
+	}
+	c.Close()
+	s.Close()
+}
+
+// fakeRelay answers ETRN on a loopback port with the replies given per
+// domain (default 250), for RunStage tests that dial.
+func fakeRelay(t *testing.T, replies map[string]string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				r := bufio.NewReader(c)
+				c.Write([]byte("220 fake.test ESMTP\r\n"))
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					verb, arg, _ := strings.Cut(strings.TrimSpace(l), " ")
+					switch strings.ToUpper(verb) {
+					case "EHLO":
+						c.Write([]byte("250-fake.test\r\n250 ETRN\r\n"))
+					case "ETRN":
+						rep, ok := replies[arg]
+						if !ok {
+							rep = "250 Queuing started"
+						}
+						c.Write([]byte(rep + "\r\n"))
+					case "QUIT":
+						c.Write([]byte("221 bye\r\n"))
+						return
+					default:
+						c.Write([]byte("500 what\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func stageServer(addr string, domains ...string) Server {
+	return Server{Addr: addr, Domains: domains, TLS: netconn.TLSNone, Helo: "client.test", Timeout: 2 * time.Second}
+}
+
+// TestRunStageAll251 skips the quiet wait when nothing is waiting.
+func TestRunStageAll251(t *testing.T) {
+	a := fakeRelay(t, map[string]string{"a.test": "251 nothing", "b.test": "251 nothing"})
+	b := fakeRelay(t, map[string]string{"c.test": "251 nothing"})
+	c := &seqCounter{}
+	var mu sync.Mutex
+	var notes []string
+	res, err := RunStage(context.Background(), StageOptions{
+		Servers: []Server{stageServer(a, "a.test", "b.test"), stageServer(b, "c.test")},
+		Counter: c.count,
+	}, func(e event.Event) { mu.Lock(); notes = append(notes, e.Account+" "+e.Text); mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.NothingWaiting || res.Quiet.Waited || c.calls != 0 || !res.WentQuiet() {
+		t.Errorf("result = %+v, counter asked %d times; want nothing waiting and no wait", res, c.calls)
+	}
+	if !strings.Contains(res.Summary(), "251") || len(notes) != 3 {
+		t.Errorf("summary %q, notes %q", res.Summary(), notes)
+	}
+}
+
+// TestRunStageWaitsAndReportsRefusal: one relay starts delivery, another
+// refuses; the wait runs for the one that started, and the error is the
+// refusal (exit 7).
+func TestRunStageWaitsAndReportsRefusal(t *testing.T) {
+	a := fakeRelay(t, nil)
+	b := fakeRelay(t, map[string]string{"x.test": "459 4.7.1 <x.test>: service unavailable"})
+	c := &seqCounter{seq: []int{1, 1, 0}}
+	res, err := RunStage(context.Background(), StageOptions{
+		Servers: []Server{stageServer(a, "a.test"), stageServer(b, "x.test")},
+		Counter: c.count, Quiet: 10 * time.Millisecond, QuietMax: time.Minute, Parallel: 1,
+	}, nil)
+	if err == nil || !IsRefused(err) || !strings.Contains(err.Error(), "1 of 2 relays failed") {
+		t.Errorf("err = %v, want the 459 refusal", err)
+	}
+	if !res.Quiet.WentQuiet || res.Quiet.MaxSessions != 1 || len(c.seq) != 0 {
+		t.Errorf("quiet = %+v (left %v)", res.Quiet, c.seq)
+	}
+	if s := res.Summary(); !strings.Contains(s, "1 started") || !strings.Contains(s, "1 not accepted") || !strings.Contains(s, "inbound quiet") {
+		t.Errorf("summary %q", s)
+	}
+}
+
+// TestAskCancel: cancelling the context ends a session blocked on a
+// silent server at once, not after the timeout.
+func TestAskCancel(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			c.Read(make([]byte, 1)) // never greet
+		}
+	}()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	srv := stageServer(ln.Addr().String(), "a.test")
+	srv.Timeout = time.Hour // only the cancel can end it
+	go func() { time.Sleep(20 * time.Millisecond); cancel(errors.New("link went down")) }()
+	res := Ask(ctx, srv, nil, nil)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "link went down") {
+		t.Errorf("err = %v, want the cancel cause", res.Err)
+	}
+}
