@@ -115,7 +115,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	c := &checker{decoder: d, dir: dir, env: getEnv(), stepNames: map[string]int{}}
 	var cfg *Config
-	if ok {
+	if ok && (root.Kind == yaml.MappingNode || isNull(root)) {
 		cfg = c.validate(&raw)
 	}
 	if len(d.problems) > 0 {

@@ -218,6 +218,8 @@ func (d *decoder) pairs(n *yaml.Node, path string, depth int) []pair {
 				for _, s := range v.Content {
 					srcs = append(srcs, resolve(s))
 				}
+			default:
+				srcs = []*yaml.Node{v}
 			}
 			for _, s := range srcs {
 				if s == nil || s.Kind != yaml.MappingNode {
@@ -298,6 +300,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, out reflect.Value) {
 			continue
 		}
 		kp := join(path, k.Value)
+		if path == "" && strings.HasPrefix(k.Value, "x-") {
+			continue // a place for anchors (x-defaults: &d {...}), as in Compose files
+		}
 		f, ok := fields[k.Value]
 		if !ok {
 			exp := "expected one of: " + strings.Join(names, ", ")

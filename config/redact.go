@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -140,18 +141,26 @@ type outDrop struct {
 	OnError   string   `yaml:"on_error"`
 }
 
+// durStr writes a duration as a person would: 5m, 1h30m, 2s.
 func durStr(d time.Duration) string {
 	if d == 0 {
 		return "0"
 	}
-	return d.String()
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func durOpt(d time.Duration) string {
 	if d == 0 {
 		return ""
 	}
-	return d.String()
+	return durStr(d)
 }
 
 func outSec(s Secret) outSecret {
