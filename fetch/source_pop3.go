@@ -1,0 +1,259 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/linkctl/linkctl/fetch/pop3"
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/netconn"
+)
+
+// POP3Source opens POP3 maildrops as Mailboxes: it dials, secures the
+// session (implicit TLS, or STLS which must then be offered: no
+// downgrade), logs in, and hands the session to the engine.
+type POP3Source struct {
+	Addr      string          // host[:port]; the port defaults to 110, or 995 for implicit TLS
+	TLS       netconn.TLSMode // "" means starttls: secure by default
+	TLSConfig *tls.Config     // nil: system roots, ServerName from Addr
+	User      string
+	// Password returns the password or OAuth token; it is asked for only
+	// when needed, at login.
+	Password func(ctx context.Context) (string, error)
+	// Auth is auto|password|apop|plain|login|xoauth2|oauthbearer. auto
+	// uses SASL PLAIN when the server lists it, USER/PASS otherwise; APOP
+	// only when asked for.
+	Auth    string
+	Timeout time.Duration // inactivity timeout (netconn.DefaultTimeout when 0)
+	Window  int           // pipelining window (pop3.DefaultWindow when 0)
+	Logger  *slog.Logger
+	// Dial, when set, replaces the TCP dial (tests, tunnels, plugins). It
+	// returns a plaintext conn; implicit TLS is still done here.
+	Dial func(ctx context.Context) (net.Conn, error)
+}
+
+// addr returns Addr with the default port for the TLS mode.
+func (s POP3Source) addr() string {
+	port := 110
+	if s.TLS == netconn.TLSImplicit {
+		port = 995
+	}
+	return netconn.HostPort(s.Addr, port)
+}
+
+// Key is the seen-store key: "pop3:user@host:port".
+func (s POP3Source) Key() string { return "pop3:" + s.User + "@" + s.addr() }
+
+// Open connects and logs in. The returned Mailbox also implements
+// interface{ BytesRead() int64 } for progress.
+func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
+	addr := s.addr()
+	mode := s.TLS
+	if mode == "" {
+		mode = netconn.TLSStartTLS
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var conn net.Conn
+	var err error
+	if s.Dial != nil {
+		conn, err = s.Dial(ctx)
+		if err != nil {
+			return nil, errkind.Wrap(errkind.Network, true, "pop3 "+addr+": cannot connect", err)
+		}
+	} else {
+		conn, err = netconn.Dial(ctx, addr, netconn.TLSNone, nil, s.Timeout)
+		if err != nil {
+			return nil, err
+		}
+	}
+	tlsCfg := netconn.TLSConfig(s.TLSConfig, addr)
+	if mode == netconn.TLSImplicit {
+		tc, err := netconn.Handshake(ctx, conn, tlsCfg, s.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("pop3 %s: %w", addr, err)
+		}
+		conn = tc
+	}
+	raw := netconn.Idle(conn, s.Timeout)
+	stop := netconn.CloseOnDone(ctx, raw)
+	defer stop()
+
+	c, err := pop3.New(raw, pop3.Options{Timeout: s.Timeout, Window: s.Window, Server: addr, Logger: log})
+	if err != nil {
+		return nil, ctxErr(ctx, err)
+	}
+	mb := &pop3Mailbox{c: c, raw: raw, key: s.Key(), addr: addr, log: log}
+	if err := s.login(ctx, c, mode, tlsCfg); err != nil {
+		c.Close()
+		return nil, ctxErr(ctx, err)
+	}
+	return mb, nil
+}
+
+func (s POP3Source) login(ctx context.Context, c *pop3.Client, mode netconn.TLSMode, tlsCfg *tls.Config) error {
+	caps, err := c.Capa()
+	if err != nil {
+		return err
+	}
+	if mode == netconn.TLSStartTLS {
+		// StartTLS refuses, before sending anything, when STLS is not
+		// listed (RFC 2595 section 4): no login goes out in plaintext.
+		if err := c.StartTLS(tlsCfg); err != nil {
+			return err
+		}
+		// RFC 2595 section 4: capabilities learnt before TLS are void.
+		if caps, err = c.Capa(); err != nil {
+			return err
+		}
+	}
+	if s.Password == nil {
+		return errkind.New(errkind.Usage, false, "pop3 "+s.addr(), "no password configured for %s", s.User)
+	}
+	secret, err := s.Password(ctx)
+	if err != nil {
+		return fmt.Errorf("pop3 %s: cannot get the password for %s: %w", s.addr(), s.User, err)
+	}
+	auth := strings.ToLower(s.Auth)
+	if auth == "" || auth == "auto" {
+		auth = "password"
+		if caps.HasSASL("PLAIN") {
+			auth = "plain" // one round trip instead of two
+		}
+	}
+	switch auth {
+	case "password":
+		err = c.Login(s.User, secret)
+	case "apop":
+		err = c.APOP(s.User, secret)
+	case "plain":
+		err = c.Auth(pop3.PlainAuth(s.User, secret), true)
+	case "login":
+		err = c.Auth(pop3.LoginAuth(s.User, secret), true)
+	case "xoauth2":
+		err = c.Auth(pop3.XOAuth2Auth(s.User, secret), true)
+	case "oauthbearer":
+		err = c.Auth(pop3.OAuthBearerAuth(s.User, secret), true)
+	default:
+		return errkind.New(errkind.Usage, false, "pop3 "+s.addr(), "unknown auth %q (expected auto, password, apop, plain, login, xoauth2 or oauthbearer)", s.Auth)
+	}
+	if err != nil {
+		return err
+	}
+	// RFC 2449 section 5: the capabilities may change after login
+	// (PIPELINING, for one, is often announced only then).
+	_, err = c.Capa()
+	return err
+}
+
+// ctxErr reports a cancelled context as the cause instead of the "use of
+// closed connection" its closing of the conn produced.
+func ctxErr(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	return errkind.Wrap(errkind.Network, true, "pop3", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+}
+
+// pop3Mailbox is an open POP3 session as a fetch.Mailbox.
+type pop3Mailbox struct {
+	c    *pop3.Client
+	raw  net.Conn
+	key  string
+	addr string
+	log  *slog.Logger
+
+	msgBytes atomic.Int64 // message octets handed to the engine
+}
+
+func (m *pop3Mailbox) Key() string { return m.key }
+
+// BytesRead returns the octets read from the connection so far.
+func (m *pop3Mailbox) BytesRead() int64 { return m.c.BytesRead() }
+
+// MessageBytes returns the message octets (LF line ends) handed to fn so far.
+func (m *pop3Mailbox) MessageBytes() int64 { return m.msgBytes.Load() }
+
+func (m *pop3Mailbox) List(ctx context.Context) ([]Message, error) {
+	stop := netconn.CloseOnDone(ctx, m.raw)
+	defer stop()
+	msgs, err := m.c.Scan()
+	if err != nil {
+		return nil, ctxErr(ctx, err)
+	}
+	out := make([]Message, len(msgs))
+	for i, x := range msgs {
+		out[i] = Message{UID: x.UID, Num: x.Num, Size: x.Size}
+	}
+	return out, nil
+}
+
+func (m *pop3Mailbox) Retrieve(ctx context.Context, msgs []Message, fn func(Message, io.Reader) error) error {
+	stop := netconn.CloseOnDone(ctx, m.raw)
+	defer stop()
+	nums := make([]uint32, len(msgs))
+	for i, x := range msgs {
+		nums[i] = x.Num
+	}
+	err := m.c.RetrAll(nums, func(i int, r io.Reader) error {
+		return fn(msgs[i], countReader{r, &m.msgBytes})
+	})
+	return ctxErr(ctx, err)
+}
+
+type countReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (m *pop3Mailbox) Delete(ctx context.Context, msgs []Message) error {
+	stop := netconn.CloseOnDone(ctx, m.raw)
+	defer stop()
+	nums := make([]uint32, len(msgs))
+	for i, x := range msgs {
+		nums[i] = x.Num
+	}
+	return ctxErr(ctx, m.c.DeleAll(nums))
+}
+
+// Close with commit sends QUIT, which makes the DELEs take effect (RFC 1939
+// section 6); without, it drops the connection so the server rolls them
+// back. A session that already broke cannot commit: the error says so.
+func (m *pop3Mailbox) Close(ctx context.Context, commit bool) error {
+	if !commit {
+		m.c.Close()
+		return nil
+	}
+	if err := m.c.Err(); err != nil {
+		m.c.Close()
+		return fmt.Errorf("pop3 %s: deletions not committed, the session had failed: %w", m.addr, err)
+	}
+	stop := netconn.CloseOnDone(ctx, m.raw)
+	defer stop()
+	err := m.c.Quit()
+	if err != nil {
+		var se *pop3.ServerError
+		if errors.As(err, &se) {
+			// RFC 1939 section 6: -ERR at QUIT means some marked
+			// messages were not removed; they stay and are seen again.
+			return fmt.Errorf("pop3 %s: some deletions failed: %w", m.addr, err)
+		}
+	}
+	return ctxErr(ctx, err)
+}

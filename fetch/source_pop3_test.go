@@ -1,0 +1,271 @@
+package fetch
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkctl/linkctl/fetch/pop3/pop3test"
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/netconn"
+	"github.com/linkctl/linkctl/internal/scripted"
+)
+
+func pw(s string) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) { return s, nil }
+}
+
+// plainSource is a POP3Source on srv over net.Pipe, without TLS.
+func plainSource(srv *pop3test.Server) POP3Source {
+	return POP3Source{
+		Addr: "pop.test", TLS: netconn.TLSNone, User: srv.User, Password: pw(srv.Pass),
+		Timeout: 5 * time.Second,
+		Dial:    func(context.Context) (net.Conn, error) { return srv.Pipe(), nil },
+	}
+}
+
+func fillMsgs(srv *pop3test.Server, n int) {
+	for i := 1; i <= n; i++ {
+		srv.Add([]byte(fmt.Sprintf("Subject: m%d\r\n\r\n.dot line\r\nbody %d\r\n", i, i)))
+	}
+}
+
+func retrieveAll(t *testing.T, mb Mailbox, msgs []Message) []string {
+	t.Helper()
+	var got []string
+	err := mb.Retrieve(context.Background(), msgs, func(m Message, r io.Reader) error {
+		b, err := io.ReadAll(r)
+		got = append(got, string(b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestPOP3SourceSession(t *testing.T) {
+	srv := &pop3test.Server{User: "alice", Pass: "pw", Pipelining: true}
+	fillMsgs(srv, 3)
+	src := plainSource(srv)
+	if got, want := src.Key(), "pop3:alice@pop.test:110"; got != want {
+		t.Errorf("Key %q, want %q", got, want)
+	}
+	ctx := context.Background()
+	mb, err := src.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mb.Key() != src.Key() {
+		t.Errorf("Mailbox.Key %q", mb.Key())
+	}
+	msgs, err := mb.List(ctx)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("List: %v %v", msgs, err)
+	}
+	if msgs[0].UID != "uid-000001" || msgs[0].Num != 1 || msgs[0].Size == 0 {
+		t.Errorf("first message %+v", msgs[0])
+	}
+	got := retrieveAll(t, mb, []Message{msgs[2], msgs[0]})
+	want := []string{"Subject: m3\n\n.dot line\nbody 3\n", "Subject: m1\n\n.dot line\nbody 1\n"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Retrieve: %q, want %q (given order, LF, unstuffed)", got, want)
+	}
+	if pb, ok := mb.(interface{ MessageBytes() int64 }); !ok || pb.MessageBytes() != int64(len(want[0])+len(want[1])) {
+		t.Errorf("MessageBytes not reported")
+	}
+	if err := mb.Delete(ctx, msgs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Close(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Count() != 1 {
+		t.Errorf("%d messages left after commit, want 1", srv.Count())
+	}
+	if !strings.Contains(string(srv.ClientBytes()), "AUTH PLAIN ") {
+		t.Errorf("auth auto did not use the advertised SASL PLAIN:\n%s", srv.ClientBytes())
+	}
+}
+
+func TestPOP3SourceCloseWithoutCommit(t *testing.T) {
+	srv := &pop3test.Server{User: "alice", Pass: "pw", Pipelining: true}
+	fillMsgs(srv, 2)
+	ctx := context.Background()
+	mb, err := plainSource(srv).Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := mb.List(ctx)
+	if err := mb.Delete(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Count() != 2 {
+		t.Errorf("deletions not rolled back: %d left", srv.Count())
+	}
+	if strings.Contains(string(srv.ClientBytes()), "QUIT") {
+		t.Error("QUIT sent on Close(false)")
+	}
+}
+
+func TestPOP3SourceAuthFailure(t *testing.T) {
+	srv := &pop3test.Server{User: "alice", Pass: "pw"}
+	src := plainSource(srv)
+	src.Password = pw("wrong-Secret")
+	src.Auth = "password"
+	_, err := src.Open(context.Background())
+	if errkind.ExitCode(err) != 3 || errkind.IsTemporary(err) {
+		t.Fatalf("err %v: exit %d, temporary %v; want 3, permanent", err, errkind.ExitCode(err), errkind.IsTemporary(err))
+	}
+	if strings.Contains(err.Error(), "wrong-Secret") {
+		t.Errorf("password in error: %v", err)
+	}
+}
+
+func TestPOP3SourcePasswordError(t *testing.T) {
+	srv := &pop3test.Server{User: "alice", Pass: "pw"}
+	src := plainSource(srv)
+	src.Password = func(context.Context) (string, error) {
+		return "", errkind.New(errkind.Usage, false, "password_command", "exit 1")
+	}
+	_, err := src.Open(context.Background())
+	if errkind.KindOf(err) != errkind.Usage {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestPOP3SourceBadAuthName(t *testing.T) {
+	srv := &pop3test.Server{User: "alice", Pass: "pw"}
+	src := plainSource(srv)
+	src.Auth = "kerberos"
+	_, err := src.Open(context.Background())
+	if errkind.KindOf(err) != errkind.Usage {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// The default TLS mode is STARTTLS; a server that does not offer STLS gets
+// an error and never sees the user name or password.
+func TestPOP3SourceSTLSMissing(t *testing.T) {
+	s := scripted.Start(t, []string{"S: +OK ready", "C: CAPA", "S: +OK", "S: USER", "S: SASL PLAIN", "S: .", "C: never"})
+	src := POP3Source{Addr: "pop.example.net", User: "alice", Password: pw("pw"), Timeout: time.Second,
+		Dial: func(context.Context) (net.Conn, error) { return s.Conn, nil }}
+	_, err := src.Open(context.Background())
+	if errkind.KindOf(err) != errkind.Protocol || !strings.Contains(err.Error(), "STLS") {
+		t.Fatalf("err %v", err)
+	}
+	s.Err()
+	if got := s.Lines(); len(got) != 1 {
+		t.Errorf("client sent %q; want only CAPA", got)
+	}
+}
+
+func testCA(t *testing.T) (*x509.CertPool, tls.Certificate) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pop.test"}, DNSNames: []string{"pop.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func loopback(t *testing.T, srv *pop3test.Server) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go srv.ServeListener(l)
+	return l.Addr().String()
+}
+
+func TestPOP3SourceSTARTTLS(t *testing.T) {
+	pool, cert := testCA(t)
+	srv := &pop3test.Server{User: "alice", Pass: "pw", Pipelining: true, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	fillMsgs(srv, 2)
+	addr := loopback(t, srv)
+	src := POP3Source{Addr: addr, TLS: netconn.TLSStartTLS, TLSConfig: &tls.Config{RootCAs: pool, ServerName: "pop.test"},
+		User: "alice", Password: pw("pw"), Timeout: 5 * time.Second}
+	ctx := context.Background()
+	mb, err := src.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := mb.List(ctx)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("List %v %v", msgs, err)
+	}
+	if got := retrieveAll(t, mb, msgs); len(got) != 2 || got[1] != "Subject: m2\n\n.dot line\nbody 2\n" {
+		t.Errorf("got %q", got)
+	}
+	if err := mb.Close(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same server with a CA we do not trust: a permanent error.
+	src.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "pop.test"}
+	_, err = src.Open(ctx)
+	if err == nil || errkind.IsTemporary(err) || errkind.KindOf(err) != errkind.Network {
+		t.Fatalf("untrusted certificate: %v (temporary %v)", err, errkind.IsTemporary(err))
+	}
+}
+
+func TestPOP3SourceCancel(t *testing.T) {
+	srv := &pop3test.Server{User: "alice", Pass: "pw", Pipelining: true}
+	fillMsgs(srv, 20)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	mb, err := plainSource(srv).Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := mb.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linkDown := errors.New("link went down")
+	n := 0
+	err = mb.Retrieve(ctx, msgs, func(m Message, r io.Reader) error {
+		n++
+		if n == 2 {
+			cancel(linkDown) // closes the connection under the session
+		}
+		_, err := io.Copy(io.Discard, r)
+		return err
+	})
+	if !errors.Is(err, linkDown) || !errkind.IsTemporary(err) {
+		t.Fatalf("Retrieve after cancel: %v", err)
+	}
+	if err := mb.Close(context.Background(), true); err == nil {
+		t.Error("Close(commit) on a broken session reported success")
+	}
+	if srv.Count() != 20 {
+		t.Errorf("messages removed by a cancelled session: %d left", srv.Count())
+	}
+}
