@@ -1,0 +1,438 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/netconn"
+)
+
+// LevelTrace is the slog level of protocol transcripts, below Debug.
+const LevelTrace = slog.Level(-8)
+
+// Options says where and how to connect. The zero value of every field but
+// Addr and User has a useful meaning.
+type Options struct {
+	Addr      string          // host:port
+	TLS       netconn.TLSMode // implicit, starttls (required), or none
+	TLSConfig *tls.Config     // nil: system roots, ServerName from Addr
+	User      string
+	// Password returns the password (or the OAuth token for xoauth2 and
+	// oauthbearer); called once per login, never logged.
+	Password func(ctx context.Context) (string, error)
+	// Auth is auto (LOGIN, or AUTHENTICATE PLAIN when the server says
+	// LOGINDISABLED), login (or password), plain, xoauth2 or oauthbearer.
+	Auth string
+	// Compress is auto (COMPRESS=DEFLATE when offered), on (required) or
+	// off.
+	Compress string
+	// Timeout is the inactivity timeout of every read while an answer is
+	// due, and of every write (netconn.DefaultTimeout when zero).
+	Timeout time.Duration
+	// Logger gets warnings, and transcripts of the login at LevelTrace
+	// with secrets replaced by *** (nil: discarded).
+	Logger *slog.Logger
+	// Dial, when set, replaces the TCP dial (tests, plugins); it returns
+	// the raw connection: TLS is still done here as TLS says.
+	Dial func(ctx context.Context) (net.Conn, error)
+}
+
+func (o *Options) timeout() time.Duration {
+	if o.Timeout <= 0 {
+		return netconn.DefaultTimeout
+	}
+	return o.Timeout
+}
+
+// Client is one logged-in IMAP session. Its methods are for one goroutine
+// at a time, except Close, which may be called from anywhere to abort.
+type Client struct {
+	c          *imapclient.Client
+	wire       *wireConn
+	opts       Options
+	log        *slog.Logger
+	caps       []string
+	compressed bool
+
+	mu        sync.Mutex
+	uni       chan *imapclient.FetchMessageData // FETCH data that go-imap did not route (see Fetch)
+	uniDone   chan struct{}
+	inflight  *imapclient.FetchCommand
+	onMailbox func(*imapclient.UnilateralDataMailbox)
+	onExpunge func(uint32)
+	closed    bool
+}
+
+// Dial connects, logs in and negotiates COMPRESS, then hands the session to
+// go-imap. ctx bounds the whole login.
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var raw net.Conn
+	var err error
+	if o.Dial != nil {
+		raw, err = o.Dial(ctx)
+		if err != nil {
+			return nil, errkind.Wrap(errkind.Network, true, "imap "+o.Addr+" connect", err)
+		}
+	} else {
+		// TLS is layered here, above the byte-counting wire conn.
+		raw, err = netconn.Dial(ctx, o.Addr, netconn.TLSNone, nil, o.timeout())
+		if err != nil {
+			return nil, err
+		}
+	}
+	wire := newWireConn(raw, o.timeout())
+	wire.arm()
+	stop := netconn.CloseOnDone(ctx, raw)
+	h := &handshake{opts: &o, log: log, wire: wire}
+	res, err := h.run(ctx)
+	stop()
+	if err != nil {
+		raw.Close()
+		if ctx.Err() != nil {
+			return nil, errkind.Wrap(errkind.Network, true, "imap "+o.Addr+" login", context.Cause(ctx))
+		}
+		return nil, err
+	}
+
+	cl := &Client{wire: wire, opts: o, log: log, caps: res.caps, compressed: res.compressed}
+	libCaps := res.caps
+	if !slices.Contains(libCaps, "IMAP4REV1") && !slices.Contains(libCaps, "IMAP4REV2") {
+		libCaps = append([]string{"IMAP4REV1"}, libCaps...)
+	}
+	// go-imap starts reading at a greeting; the session is already
+	// authenticated, so it gets a PREAUTH one carrying the capabilities
+	// the server announced after login, and sends no command of its own.
+	greeting := "* PREAUTH [CAPABILITY " + strings.Join(libCaps, " ") + "] linkctl: logged in\r\n"
+	sc := newStreamConn(res.conn, res.br, greeting, res.compressed)
+	cl.c = imapclient.New(sc, &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Fetch:   cl.unilateralFetch,
+			Mailbox: cl.unilateralMailbox,
+			Expunge: cl.unilateralExpunge,
+		},
+	})
+	if err := cl.c.WaitGreeting(); err != nil {
+		cl.Close()
+		return nil, errkind.Wrap(errkind.Internal, false, "imap "+o.Addr+" session", err)
+	}
+	wire.disarm()
+	log.Debug("IMAP session ready", "server", o.Addr, "user", o.User, "tls", h.tls, "compress", res.compressed)
+	return cl, nil
+}
+
+// Caps returns the capabilities the server announced after login (upper case).
+func (cl *Client) Caps() []string { return slices.Clone(cl.caps) }
+
+// Has reports whether the server announced capability c. The library is
+// asked too, since it knows which capabilities IMAP4rev2 implies.
+func (cl *Client) Has(c string) bool {
+	return slices.Contains(cl.caps, strings.ToUpper(c)) || cl.c.Caps().Has(imap.Cap(c))
+}
+
+// Compressed reports whether COMPRESS=DEFLATE is active.
+func (cl *Client) Compressed() bool { return cl.compressed }
+
+// BytesRead returns the octets received on the wire (after TLS and
+// compression: what the link carried).
+func (cl *Client) BytesRead() int64 { return cl.wire.read.Load() }
+
+// BytesWritten returns the octets sent on the wire.
+func (cl *Client) BytesWritten() int64 { return cl.wire.written.Load() }
+
+// Close aborts the session at once, in the only order that cannot
+// deadlock (LIBRARIES.md): the wire first, so that any literal still being
+// streamed fails; then the FETCH in flight, which drains what is left;
+// then the client.
+func (cl *Client) Close() error {
+	cl.mu.Lock()
+	already := cl.closed
+	cl.closed = true
+	f := cl.inflight
+	cl.mu.Unlock()
+	if already {
+		return nil
+	}
+	cl.wire.Conn.Close()
+	if f != nil {
+		f.Close()
+	}
+	if cl.c != nil {
+		cl.c.Close()
+	}
+	return nil
+}
+
+// Logout ends the session politely (LOGOUT, RFC 3501 section 6.1.3) and
+// closes it. Nothing is expunged.
+func (cl *Client) Logout(ctx context.Context) error {
+	done := cl.begin(ctx)
+	err := cl.c.Logout().Wait()
+	done()
+	cl.Close()
+	if err != nil {
+		return cl.err(ctx, "LOGOUT", err)
+	}
+	return nil
+}
+
+// begin arms the wire for a command and ties it to ctx; call the returned
+// function when the answer is in.
+func (cl *Client) begin(ctx context.Context) func() {
+	cl.wire.arm()
+	stop := context.AfterFunc(ctx, func() { cl.wire.Conn.Close() })
+	return func() {
+		stop()
+		cl.wire.disarm()
+	}
+}
+
+// err classifies a failed command.
+func (cl *Client) err(ctx context.Context, what string, err error) error {
+	op := "imap " + cl.opts.Addr + " " + what
+	var ek *errkind.Error
+	if errors.As(err, &ek) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		temp := false
+		switch ie.Code {
+		case imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, imap.ResponseCodeServerBug,
+			imap.ResponseCodeLimit, imap.ResponseCodeOverQuota:
+			temp = true
+		}
+		kind := errkind.Refused
+		if ie.Type == imap.StatusResponseTypeBad {
+			kind = errkind.Protocol
+		}
+		return errkind.Wrap(kind, temp, op, err)
+	}
+	if le := cl.wire.linkErr(); le != nil {
+		var ne net.Error
+		if errors.As(le, &ne) && ne.Timeout() {
+			return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("no answer within %v: %w", cl.opts.timeout(), le))
+		}
+		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("connection lost: %w (%v)", le, err))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return errkind.Wrap(errkind.Network, true, op, err)
+	}
+	// go-imap reports undecodable responses as plain errors and closes the
+	// connection itself: the wire saw no failure, so the server sent
+	// something that is not IMAP.
+	return errkind.Wrap(errkind.Protocol, false, op, err)
+}
+
+// Selected is what SELECT reported (RFC 3501 section 6.3.1).
+type Selected struct {
+	Folder      string
+	UIDValidity uint32
+	UIDNext     uint32
+	Messages    uint32
+}
+
+// Select selects folder (RFC 3501 section 6.3.1) without listing it.
+func (cl *Client) Select(ctx context.Context, folder string) (Selected, error) {
+	done := cl.begin(ctx)
+	defer done()
+	data, err := cl.c.Select(folder, &imap.SelectOptions{}).Wait()
+	if err != nil {
+		return Selected{}, cl.err(ctx, "SELECT "+folder, err)
+	}
+	return Selected{Folder: folder, UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), Messages: data.NumMessages}, nil
+}
+
+// Entry is one message of a listing.
+type Entry struct {
+	UID  uint32
+	Size int64
+	Seen bool
+}
+
+// SelectList selects folder and lists its messages with UID, RFC822.SIZE
+// and FLAGS, pipelining SELECT and UID FETCH 1:* so that the listing costs
+// one round trip (RFC 3501 section 5.5 allows it: the FETCH is processed
+// after the SELECT). A folder without UIDVALIDITY is refused: without it a
+// renumbered folder could make the seen-store skip new mail, and then
+// delete it.
+func (cl *Client) SelectList(ctx context.Context, folder string) (Selected, []Entry, error) {
+	done := cl.begin(ctx)
+	defer done()
+	sel := cl.c.Select(folder, &imap.SelectOptions{})
+	f := cl.c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true, Flags: true})
+	data, selErr := sel.Wait()
+	msgs, fetchErr := f.Collect()
+	if selErr != nil {
+		return Selected{}, nil, cl.err(ctx, "SELECT "+folder, selErr)
+	}
+	s := Selected{Folder: folder, UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), Messages: data.NumMessages}
+	if s.UIDValidity == 0 {
+		return s, nil, errkind.New(errkind.Protocol, false, "imap "+cl.opts.Addr+" SELECT "+folder,
+			"server sent no UIDVALIDITY: UIDs cannot be trusted across sessions, refusing to fetch (RFC 3501 section 2.3.1.1)")
+	}
+	if fetchErr != nil {
+		if s.Messages == 0 {
+			return s, nil, nil // some servers answer "1:*" in an empty folder with NO or BAD
+		}
+		return s, nil, cl.err(ctx, "UID FETCH 1:* (RFC822.SIZE)", fetchErr)
+	}
+	entries := make([]Entry, 0, len(msgs))
+	seen := map[uint32]bool{}
+	for _, m := range msgs {
+		if m.UID == 0 || seen[uint32(m.UID)] {
+			continue // an unsolicited flag update, or a repeat
+		}
+		seen[uint32(m.UID)] = true
+		entries = append(entries, Entry{UID: uint32(m.UID), Size: m.RFC822Size, Seen: slices.Contains(m.Flags, imap.FlagSeen)})
+	}
+	slices.SortFunc(entries, func(a, b Entry) int { return int64cmp(int64(a.UID), int64(b.UID)) })
+	return s, entries, nil
+}
+
+func int64cmp(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func uidSet(uids []uint32) imap.UIDSet {
+	var s imap.UIDSet
+	for _, u := range uids {
+		s.AddNum(imap.UID(u))
+	}
+	return s
+}
+
+// Store adds (or removes) flag on uids, silently (RFC 3501 section 6.4.6).
+func (cl *Client) Store(ctx context.Context, uids []uint32, flag string, add bool) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	op := imap.StoreFlagsAdd
+	verb := "+FLAGS"
+	if !add {
+		op, verb = imap.StoreFlagsDel, "-FLAGS"
+	}
+	done := cl.begin(ctx)
+	defer done()
+	err := cl.c.Store(uidSet(uids), &imap.StoreFlags{Op: op, Silent: true, Flags: []imap.Flag{imap.Flag(flag)}}, nil).Close()
+	if err != nil {
+		return cl.err(ctx, "UID STORE "+verb+" "+flag, err)
+	}
+	return nil
+}
+
+// UIDExpunge expunges exactly uids (RFC 4315 section 2.1). It refuses
+// when the server does not offer UIDPLUS: go-imap would send it anyway.
+func (cl *Client) UIDExpunge(ctx context.Context, uids []uint32) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	if !cl.Has(string(imap.CapUIDPlus)) {
+		return errkind.New(errkind.Internal, false, "imap "+cl.opts.Addr+" UID EXPUNGE", "server does not offer UIDPLUS")
+	}
+	done := cl.begin(ctx)
+	defer done()
+	if err := cl.c.UIDExpunge(uidSet(uids)).Close(); err != nil {
+		return cl.err(ctx, "UID EXPUNGE", err)
+	}
+	return nil
+}
+
+// Expunge removes every message flagged \Deleted in the folder, whoever
+// flagged it (RFC 3501 section 6.4.3).
+func (cl *Client) Expunge(ctx context.Context) error {
+	done := cl.begin(ctx)
+	defer done()
+	if err := cl.c.Expunge().Close(); err != nil {
+		return cl.err(ctx, "EXPUNGE", err)
+	}
+	return nil
+}
+
+// Move moves uids to folder with UID MOVE (RFC 6851). Without MOVE it
+// returns an error: the caller copies and flags instead (go-imap's own
+// fallback would EXPUNGE every \Deleted message of the folder).
+func (cl *Client) Move(ctx context.Context, uids []uint32, folder string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	if !cl.Has(string(imap.CapMove)) {
+		return errkind.New(errkind.Internal, false, "imap "+cl.opts.Addr+" UID MOVE", "server does not offer MOVE")
+	}
+	done := cl.begin(ctx)
+	defer done()
+	if _, err := cl.c.Move(uidSet(uids), folder).Wait(); err != nil {
+		return cl.err(ctx, "UID MOVE "+folder, err)
+	}
+	return nil
+}
+
+// Copy copies uids to folder (RFC 3501 section 6.4.7).
+func (cl *Client) Copy(ctx context.Context, uids []uint32, folder string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	done := cl.begin(ctx)
+	defer done()
+	if _, err := cl.c.Copy(uidSet(uids), folder).Wait(); err != nil {
+		return cl.err(ctx, "UID COPY "+folder, err)
+	}
+	return nil
+}
+
+// Noop sends NOOP, which lets the server report new mail (RFC 3501
+// section 6.1.2).
+func (cl *Client) Noop(ctx context.Context) error {
+	done := cl.begin(ctx)
+	defer done()
+	if err := cl.c.Noop().Wait(); err != nil {
+		return cl.err(ctx, "NOOP", err)
+	}
+	return nil
+}
+
+func (cl *Client) unilateralMailbox(d *imapclient.UnilateralDataMailbox) {
+	cl.mu.Lock()
+	f := cl.onMailbox
+	cl.mu.Unlock()
+	if f != nil {
+		f(d)
+	}
+}
+
+func (cl *Client) unilateralExpunge(seq uint32) {
+	cl.mu.Lock()
+	f := cl.onExpunge
+	cl.mu.Unlock()
+	if f != nil {
+		f(seq)
+	}
+}
+
+func uidString(u uint32) string { return strconv.FormatUint(uint64(u), 10) }

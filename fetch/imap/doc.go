@@ -1,0 +1,88 @@
+// Package imap is linkctl's IMAP client for pulling mail over a slow or
+// flaky link: a small interface of ours (Dial, Client, Watch) on
+// github.com/emersion/go-imap/v2 (pinned at v2.0.0-beta.8 in go.mod).
+//
+// A pull runs like this (fetch.IMAPSource drives it):
+//
+//	cl, err := imap.Dial(ctx, opts)          // TCP, TLS, login, COMPRESS (our handshake)
+//	sel, list, err := cl.SelectList(ctx, "INBOX")   // SELECT + UID FETCH 1:* (UID RFC822.SIZE FLAGS), one round trip
+//	cl.Fetch(ctx, uids, fn)                  // UID FETCH uids (UID BODY.PEEK[]), each message streamed to fn
+//	cl.Store(ctx, uids, `\Deleted`, true)    // UID STORE +FLAGS.SILENT
+//	cl.UIDExpunge(ctx, uids)                 // only with UIDPLUS (RFC 4315); else Expunge if configured
+//	cl.Logout(ctx)
+//
+// # Why the login is ours
+//
+// COMPRESS=DEFLATE (RFC 4978) is the biggest saving a slow link can get,
+// and servers offer it only after login. go-imap v2 cannot layer it: it
+// reads the connection ahead from a goroutine of its own, so once it owns
+// the connection there is no moment at which the stream could be swapped
+// for a compressed one, and it has no way to send COMPRESS at all. So the
+// not-authenticated state is done here, below the library, on the raw
+// connection: read the greeting, CAPABILITY, STARTTLS (RFC 3501 section
+// 6.2.1: then a new reader on the TLS conn, nothing buffered before the
+// handshake kept, capabilities asked again), LOGIN or AUTHENTICATE (PLAIN,
+// XOAUTH2, OAUTHBEARER through go-sasl, with SASL-IR when offered), and,
+// when the server offers it after login, COMPRESS DEFLATE. Then the
+// connection is handed to imapclient.New through a wrapper that
+//
+//   - first yields a synthetic greeting, "* PREAUTH [CAPABILITY ...]",
+//     carrying the capabilities the server announced after login, so that
+//     the library starts in the authenticated state and sends nothing of
+//     its own;
+//   - then yields the server's stream, starting with whatever octets the
+//     handshake had already buffered, through a raw-deflate (RFC 1951)
+//     reader when COMPRESS is on;
+//   - writes through a raw-deflate writer that is flushed (a sync flush)
+//     after every write, so that each command reaches the server whole,
+//     as RFC 4978 section 4 asks. This interoperates with Dovecot's
+//     imap_zlib, which does the same on its side.
+//
+// The handshake's parser (parse.go) reads only single lines of bounded
+// length, skips small literals, and is fuzzed.
+//
+// # Deadlines
+//
+// go-imap sets fixed deadlines of its own (30 s per response, 5 minutes
+// per literal: a 2 MB message at 56 kbit/s would fail) and none while a
+// reply has not started. They never reach the socket: the conn it gets
+// ignores SetDeadline. Instead the conn right on the TCP connection (below
+// TLS and deflate, so it also counts the octets that really cross the
+// link) gives every write, and every read while an answer is due, an
+// inactivity deadline (Options.Timeout): a transfer that keeps moving is
+// never cut, a silent server is noticed after Timeout. Between commands
+// (while a message is delivered locally, or during IDLE) reads wait
+// without a deadline, because the library always has a read pending.
+// Context cancellation closes the connection, which unblocks everything.
+//
+// # Aborting
+//
+// imapclient's Close waits for its reader, which waits for a literal to be
+// consumed: closing the client while a message is half read deadlocks. So
+// an abort closes the wire first (every read fails at once), then lets the
+// FETCH in flight drain, then closes the client.
+//
+// # Fetching
+//
+// UID FETCH asks for UID and BODY.PEEK[] (PEEK: \Seen stays unset) of up to
+// a batch of messages in one command. go-imap routes a FETCH response to
+// the command only when the UID precedes the literal; a server may send
+// BODY[] first, and go-imap then passes the response to the unilateral
+// handler, from which Fetch takes it and spools the body until the UID
+// arrives. Each body is delivered only under a UID that was asked for.
+// Bodies are streamed with CRLF turned into LF.
+//
+// # Watching
+//
+// Watch keeps a connection per folder in IDLE (RFC 2177), restarted before
+// 29 minutes, or polls with NOOP when IDLE is not offered, and calls back
+// when EXISTS says the folder grew. It reconnects with backoff after any
+// failure, and returns when its context ends.
+//
+// Errors are classified with errkind: a refused login is errkind.Auth
+// (exit 3); a lost or silent link is a temporary errkind.Network error;
+// a server that answers nonsense is errkind.Protocol; NO answers are
+// errkind.Refused, temporary for the RFC 5530 codes that say so.
+// Transcripts of the login go to Options.Logger at LevelTrace, with the
+// password and SASL data replaced by ***.
+package imap

@@ -1,0 +1,280 @@
+package imap
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/linkctl/linkctl/internal/errkind"
+)
+
+// spoolMem is how much of a message that arrives before its UID is held in
+// memory; the rest goes to a temporary file.
+const spoolMem = 1 << 20
+
+// Fetch retrieves the full text of uids with one UID FETCH (UID BODY.PEEK[])
+// command, so that \Seen is not set (RFC 3501 section 6.4.5), and calls fn
+// once per message as it streams in, with its UID and a reader of its
+// bytes with CRLF turned into LF. Messages come in the server's order.
+//
+// Every response is checked against the UIDs asked for. go-imap routes a
+// response to the command only when the UID comes before the literal; a
+// server may send BODY[] first (RFC 3501 does not fix the order), and then
+// go-imap hands the response to the unilateral handler, which passes it
+// here: its body is spooled until the UID that follows says which message
+// it is. A body for a UID not asked for is a protocol error (nothing is
+// delivered under a wrong UID); a UID asked for that never comes (expunged
+// meanwhile by another client) is logged and skipped.
+//
+// If fn returns an error, the rest of the command's data is read and
+// thrown away, so that the session stays usable, and the error is
+// returned. Fetch returns the missing UIDs' count in no way: compare with
+// what fn saw.
+func (cl *Client) Fetch(ctx context.Context, uids []uint32, fn func(uid uint32, r io.Reader) error) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	want := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		want[u] = true
+	}
+	done := cl.begin(ctx)
+	defer done()
+
+	uni := make(chan *imapclient.FetchMessageData)
+	uniDone := make(chan struct{})
+	cl.mu.Lock()
+	cl.uni, cl.uniDone = uni, uniDone
+	cl.mu.Unlock()
+	defer func() {
+		cl.mu.Lock()
+		cl.uni, cl.uniDone = nil, nil
+		cl.mu.Unlock()
+		close(uniDone)
+	}()
+
+	cmd := cl.c.Fetch(uidSet(uids), &imap.FetchOptions{
+		UID:         true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	// The pump hands over one message at a time and waits until it is
+	// consumed: FetchCommand.Next discards the previous message.
+	type handed struct {
+		m   *imapclient.FetchMessageData
+		ack chan struct{}
+	}
+	cmdCh := make(chan handed)
+	go func() {
+		defer close(cmdCh)
+		for {
+			m := cmd.Next()
+			if m == nil {
+				return
+			}
+			ack := make(chan struct{})
+			cmdCh <- handed{m, ack}
+			<-ack
+		}
+	}()
+
+	f := &fetchRun{cl: cl, ctx: ctx, want: want, done: map[uint32]bool{}, fn: fn}
+	for cmdCh != nil {
+		select {
+		case h, ok := <-cmdCh:
+			if !ok {
+				cmdCh = nil
+				continue
+			}
+			f.handle(h.m)
+			close(h.ack)
+		case m := <-uni:
+			f.handle(m)
+		}
+	}
+	cmdErr := cmd.Close()
+
+	switch {
+	case f.protoErr != nil:
+		return f.protoErr
+	case f.readErr != nil:
+		return cl.err(ctx, "UID FETCH", f.readErr)
+	case f.fnErr != nil:
+		return f.fnErr
+	case cmdErr != nil:
+		return cl.err(ctx, "UID FETCH", cmdErr)
+	}
+	for _, u := range uids {
+		if !f.done[u] {
+			cl.log.Warn("IMAP server sent no message for a UID it had listed (expunged meanwhile?); skipped",
+				"server", cl.opts.Addr, "uid", u)
+		}
+	}
+	return nil
+}
+
+// fetchRun is the state of one Fetch.
+type fetchRun struct {
+	cl       *Client
+	ctx      context.Context
+	want     map[uint32]bool
+	done     map[uint32]bool
+	fn       func(uint32, io.Reader) error
+	fnErr    error // from fn: stop delivering, drain
+	readErr  error // reading a literal failed: the link
+	protoErr error // the server misbehaved: the session was dropped
+}
+
+func (f *fetchRun) stopped() bool { return f.fnErr != nil || f.readErr != nil || f.protoErr != nil }
+
+// handle consumes one FETCH response completely.
+func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
+	var uid uint32
+	var sp *spool
+	defer func() {
+		if sp != nil {
+			sp.Close()
+		}
+	}()
+	for {
+		item := m.Next() // also discards what is left of the previous literal
+		if item == nil {
+			break
+		}
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = uint32(it.UID)
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil {
+				continue
+			}
+			if f.stopped() {
+				continue // m.Next drains it
+			}
+			if uid == 0 {
+				// BODY[] before UID: keep it until the UID arrives.
+				s, err := newSpool(it.Literal)
+				if err != nil {
+					f.fail(err)
+					continue
+				}
+				sp = s
+				continue
+			}
+			f.deliver(uid, it.Literal)
+		}
+	}
+	if sp != nil && !f.stopped() {
+		if uid == 0 {
+			f.protocol("server sent BODY[] without a UID in answer to UID FETCH")
+			return
+		}
+		f.deliver(uid, sp.Reader())
+	}
+}
+
+// deliver checks uid and passes the body to fn.
+func (f *fetchRun) deliver(uid uint32, body io.Reader) {
+	switch {
+	case !f.want[uid]:
+		f.protocol(fmt.Sprintf("server sent message UID %d, which was not asked for", uid))
+		return
+	case f.done[uid]:
+		f.cl.log.Warn("IMAP server sent a message twice; the repeat is ignored", "server", f.cl.opts.Addr, "uid", uid)
+		return
+	}
+	f.done[uid] = true
+	r := &lfReader{src: body}
+	if err := f.fn(uid, r); err != nil {
+		if r.err != nil && r.err != io.EOF {
+			f.readErr = r.err // fn failed because the link did
+			return
+		}
+		f.fnErr = err
+	}
+}
+
+func (f *fetchRun) fail(err error) {
+	if f.readErr == nil {
+		f.readErr = err
+	}
+}
+
+// protocol records a server error and drops the connection: after it the
+// client no longer trusts what belongs to what.
+func (f *fetchRun) protocol(msg string) {
+	if f.protoErr == nil {
+		f.protoErr = errkind.New(errkind.Protocol, false, "imap "+f.cl.opts.Addr+" UID FETCH", "%s", msg)
+	}
+	f.cl.wire.Conn.Close()
+}
+
+// spool holds a message body in memory, or on disk past spoolMem.
+type spool struct {
+	mem  bytes.Buffer
+	file *os.File
+}
+
+func newSpool(r io.Reader) (*spool, error) {
+	s := &spool{}
+	n, err := io.CopyN(&s.mem, r, spoolMem)
+	if err == io.EOF || (err == nil && n < spoolMem) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.file, err = os.CreateTemp("", "linkctl-imap-*")
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Internal, true, "imap spool", err)
+	}
+	os.Remove(s.file.Name()) // unlinked: gone when closed, even after a crash
+	if _, err := io.Copy(s.file, r); err != nil {
+		s.Close()
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, errkind.Wrap(errkind.Internal, true, "imap spool", err)
+		}
+		return nil, err
+	}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		s.Close()
+		return nil, errkind.Wrap(errkind.Internal, true, "imap spool", err)
+	}
+	return s, nil
+}
+
+func (s *spool) Reader() io.Reader {
+	if s.file == nil {
+		return &s.mem
+	}
+	return io.MultiReader(&s.mem, s.file)
+}
+
+func (s *spool) Close() {
+	if s.file != nil {
+		s.file.Close()
+	}
+}
+
+// unilateralFetch receives the FETCH responses go-imap could not match to
+// a command. During Fetch they go to it (a body before its UID); at any
+// other time they are flag updates, read and dropped.
+func (cl *Client) unilateralFetch(m *imapclient.FetchMessageData) {
+	cl.mu.Lock()
+	ch, stop := cl.uni, cl.uniDone
+	cl.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- m:
+			return
+		case <-stop:
+		}
+	}
+	for m.Next() != nil {
+	}
+}

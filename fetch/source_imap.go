@@ -1,0 +1,249 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/linkctl/linkctl/fetch/imap"
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/netconn"
+)
+
+// IMAPSource says how to reach one IMAP folder; Open logs in and selects
+// it. The zero values of the optional fields mean: Folder INBOX, Auth
+// auto, Expunge auto, Compress auto, Timeout netconn.DefaultTimeout.
+type IMAPSource struct {
+	Addr      string // host:port
+	TLS       netconn.TLSMode
+	TLSConfig *tls.Config
+	User      string
+	Password  func(ctx context.Context) (string, error)
+	Auth      string // auto | login | plain | xoauth2 | oauthbearer
+	Folder    string
+	Unseen    bool   // list only messages without \Seen
+	Keep      bool   // never delete; with MarkSeen, set \Seen instead
+	MarkSeen  bool   // with Keep
+	MoveTo    string // move fetched mail to this folder instead of deleting it
+	Expunge   string // auto: UID EXPUNGE with UIDPLUS only | all: plain EXPUNGE without UIDPLUS
+	Compress  string // auto | on | off
+	Timeout   time.Duration
+	Logger    *slog.Logger
+	Dial      func(ctx context.Context) (net.Conn, error) // optional: tests and plugins
+
+	// LastUIDValidity, when known (the caller finds it in the seen-store
+	// under IMAPKeyPrefix), is the folder's UIDVALIDITY of the last run: a
+	// different one now is reported as a warning, since every message is
+	// then fetched again as new (duplicates are possible, loss is not).
+	LastUIDValidity uint32
+}
+
+// Batch limits of Retrieve: many messages per UID FETCH so that a round
+// trip is not paid per message, few enough octets that the rest of a batch
+// read and thrown away after a delivery failure costs little link time.
+const (
+	imapBatchMessages = 200
+	imapBatchBytes    = 1 << 20
+)
+
+// IMAPKeyPrefix is the seen-store key of folder without its UIDVALIDITY
+// number: Key() is this prefix followed by the number.
+func IMAPKeyPrefix(user, addr, folder string) string {
+	if folder == "" {
+		folder = "INBOX"
+	}
+	return "imap:" + user + "@" + addr + "/" + folder + ";UIDVALIDITY="
+}
+
+// ParseIMAPKey splits a Key() into its prefix and UIDVALIDITY.
+func ParseIMAPKey(key string) (prefix string, uidValidity uint32, ok bool) {
+	i := strings.LastIndex(key, ";UIDVALIDITY=")
+	if !strings.HasPrefix(key, "imap:") || i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(key[i+len(";UIDVALIDITY="):], 10, 32)
+	if err != nil {
+		return "", 0, false
+	}
+	return key[:i+len(";UIDVALIDITY=")], uint32(n), true
+}
+
+// Open connects, logs in, selects the folder and lists it (one round trip
+// for SELECT and the listing, see imap.Client.SelectList).
+func (s IMAPSource) Open(ctx context.Context) (Mailbox, error) {
+	if s.Folder == "" {
+		s.Folder = "INBOX"
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch strings.ToLower(s.Expunge) {
+	case "", "auto", "all":
+	default:
+		return nil, errkind.New(errkind.Usage, false, "imap "+s.Addr, "unknown expunge %q (expected auto or all)", s.Expunge)
+	}
+	cl, err := imap.Dial(ctx, imap.Options{
+		Addr: s.Addr, TLS: s.TLS, TLSConfig: s.TLSConfig, User: s.User, Password: s.Password,
+		Auth: s.Auth, Compress: s.Compress, Timeout: s.Timeout, Logger: log, Dial: s.Dial,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sel, entries, err := cl.SelectList(ctx, s.Folder)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	if s.LastUIDValidity != 0 && s.LastUIDValidity != sel.UIDValidity {
+		log.Warn("IMAP folder's UIDVALIDITY changed: the server renumbered its messages, so every message in it is fetched again as new (duplicates possible, nothing lost)",
+			"server", s.Addr, "user", s.User, "folder", s.Folder, "old", s.LastUIDValidity, "new", sel.UIDValidity)
+	}
+	return &imapMailbox{src: s, log: log, cl: cl, sel: sel, listed: entries, fresh: true}, nil
+}
+
+// imapMailbox is a fetch.Mailbox on one selected IMAP folder.
+type imapMailbox struct {
+	src     IMAPSource
+	log     *slog.Logger
+	cl      *imap.Client
+	sel     imap.Selected
+	listed  []imap.Entry
+	fresh   bool     // listed is the answer of the SELECT just made
+	deleted []uint32 // flagged \Deleted by Delete, to expunge at Close
+}
+
+func (m *imapMailbox) Key() string {
+	return IMAPKeyPrefix(m.src.User, m.src.Addr, m.src.Folder) + strconv.FormatUint(uint64(m.sel.UIDValidity), 10)
+}
+
+// UIDValidity is the folder's UIDVALIDITY in this session.
+func (m *imapMailbox) UIDValidity() uint32 { return m.sel.UIDValidity }
+
+// WireBytes returns the octets received and sent on the link so far (after
+// TLS and COMPRESS), for progress and benchmarks.
+func (m *imapMailbox) WireBytes() (read, written int64) {
+	return m.cl.BytesRead(), m.cl.BytesWritten()
+}
+
+func (m *imapMailbox) List(ctx context.Context) ([]Message, error) {
+	entries := m.listed
+	if !m.fresh {
+		sel, e, err := m.cl.SelectList(ctx, m.src.Folder)
+		if err != nil {
+			return nil, err
+		}
+		if sel.UIDValidity != m.sel.UIDValidity {
+			// Key() was handed out with the old number: the seen-store
+			// must not mix the two numberings.
+			return nil, errkind.New(errkind.Protocol, true, "imap "+m.src.Addr+" SELECT "+m.src.Folder,
+				"UIDVALIDITY changed during the session (%d to %d): try again", m.sel.UIDValidity, sel.UIDValidity)
+		}
+		entries = e
+	}
+	m.fresh = false
+	msgs := make([]Message, 0, len(entries))
+	for _, e := range entries {
+		if m.src.Unseen && e.Seen {
+			continue
+		}
+		msgs = append(msgs, Message{UID: strconv.FormatUint(uint64(e.UID), 10), Num: e.UID, Size: e.Size})
+	}
+	return msgs, nil
+}
+
+func (m *imapMailbox) Retrieve(ctx context.Context, msgs []Message, fn func(Message, io.Reader) error) error {
+	for len(msgs) > 0 {
+		n, size := 0, int64(0)
+		for n < len(msgs) && n < imapBatchMessages && (n == 0 || size+msgs[n].Size <= imapBatchBytes) {
+			size += max(msgs[n].Size, 0)
+			n++
+		}
+		batch := msgs[:n]
+		msgs = msgs[n:]
+		byUID := make(map[uint32]Message, n)
+		uids := make([]uint32, n)
+		for i, msg := range batch {
+			uids[i] = msg.Num
+			byUID[msg.Num] = msg
+		}
+		err := m.cl.Fetch(ctx, uids, func(uid uint32, r io.Reader) error {
+			return fn(byUID[uid], r)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *imapMailbox) Delete(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	uids := make([]uint32, len(msgs))
+	for i, msg := range msgs {
+		uids[i] = msg.Num
+	}
+	switch {
+	case m.src.Keep:
+		if m.src.MarkSeen {
+			return m.cl.Store(ctx, uids, `\Seen`, true)
+		}
+		return nil
+	case m.src.MoveTo != "" && m.cl.Has("MOVE"):
+		// RFC 6851: atomic, and the messages are gone from this folder
+		// at once; nothing is left to expunge.
+		return m.cl.Move(ctx, uids, m.src.MoveTo)
+	case m.src.MoveTo != "":
+		if err := m.cl.Copy(ctx, uids, m.src.MoveTo); err != nil {
+			return err
+		}
+	}
+	if err := m.cl.Store(ctx, uids, `\Deleted`, true); err != nil {
+		return err
+	}
+	m.deleted = append(m.deleted, uids...)
+	return nil
+}
+
+func (m *imapMailbox) Close(ctx context.Context, commit bool) error {
+	var errs []error
+	switch {
+	case len(m.deleted) == 0:
+	case !commit:
+		// Roll back, as POP3 does without QUIT: the messages were
+		// recorded, but the caller chose not to commit.
+		if err := m.cl.Store(ctx, m.deleted, `\Deleted`, false); err != nil {
+			errs = append(errs, err)
+		}
+	case m.cl.Has("UIDPLUS"):
+		// RFC 4315 section 2.1: removes exactly our messages, not those
+		// another client flagged \Deleted.
+		if err := m.cl.UIDExpunge(ctx, m.deleted); err != nil {
+			errs = append(errs, err)
+		}
+	case strings.EqualFold(m.src.Expunge, "all"):
+		if err := m.cl.Expunge(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	default:
+		m.log.Warn("IMAP server lacks UIDPLUS: fetched messages are left flagged \\Deleted, not expunged (set expunge: all to expunge every \\Deleted message of the folder, including other clients')",
+			"server", m.src.Addr, "folder", m.src.Folder, "messages", len(m.deleted))
+	}
+	m.deleted = nil
+	if err := m.cl.Logout(ctx); err != nil {
+		// Nothing depends on LOGOUT: what had to happen was acknowledged
+		// before it (RFC 3501 section 6.1.3 commits nothing).
+		m.log.Debug("IMAP LOGOUT failed", "server", m.src.Addr, "err", err)
+	}
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
