@@ -109,6 +109,13 @@ func (s *Sink) Messages() []SinkMessage {
 	return append([]SinkMessage(nil), s.msgs...)
 }
 
+// Clear forgets the messages recorded so far (long fuzz runs).
+func (s *Sink) Clear() {
+	s.mu.Lock()
+	s.msgs = nil
+	s.mu.Unlock()
+}
+
 // Sessions returns the number of connections accepted so far.
 func (s *Sink) Sessions() int { return int(s.sessions.Load()) }
 

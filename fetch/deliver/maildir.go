@@ -1,0 +1,158 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+)
+
+// MaildirOptions configure delivery into a Maildir.
+type MaildirOptions struct {
+	Path   string       // the Maildir (the directory holding cur/, new/, tmp/)
+	Logger *slog.Logger // nil = discard
+}
+
+// NewMaildir returns a Target that writes each message into a Maildir,
+// following the Maildir protocol (https://cr.yp.to/proto/maildir.html):
+// create the file in tmp/ under a name unique to this host, process and
+// moment, write it, fsync it, rename it into new/ (adding ",S=size", which
+// Dovecot reads as the file's size), then fsync new/ so that the rename
+// survives a crash. Only then is the message delivered. A file left half
+// written (disk full, source broken) is removed from tmp/. cur/, new/ and
+// tmp/ are created (mode 0700) if missing.
+//
+// The envelope's recipients are not used: a Maildir is one mailbox. A
+// full disk or an exceeded quota is a temporary failure.
+func NewMaildir(opts MaildirOptions) Target {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	// The spec's escapes, so that a host name can never add a path
+	// component or the ":2," info separator.
+	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
+	return &maildir{opts: opts, host: host}
+}
+
+type maildir struct {
+	opts MaildirOptions
+	host string
+
+	mu    sync.Mutex
+	ready bool // cur/new/tmp exist
+}
+
+// maildirSeq makes names unique within the process, across targets.
+var maildirSeq atomic.Uint64
+
+func (m *maildir) Close() error { return nil }
+
+func (m *maildir) op(what string) string { return "deliver to Maildir " + m.opts.Path + ": " + what }
+
+func (m *maildir) fail(what string, err error) error {
+	return errkind.Wrap(errkind.Delivery, isDiskFull(err) || errors.Is(err, syscall.EIO) ||
+		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE), m.op(what), err)
+}
+
+func (m *maildir) prepare() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ready {
+		return nil
+	}
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(m.opts.Path, sub), 0o700); err != nil {
+			return m.fail("creating "+sub+"/", err)
+		}
+	}
+	m.ready = true
+	return nil
+}
+
+func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error {
+	if err := m.prepare(); err != nil {
+		return err
+	}
+	now := time.Now()
+	// time.pid_seq.host: unique as long as the clock does not step back
+	// while this process runs (the sequence covers one second's many).
+	base := fmt.Sprintf("%d.%d_%d.%s", now.Unix(), os.Getpid(), maildirSeq.Add(1), m.host)
+	tmp := filepath.Join(m.opts.Path, "tmp", base)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return m.fail("creating tmp/"+base, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	src := &sourceReader{r: ctxReader{ctx, msg}}
+	size, err := io.Copy(f, src)
+	if err != nil {
+		if ctx.Err() != nil {
+			return errkind.Wrap(errkind.Delivery, true, m.op("writing tmp/"+base), context.Cause(ctx))
+		}
+		if src.err != nil {
+			return sourceErr(m.op("writing tmp/"+base), src.err)
+		}
+		return m.fail("writing tmp/"+base, err)
+	}
+	if err := f.Sync(); err != nil {
+		return m.fail("fsync tmp/"+base, err)
+	}
+	if err := f.Close(); err != nil {
+		return m.fail("closing tmp/"+base, err)
+	}
+	name := fmt.Sprintf("%s,S=%d", base, size)
+	if err := os.Rename(tmp, filepath.Join(m.opts.Path, "new", name)); err != nil {
+		return m.fail("moving into new/", err)
+	}
+	done = true
+	// The rename is durable only once the directory is synced.
+	if err := syncDir(filepath.Join(m.opts.Path, "new")); err != nil {
+		// The file is in new/ and may be read by the user's mail reader:
+		// undoing would be worse than reporting. The error is temporary
+		// and the retry may duplicate; nothing is lost.
+		return m.fail("fsync new/ (the message may be delivered twice)", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ctxReader stops a long copy when the context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, errkind.Wrap(errkind.Delivery, true, "cancelled", context.Cause(c.ctx))
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,413 @@
+package deliver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/netconn"
+)
+
+// SMTPOptions configure delivery into an SMTP server (normally the local
+// MTA on 127.0.0.1:25). The zero value of every field but Addr works.
+type SMTPOptions struct {
+	Addr      string        // host:port
+	Sessions  int           // connections kept open and used at once (0 = 1)
+	LocalName string        // EHLO name (default: the host name)
+	StartTLS  bool          // require STARTTLS (for an MTA that is not on loopback)
+	TLSConfig *tls.Config   // ServerName defaults to Addr's host
+	Timeout   time.Duration // inactivity timeout per read/write and dial (0 = netconn.DefaultTimeout)
+	Logger    *slog.Logger  // nil = discard
+}
+
+// LMTPOptions configure delivery into an LMTP server (RFC 2033), such as
+// Dovecot's lmtp service.
+type LMTPOptions struct {
+	Addr      string        // a unix socket path (containing '/', or "unix:PATH"), or host:port
+	Sessions  int           // connections kept open and used at once (0 = 1)
+	LocalName string        // LHLO name (default: the host name)
+	Timeout   time.Duration // inactivity timeout per read/write and dial (0 = netconn.DefaultTimeout)
+	Logger    *slog.Logger  // nil = discard
+}
+
+// NewSMTP returns a Target that delivers over a pool of SMTP sessions.
+//
+// The flow of one delivery: take a free session (or open one: dial, read
+// the 220 greeting, EHLO, STARTTLS and EHLO again when asked), then MAIL
+// FROM, RCPT TO for each recipient, DATA; the message is converted to CRLF
+// and dot-stuffed by go-smtp's writer (RFC 5321 section 4.5.2), and the
+// delivery succeeds only on a 250 to the final dot. A refused MAIL or RCPT
+// aborts the whole transaction (RSET) so that a message is never delivered
+// to some recipients and not others. Sessions stay open between messages:
+// after a 250 the transaction is complete and the next MAIL may follow at
+// once (RFC 5321 section 4.1.1.4); after a failure the session is RSET, or
+// closed when it is no longer in a known state. An idle session the server
+// has closed in the meantime is noticed at MAIL, before a byte of the
+// message was sent, and replaced once transparently.
+//
+// Deliver may be called from several goroutines; at most Sessions
+// transactions run at once. Delivering over several sessions in parallel is
+// what makes a local MTA that fsyncs each message fast.
+func NewSMTP(opts SMTPOptions) Target {
+	return newPool("SMTP", opts.Addr, "tcp", opts.Sessions, opts.LocalName, opts.StartTLS, opts.TLSConfig, opts.Timeout, opts.Logger)
+}
+
+// NewLMTP returns a Target that delivers over a pool of LMTP sessions.
+//
+// It works as NewSMTP, with LHLO, and one reply per recipient after the
+// final dot (RFC 2033 section 4.2). Recipients are de-duplicated first
+// (the replies are matched to recipients by address). The delivery
+// succeeds only if every recipient got a 250. When some recipients
+// accepted the message and others did not, Deliver returns a
+// *PartialError: the message counts as not delivered, stays on the server,
+// and a retry will duplicate it for the recipients that did accept.
+// linkctl prefers a duplicate to a loss.
+func NewLMTP(opts LMTPOptions) Target {
+	network, addr := "tcp", opts.Addr
+	if rest, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", rest
+	} else if strings.Contains(addr, "/") {
+		network = "unix"
+	}
+	return newPool("LMTP", addr, network, opts.Sessions, opts.LocalName, false, nil, opts.Timeout, opts.Logger)
+}
+
+type pool struct {
+	proto     string // "SMTP" or "LMTP"
+	addr      string
+	network   string
+	localName string
+	startTLS  bool
+	tlsConfig *tls.Config
+	timeout   time.Duration
+	log       *slog.Logger
+
+	slots chan struct{} // one token per session allowed at once
+	idle  chan *session // open sessions waiting for a message
+
+	mu     sync.Mutex
+	closed bool
+}
+
+type session struct {
+	raw net.Conn // the socket, closed to abort
+	c   *smtp.Client
+}
+
+func (s *session) close() { s.c.Close() }
+
+func newPool(proto, addr, network string, n int, localName string, startTLS bool, cfg *tls.Config, timeout time.Duration, log *slog.Logger) *pool {
+	if n <= 0 {
+		n = 1
+	}
+	if localName == "" {
+		localName, _ = os.Hostname()
+		if localName == "" || strings.ContainsAny(localName, " \r\n") {
+			localName = "localhost"
+		}
+	}
+	if timeout <= 0 {
+		timeout = netconn.DefaultTimeout
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &pool{
+		proto: proto, addr: addr, network: network, localName: localName,
+		startTLS: startTLS, tlsConfig: cfg, timeout: timeout, log: log,
+		slots: make(chan struct{}, n), idle: make(chan *session, n),
+	}
+	for range n {
+		p.slots <- struct{}{}
+	}
+	return p
+}
+
+func (p *pool) op(step string) string {
+	return fmt.Sprintf("deliver via %s to %s: %s", p.proto, p.addr, step)
+}
+
+// fail classifies an error of step: a reply keeps its code's verdict (4xx
+// temporary, 5xx permanent); anything else (a dropped connection, a
+// timeout) is temporary unless it was already classified as permanent
+// (a certificate that does not verify).
+func (p *pool) fail(step string, err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return errkind.Wrap(errkind.Delivery, se.Temporary(), p.op(step), replyError{se})
+	}
+	var ke *errkind.Error
+	if errors.As(err, &ke) {
+		return errkind.Wrap(errkind.Delivery, ke.Temp, p.op(step), err)
+	}
+	return errkind.Wrap(errkind.Delivery, true, p.op(step), err)
+}
+
+// dial opens a session ready for MAIL.
+func (p *pool) dial(ctx context.Context) (*session, error) {
+	d := net.Dialer{Timeout: p.timeout}
+	raw, err := d.DialContext(ctx, p.network, p.addr)
+	if err != nil {
+		hint := "is the local MTA running and listening there?"
+		return nil, errkind.Wrap(errkind.Delivery, true, p.op("connect"), fmt.Errorf("%w (%s)", err, hint))
+	}
+	stop := netconn.CloseOnDone(ctx, raw)
+	// go-smtp sets its own deadlines of minutes per command and none while
+	// the message is written; the idle wrapper replaces them with an
+	// inactivity deadline on every read and write.
+	conn := netconn.Idle(raw, p.timeout)
+	var c *smtp.Client
+	switch {
+	case p.proto == "LMTP":
+		c = smtp.NewClientLMTP(conn)
+	case p.startTLS:
+		cfg := netconn.TLSConfig(p.tlsConfig, p.addr)
+		// NewClientStartTLS greets with EHLO localhost before STARTTLS;
+		// our own name follows in the EHLO after the handshake. A server
+		// without STARTTLS is an error, never a plaintext fallback
+		// (DESIGN.md "Secure by default").
+		c, err = smtp.NewClientStartTLS(conn, cfg)
+		if err != nil {
+			stop()
+			raw.Close()
+			if strings.Contains(err.Error(), "support STARTTLS") {
+				return nil, errkind.Wrap(errkind.Delivery, false, p.op("STARTTLS"),
+					fmt.Errorf("%w (the server does not offer STARTTLS: enable it there, or deliver over loopback without TLS)", err))
+			}
+			return nil, p.fail("STARTTLS", err)
+		}
+	default:
+		c = smtp.NewClient(conn)
+	}
+	hello := "EHLO"
+	if p.proto == "LMTP" {
+		hello = "LHLO"
+	}
+	if err := c.Hello(p.localName); err != nil {
+		stop()
+		c.Close()
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return nil, errkind.Wrap(errkind.Delivery, false, p.op("TLS handshake"), err)
+		}
+		return nil, p.fail("greeting and "+hello, err)
+	}
+	if !stop() {
+		c.Close()
+		return nil, errkind.Wrap(errkind.Delivery, true, p.op("connect"), context.Cause(ctx))
+	}
+	p.log.Debug("delivery session opened", "proto", p.proto, "addr", p.addr)
+	return &session{raw: raw, c: c}, nil
+}
+
+// get returns an idle session, or a new one; reused says which.
+func (p *pool) get(ctx context.Context) (s *session, reused bool, err error) {
+	select {
+	case s := <-p.idle:
+		return s, true, nil
+	default:
+	}
+	s, err = p.dial(ctx)
+	return s, false, err
+}
+
+// put returns a healthy session to the pool, or closes it after Close.
+func (p *pool) put(s *session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		s.close()
+		return
+	}
+	select {
+	case p.idle <- s:
+	default: // cannot happen: at most n sessions exist
+		s.close()
+	}
+}
+
+// Deliver implements Target.
+func (p *pool) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
+	rcpts := dedup(env.To)
+	if len(rcpts) == 0 {
+		return errkind.New(errkind.Delivery, false, p.op("RCPT"), "no recipient given: set the account's `to`")
+	}
+	select {
+	case <-p.slots:
+	case <-ctx.Done():
+		return errkind.Wrap(errkind.Delivery, true, p.op("waiting for a free session"), context.Cause(ctx))
+	}
+	defer func() { p.slots <- struct{}{} }()
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return errkind.New(errkind.Internal, false, p.op("deliver"), "target already closed")
+	}
+
+	for attempt := 0; ; attempt++ {
+		s, reused, err := p.get(ctx)
+		if err != nil {
+			return err
+		}
+		stop := netconn.CloseOnDone(ctx, s.raw)
+		step, err := p.transact(s, env.From, rcpts, msg)
+		cancelled := !stop()
+		if err == nil && !cancelled {
+			p.put(s)
+			return nil
+		}
+		if cancelled {
+			s.close()
+			if err == nil {
+				// The 250 arrived as the context ended: the MTA has the
+				// message, and that is what counts.
+				return nil
+			}
+			return errkind.Wrap(errkind.Delivery, true, p.op(step), fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+		}
+		var se *smtp.SMTPError
+		isReply := errors.As(err, &se)
+		// A pooled session the server has dropped while idle (or is
+		// dropping with 421, RFC 5321 section 3.8) fails at MAIL, before
+		// any of the message was read: open a fresh one, once.
+		if reused && attempt == 0 && step == "MAIL FROM" && (!isReply || se.Code == 421) {
+			s.close()
+			p.log.Debug("pooled session gone, reconnecting", "proto", p.proto, "addr", p.addr, "err", err)
+			continue
+		}
+		var src *SourceError
+		switch {
+		case errors.As(err, &src):
+			// Already dropped before the final dot.
+			s.close()
+			return sourceErr(p.op(step), src.Err)
+		case isReply && se.Code != 421 || isLMTPReplies(err):
+			// The session is in a known state: clear the transaction
+			// (RFC 5321 section 4.1.1.5) and keep it.
+			if rerr := s.c.Reset(); rerr != nil {
+				s.close()
+			} else {
+				p.put(s)
+			}
+		default:
+			s.close()
+		}
+		var pe *PartialError
+		if errors.As(err, &pe) {
+			return errkind.Wrap(errkind.Delivery, pe.Temporary(), p.op(step), err)
+		}
+		return p.fail(step, err)
+	}
+}
+
+func isLMTPReplies(err error) bool {
+	var pe *PartialError
+	return errors.As(err, &pe)
+}
+
+// transact runs one mail transaction and names the step that failed.
+func (p *pool) transact(s *session, from string, rcpts []string, msg io.Reader) (string, error) {
+	if err := s.c.Mail(from, nil); err != nil {
+		return "MAIL FROM", err
+	}
+	for _, r := range rcpts {
+		if err := s.c.Rcpt(r, nil); err != nil {
+			return "RCPT TO:<" + r + ">", err
+		}
+	}
+	w, err := s.c.Data()
+	if err != nil {
+		return "DATA", err
+	}
+	src := &sourceReader{r: msg}
+	if _, err := io.Copy(w, src); err != nil {
+		// Never send the final dot after a short read: that would hand a
+		// truncated message to the MTA. Dropping the connection makes the
+		// server discard the transaction (RFC 5321 section 4.1.1.4).
+		s.raw.Close()
+		if src.err != nil {
+			return "DATA", &SourceError{Err: src.err}
+		}
+		return "DATA (sending the message)", err
+	}
+	if p.proto == "SMTP" {
+		if _, err := w.CloseWithResponse(); err != nil {
+			return "end of DATA", err
+		}
+		return "", nil
+	}
+	_, err = w.CloseWithLMTPResponse()
+	if err == nil {
+		return "", nil
+	}
+	var le smtp.LMTPDataError
+	if errors.As(err, &le) && len(le) > 0 {
+		if !isOnlyLMTP(err) {
+			// The connection broke in the middle of the replies: the
+			// session is in no known state.
+			return "end of DATA", err
+		}
+		pe := &PartialError{Failed: map[string]error{}}
+		for _, r := range rcpts {
+			if se, ok := le[r]; ok {
+				pe.Failed[r] = replyError{se}
+			} else {
+				pe.Accepted = append(pe.Accepted, r)
+			}
+		}
+		return "end of DATA", pe
+	}
+	return "end of DATA", err
+}
+
+// isOnlyLMTP reports whether err is exactly an LMTPDataError (every
+// recipient got a reply), not one joined with a connection error.
+func isOnlyLMTP(err error) bool {
+	_, ok := err.(smtp.LMTPDataError)
+	return ok
+}
+
+// Close ends the idle sessions with QUIT.
+func (p *pool) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	for {
+		select {
+		case s := <-p.idle:
+			// A short bound: a QUIT that hangs must not hold up shutdown.
+			t := time.AfterFunc(5*time.Second, func() { s.raw.Close() })
+			if err := s.c.Quit(); err != nil {
+				s.close()
+			}
+			t.Stop()
+		default:
+			return nil
+		}
+	}
+}
+
+func dedup(in []string) []string {
+	out := make([]string, 0, len(in))
+	seen := make(map[string]bool, len(in))
+	for _, r := range in {
+		if r == "" || seen[r] {
+			continue
+		}
+		seen[r] = true
+		out = append(out, r)
+	}
+	return out
+}
