@@ -380,8 +380,10 @@ func (c *converter) account(e *Entry, u *User, proto string) {
 		auth = "password"
 	case "ssh", "external":
 		auth = "external"
+	case "cram-md5":
+		auth = "cram-md5"
 	default:
-		c.warn(e.Pos, &a.notes, "auth %s: linkctl supports password, apop, plain, login, xoauth2, oauthbearer and external; left to auto", e.Auth)
+		c.warn(e.Pos, &a.notes, "auth %s: linkctl supports password, apop, plain, login, cram-md5, xoauth2, oauthbearer and external; left to auto", e.Auth)
 	}
 	a.lines = append(a.lines, "name: "+quote(a.name), "proto: "+proto)
 	a.lines = append(a.lines, "server: "+quote(hostPort(e.Host(), c.port(e, &a.notes))))
@@ -417,19 +419,32 @@ func (c *converter) account(e *Entry, u *User, proto string) {
 			a.notes = append(a.notes, "# the plugin (e.g. ssh to the server's imapd) logs in itself: auth: external")
 		}
 	}
-	if len(e.LocalDomains) > 0 {
-		a.lines = append(a.lines, "localdomains: "+flow(e.LocalDomains))
-		if proto == "odmr" {
+	multidrop := len(e.LocalDomains) > 0 || u.Wildcard || len(local) > 1
+	switch {
+	case proto == "odmr":
+		if len(e.LocalDomains) > 0 {
 			a.lines = append(a.lines, "domains: "+flow(e.LocalDomains))
 		}
+	case multidrop && e.Envelope != "" && len(e.LocalDomains) > 0:
+		// linkctl's multidrop: the envelope header names the recipient, "*"
+		// passes any local one through, as fetchmail's wildcard did.
+		a.lines = append(a.lines, "localdomains: "+flow(e.LocalDomains), "envelope: "+quote(e.Envelope))
 		if u.Wildcard {
-			a.notes = append(a.notes, "# fetchmail's '*' (pass other local recipients through) is what localdomains does in linkctl")
+			a.lines[slices.Index(a.lines, "to: "+flow(local))] = "to: " + flow(append(slices.Clone(local), "*"))
 		}
-	} else if u.Wildcard {
-		c.warn(u.Pos, &a.notes, "'*' without localdomains: every message goes to %s", strings.Join(local, ", "))
-	}
-	if e.Envelope != "" {
-		a.lines = append(a.lines, "envelope: "+quote(e.Envelope))
+	case multidrop:
+		// fetchmail guessed recipients from To/Cc/Received when it had no
+		// envelope header; linkctl refuses to (Bcc mail is lost, lists
+		// loop), so the mailbox becomes a single drop until the user names
+		// the header.
+		c.warn(u.Pos, &a.notes, "multidrop without an envelope header: fetchmail guessed recipients from the headers, linkctl does not; until you set the header your ISP adds (and uncomment these), all mail goes to %s", strings.Join(local, ", "))
+		if len(e.LocalDomains) > 0 {
+			a.notes = append(a.notes, "# localdomains: "+flow(e.LocalDomains))
+		}
+		a.notes = append(a.notes, "# envelope: Delivered-To")
+		if u.Wildcard {
+			a.notes = append(a.notes, "# to: "+flow(append(slices.Clone(local), "*")))
+		}
 	}
 	if u.Keep != nil && *u.Keep {
 		a.lines = append(a.lines, "keep: true")

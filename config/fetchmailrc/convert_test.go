@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linkctl/linkctl/config"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -87,11 +88,29 @@ func TestConvertInlineSecrets(t *testing.T) {
 }
 
 func TestConvertMultidrop(t *testing.T) {
+	// Without an envelope header fetchmail guessed from To/Cc; linkctl will
+	// not, so the mailbox becomes a single drop with a warning.
 	data, _ := os.ReadFile("testdata/book-multidrop.rc")
 	res := convert(t, string(data), Options{})
 	a := accounts(t, decoded(t, res))[0]
-	if d := a["localdomains"].([]any); len(d) != 2 || d[0] != "zoas.org" || a["to"].([]any)[0] != "trucks" {
+	if a["localdomains"] != nil || strings.Join(toStrings(a["to"]), ",") != "trucks" {
 		t.Errorf("account = %v", a)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "test.rc:1: multidrop without an envelope header") {
+		t.Errorf("warnings = %q", res.Warnings)
+	}
+	if !strings.Contains(string(res.YAML), "# localdomains: [zoas.org, ahania.com]") {
+		t.Errorf("the localdomains are not kept as a comment:\n%s", res.YAML)
+	}
+	// With one, it stays multidrop and '*' passes local recipients through.
+	res = convert(t, `poll mx.example envelope Delivered-To localdomains a.org b.org user box pass p to joe * here`, Options{InlineSecrets: true})
+	a = accounts(t, decoded(t, res))[0]
+	if strings.Join(toStrings(a["localdomains"]), ",") != "a.org,b.org" || a["envelope"] != "Delivered-To" ||
+		strings.Join(toStrings(a["to"]), ",") != "joe,*" {
+		t.Errorf("account = %v", a)
+	}
+	if _, err := config.Parse("x.yaml", res.YAML); err != nil {
+		t.Errorf("config.Parse: %v\n%s", err, res.YAML)
 	}
 }
 
