@@ -57,7 +57,7 @@ type QuietOptions struct {
 	Max           time.Duration  // give up waiting after this long (default 5m)
 	Ports         []int          // local SMTP ports (default [25])
 	CountLoopback bool           // count loopback peers (tests)
-	Poll          time.Duration  // how often to look (default Quiet/4, at most 1s)
+	Poll          time.Duration  // how often to look (default Quiet/4, at most 250ms: a dump is cheap)
 	Counter       SessionCounter // default CountInbound
 	Logger        *slog.Logger
 }
@@ -92,7 +92,7 @@ func WaitQuiet(ctx context.Context, opts QuietOptions, sink event.Sink) QuietRes
 		opts.Ports = []int{25}
 	}
 	if opts.Poll <= 0 {
-		opts.Poll = min(opts.Quiet/4, time.Second)
+		opts.Poll = min(opts.Quiet/4, 250*time.Millisecond)
 		opts.Poll = max(opts.Poll, 10*time.Millisecond)
 	}
 	if opts.Counter == nil {

@@ -20,8 +20,11 @@ package testpeer
 //     is refused too), and every directory on the way there must be
 //     traversable by those users: t.TempDir() creates 0700 directories, so
 //     the test's temp dir and its parent are opened to 0711 (search only,
-//     no listing). "postfix -c DIR start" creates the queue subdirectories
-//     with their postfix:postdrop modes itself. Commands run as root honour
+//     no listing). The queue subdirectories are created here with the
+//     owners and modes of postfix-files (postfix:root 0700, maildrop and
+//     public group postdrop), and master is started directly with -w:
+//     "postfix start" does the same after checks that take seconds on a
+//     busy machine. Stop is SIGTERM to master. Commands run as root honour
 //     MAIL_CONFIG for a non-default config directory without it being
 //     listed in alternate_config_directories.
 //   - Delivery never leaves the machine: mydestination is empty,
@@ -61,6 +64,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -255,12 +259,50 @@ postlog   unix-dgram n - n - 1 postlogd
 		t.Fatalf("testpeer.StartPostfix: %v", err)
 	}
 
+	// The queue subdirectories with the owners and modes postfix-files
+	// gives them: "postfix start" would create them too, but its checks
+	// take seconds on a loaded machine, while master -w starts in a blink.
+	postdropGID := 0
+	if g, err := user.LookupGroup("postdrop"); err == nil {
+		postdropGID, _ = strconv.Atoi(g.Gid)
+	}
+	for _, q := range []struct {
+		name string
+		gid  int
+		mode os.FileMode
+	}{
+		{"active", 0, 0o700}, {"bounce", 0, 0o700}, {"corrupt", 0, 0o700}, {"defer", 0, 0o700},
+		{"deferred", 0, 0o700}, {"flush", 0, 0o700}, {"hold", 0, 0o700}, {"incoming", 0, 0o700},
+		{"private", 0, 0o700}, {"saved", 0, 0o700}, {"trace", 0, 0o700},
+		{"maildrop", postdropGID, 0o730}, {"public", postdropGID, 0o710},
+	} {
+		d := filepath.Join(p.QueueDir, q.name)
+		if err := os.Mkdir(d, q.mode); err != nil {
+			t.Fatalf("testpeer.StartPostfix: %v", err)
+		}
+		os.Chmod(d, q.mode) // past the umask
+		if err := os.Chown(d, ownerUID, q.gid); err != nil {
+			t.Fatalf("testpeer.StartPostfix: %v", err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(p.QueueDir, "pid"), 0o755); err != nil {
+		t.Fatalf("testpeer.StartPostfix: %v", err)
+	}
+
 	t.Cleanup(p.Stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, postfixBin, "-c", p.ConfigDir, "start").CombinedOutput()
+	master := "/usr/lib/postfix/sbin/master"
+	if out, err := p.Command(ctx, "postconf", "-h", "daemon_directory").Output(); err == nil {
+		master = filepath.Join(strings.TrimSpace(string(out)), "master")
+	}
+	// master -w: the foreground process exits 0 only once the daemon has
+	// initialized (its sockets bound), so no polling for startup.
+	out, err := p.Command(ctx, master, "-c", p.ConfigDir, "-w").CombinedOutput()
 	if err != nil {
-		t.Fatalf("testpeer.StartPostfix: postfix start: %v\n%s\nmaillog:\n%s", err, out, p.Log())
+		// "postfix start" explains what went wrong better than master.
+		diag, _ := p.Command(ctx, postfixBin, "-c", p.ConfigDir, "check").CombinedOutput()
+		t.Fatalf("testpeer.StartPostfix: %s -w: %v\n%s\npostfix check:\n%s\nmaillog:\n%s", master, err, out, diag, p.Log())
 	}
 	// master binds the smtpd socket before it detaches, but wait for the
 	// greeting anyway: a test's first connection must not race startup.
@@ -435,25 +477,43 @@ func (p *Postfix) Stop() {
 	p.stop = true
 	pidBytes, _ := os.ReadFile(filepath.Join(p.QueueDir, "pid", "master.pid"))
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidBytes)))
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	bin := "/usr/sbin/postfix"
-	if _, err := os.Stat(bin); err != nil {
-		bin = "postfix"
-	}
-	if out, err := exec.CommandContext(ctx, bin, "-c", p.ConfigDir, "stop").CombinedOutput(); err != nil {
-		p.t.Logf("postfix stop: %v: %s", err, out)
-	}
 	if pid <= 0 {
 		return
 	}
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
-		if !postfixAlive(pid) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	// What "postfix stop" does, without its script: SIGTERM to master,
+	// which stops its children.
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return
 	}
-	p.t.Logf("postfix master %d still running after stop", pid)
+	end := time.Now().Add(10 * time.Second)
+	for postfixAlive(pid) && time.Now().Before(end) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Children notice their master is gone on their own; wait for them
+	// too, so that removing the temp dir does not race a daemon's write.
+	for postfixChildren(p.QueueDir) > 0 && time.Now().Before(end) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if postfixAlive(pid) || postfixChildren(p.QueueDir) > 0 {
+		p.t.Logf("postfix in %s still running 10s after SIGTERM", p.Dir)
+	}
+}
+
+// postfixChildren counts live processes whose working directory is the
+// queue directory: every Postfix daemon chdirs there.
+func postfixChildren(queueDir string) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == queueDir && postfixAlive(pid) {
+			n++
+		}
+	}
+	return n
 }
 
 // postfixAlive reports whether pid runs and is not a zombie (a daemonized

@@ -1,0 +1,80 @@
+package etrn
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkctl/linkctl/internal/testpeer"
+)
+
+// TestPostfixRelayETRN: a real Postfix holds mail for etrn.test; linkctl's
+// etrn stage asks for it; Postfix delivers it to the test's "home" SMTP
+// listener over a new connection; the stage's quiet wait ends only after
+// that delivery finished.
+func TestPostfixRelayETRN(t *testing.T) {
+	testpeer.Short(t)
+	// The home MTA takes a while over the message, as over a slow link, so
+	// that the delivery session is long enough to be seen by the wait.
+	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: func(_ int, stage string) time.Duration {
+		if stage == "DATA" {
+			return time.Second
+		}
+		return 0
+	}})
+	_, portStr, _ := net.SplitHostPort(home.Addr())
+	homePort, _ := strconv.Atoi(portStr)
+	// HoldRelay: the relay transport is in defer_transports, so Postfix
+	// does not try home on its own; only ETRN (or a flush) releases it.
+	pf := testpeer.StartPostfix(t, testpeer.PostfixOptions{RelayDomains: []string{"etrn.test"}, RelayAddr: home.Addr(), HoldRelay: true})
+	if err := pf.Send("far@away.test", []string{"chavez@etrn.test", "ops@etrn.test"}, "Subject: held for ETRN\n\nhello\n"); err != nil {
+		t.Fatalf("queue mail at the relay: %v", err)
+	}
+	pf.WaitQueue(10*time.Second, "deferred", func(q []testpeer.PostfixQueued) bool {
+		return len(q) == 1 && q[0].Queue == "deferred"
+	})
+	if n := len(home.Messages()); n != 0 {
+		t.Fatalf("home got %d messages before ETRN", n)
+	}
+
+	t0 := time.Now()
+	var tr transcript
+	res, err := RunStage(context.Background(), StageOptions{
+		Servers: []Server{
+			{Addr: pf.Addr(), Domains: []string{"etrn.test", "other.test"}, TLS: "none", Helo: "home.test", Timeout: 10 * time.Second},
+		},
+		Ports: []int{homePort}, CountLoopback: true,
+		// Long enough for Postfix to open its delivery connection after
+		// the ETRN reply, however slow the machine.
+		Quiet: 2 * time.Second, QuietMax: time.Minute,
+		Trace: func(_, l string) { tr.add(l) },
+	}, nil)
+	returned := time.Now()
+	t.Logf("stage took %v; transcript:\n%s", returned.Sub(t0), tr.String())
+	// other.test is not a relay domain: Postfix answers 459.
+	if err == nil || !IsRefused(err) || !strings.Contains(err.Error(), "459") {
+		t.Errorf("err = %v, want the 459 for other.test", err)
+	}
+	d := res.Servers[0].Domains
+	if d[0].Reply.Code != 250 || d[1].Reply.Code != 459 {
+		t.Errorf("replies = %v / %v, want 250 and 459", d[0].Reply, d[1].Reply)
+	}
+	msgs := home.Messages()
+	if len(msgs) != 1 || len(msgs[0].To) != 2 {
+		t.Fatalf("home got %+v at the end of the stage, want the one held message for two recipients\nmaillog:\n%s", msgs, pf.Log())
+	}
+	if !res.Quiet.WentQuiet || res.Quiet.MaxSessions < 1 {
+		t.Errorf("quiet = %+v, want it to have seen Postfix's session and then quiet", res.Quiet)
+	}
+	// The wait ended after the delivery session was gone: by now no
+	// session to home is open.
+	if n, err := CountInbound([]int{homePort}, true); err == nil && n != 0 {
+		t.Errorf("%d sessions still open to home at %v, after the quiet wait returned", n, returned)
+	}
+	if q := pf.Queue(); len(q) != 0 {
+		t.Errorf("relay queue after ETRN: %+v", q)
+	}
+}
