@@ -54,12 +54,22 @@ func Load(path string) (*Config, error) {
 func readError(path string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return errkind.New(errkind.Usage, false, "", "%s: no such config file (expected a linkctl.yaml: start from the README's minimal config, or pass -c FILE)", path)
+		return errkind.Wrap(errkind.Usage, false, "", &quietErr{path + ": no such config file (expected a linkctl.yaml: start from the README's minimal config, or pass -c FILE)", err})
 	case errors.Is(err, fs.ErrPermission):
-		return errkind.New(errkind.Permission, false, "", "%s: cannot read the config: permission denied (run linkctl as the file's owner, or fix its mode)", path)
+		return errkind.Wrap(errkind.Permission, false, "", &quietErr{path + ": cannot read the config: permission denied (run linkctl as the file's owner, or fix its mode)", err})
 	}
 	return errkind.Wrap(errkind.Usage, false, "cannot read config "+path, err)
 }
+
+// quietErr shows its own message but still unwraps to the cause, so
+// errors.Is(err, fs.ErrNotExist) works for callers.
+type quietErr struct {
+	msg string
+	err error
+}
+
+func (e *quietErr) Error() string { return e.msg }
+func (e *quietErr) Unwrap() error { return e.err }
 
 // checkFileMode refuses a file that holds a secret and that other users
 // can read (DESIGN.md "Secure by default"). A password_file or

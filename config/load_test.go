@@ -60,7 +60,7 @@ func TestPermissions(t *testing.T) {
 
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
-	if errkind.KindOf(err) != errkind.Usage || !strings.Contains(err.Error(), "no such config file") {
+	if errkind.KindOf(err) != errkind.Usage || !strings.Contains(err.Error(), "no such config file") || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("got %v (%v)", err, errkind.KindOf(err))
 	}
 }
@@ -432,6 +432,18 @@ fetch:
 	}
 }
 
+// Two users on one server need no names: the second is told apart by user.
+func TestSeveralUsersPerServer(t *testing.T) {
+	in := "fetch:\n  accounts:\n    - {server: pop.example.net, proto: pop3, user: ann, password_file: /p, to: ann}\n    - {server: pop.example.net, proto: pop3, user: bob, password_file: /q, to: bob}\n"
+	c, err := Parse("t.yaml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := c.Fetch.Accounts[0].Name, c.Fetch.Accounts[1].Name; a != "pop.example.net" || b != "bob@pop.example.net" {
+		t.Errorf("names %q %q", a, b)
+	}
+}
+
 func TestSizes(t *testing.T) {
 	for in, want := range map[string]int64{"0": 0, "1000": 1000, "500k": 500 << 10, "10M": 10 << 20, "1G": 1 << 30, "2MB": 2 << 20, "3KiB": 3 << 10} {
 		if got, err := parseSize(in); err != nil || got != want {
@@ -442,5 +454,24 @@ func TestSizes(t *testing.T) {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) accepted", in)
 		}
+	}
+}
+
+func TestCheckSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	ok := writeFile(t, dir, "ok.pass", "pw\n", 0o600)
+	loose := writeFile(t, dir, "loose.pass", "pw\n", 0o644)
+	c := &Config{Fetch: Fetch{Accounts: []Account{{Name: "a", Password: Secret{File: ok}}, {Name: "b", Password: Secret{Command: []string{"false"}}}}}}
+	if err := c.CheckSecretFiles(); err != nil {
+		t.Errorf("good files: %v", err)
+	}
+	c.Fetch.Accounts = append(c.Fetch.Accounts, Account{Name: "c", Password: Secret{File: loose}}, Account{Name: "d", Password: Secret{File: filepath.Join(dir, "none")}})
+	err := c.CheckSecretFiles()
+	if errkind.KindOf(err) != errkind.Permission || !strings.Contains(err.Error(), "account c: password_file") ||
+		!strings.Contains(err.Error(), "account d: password_file") {
+		t.Errorf("got %v (%v)", err, errkind.KindOf(err))
+	}
+	if _, found := c.Account("c"); !found {
+		t.Error("Account(c) not found")
 	}
 }

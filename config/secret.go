@@ -144,3 +144,40 @@ func quoteStderr(stderr, secret string) string {
 	}
 	return fmt.Sprintf("; stderr: %q", t)
 }
+
+// CheckSecretFiles opens every password_file the config names, as `linkctl
+// check` should before a run needs them: a missing file is errkind.Usage,
+// one readable by group or others errkind.Permission (exit 6) with the
+// chmod that fixes it. Commands are not run. The errors are joined, the
+// first one's kind wins; no secret is in them.
+func (c *Config) CheckSecretFiles() error {
+	var errs []error
+	check := func(where string, s Secret) {
+		if s.File == "" {
+			return
+		}
+		if _, err := s.fromFile(); err != nil {
+			errs = append(errs, errkind.Wrap(errkind.KindOf(err), false, where, err))
+		}
+	}
+	for _, s := range c.ETRN.Servers {
+		check("etrn server "+s.Server, s.Password)
+	}
+	for _, a := range c.Fetch.Accounts {
+		check("account "+a.Name, a.Password)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errkind.Wrap(errkind.KindOf(errs[0]), false, "", errors.Join(errs...))
+}
+
+// Account returns the account called name.
+func (c *Config) Account(name string) (Account, bool) {
+	for _, a := range c.Fetch.Accounts {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Account{}, false
+}

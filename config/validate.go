@@ -302,6 +302,11 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 	for i, ra := range r.Accounts {
 		p := fmt.Sprintf("fetch.accounts[%d]", i)
 		a := c.account(&ra, p, f.Deliver)
+		if _, dup := names[a.Name]; dup && isNull(ra.Name) && a.User != "" {
+			// Several users on one server (fetchmail's "user a, user b"):
+			// tell the defaulted names apart by user.
+			a.Name = a.User + "@" + a.Name
+		}
 		if line, dup := names[a.Name]; dup && a.Name != "" {
 			at := ra.Name
 			if at == nil {
