@@ -39,6 +39,12 @@ func (l Link) Usable() bool {
 // chosen through "default-route", carries a default route of the same
 // address family as that address.
 func Up(st State, watch []string) (bool, string) {
+	up, reason, _ := upIface(st, watch)
+	return up, reason
+}
+
+// upIface is Up that also names the usable link.
+func upIface(st State, watch []string) (bool, string, string) {
 	if len(watch) == 0 {
 		watch = []string{DefaultRoute}
 	}
@@ -82,9 +88,9 @@ func Up(st State, watch []string) (bool, string) {
 		switch {
 		case found != "":
 			if named {
-				return true, fmt.Sprintf("%s is up with %s", l.Name, found)
+				return true, fmt.Sprintf("%s is up with %s", l.Name, found), l.Name
 			}
-			return true, fmt.Sprintf("%s carries the default route with %s", l.Name, found)
+			return true, fmt.Sprintf("%s carries the default route with %s", l.Name, found), l.Name
 		case addrButNoRoute != "":
 			why = append(why, fmt.Sprintf("%s has %s but no default route for it", l.Name, addrButNoRoute))
 		default:
@@ -94,13 +100,13 @@ func Up(st State, watch []string) (bool, string) {
 	if candidates == 0 {
 		switch {
 		case byRoute && len(patterns) == 0:
-			return false, "no link carries a default route"
+			return false, "no link carries a default route", ""
 		case byRoute:
-			return false, fmt.Sprintf("no link matches %s and none carries a default route", strings.Join(patterns, ", "))
+			return false, fmt.Sprintf("no link matches %s and none carries a default route", strings.Join(patterns, ", ")), ""
 		}
-		return false, fmt.Sprintf("no link matches %s", strings.Join(patterns, ", "))
+		return false, fmt.Sprintf("no link matches %s", strings.Join(patterns, ", ")), ""
 	}
-	return false, strings.Join(why, "; ")
+	return false, strings.Join(why, "; "), ""
 }
 
 func matchAny(patterns []string, name string) bool {

@@ -17,6 +17,7 @@ import (
 // Edge is a change of the uplink's usability.
 type Edge struct {
 	Up     bool
+	Iface  string // the usable link, for an up edge
 	Reason string // from Up: "ppp0 is up with 192.0.2.7/32"
 	Cause  string // what noticed it: "start", "netlink", "clock jump"
 	Time   time.Time
@@ -225,7 +226,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.state = st
 		reported := w.up
 		w.mu.Unlock()
-		up, reason := Up(st, w.opts.Watch)
+		up, reason, iface := upIface(st, w.opts.Watch)
 		if changed {
 			w.log.Debug("link state", "state", st.String(), "up", up, "reason", reason)
 		}
@@ -264,7 +265,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			continue // keep the cause for the edge
 		default:
 			forced = false
-			if !emit(Edge{Up: true, Reason: reason, Cause: cause, Time: time.Now(), State: st}) {
+			if !emit(Edge{Up: true, Iface: iface, Reason: reason, Cause: cause, Time: time.Now(), State: st}) {
 				return nil
 			}
 		}

@@ -1,0 +1,616 @@
+// Package daemon is `linkctl daemon`: it watches the uplink and runs the
+// pipeline while the link is up, one run at a time.
+//
+// The flow: [New] takes state_dir/daemon.lock (one daemon per state_dir),
+// listens on the control socket and builds the runner; [Daemon.Run] starts
+// the link watcher and tells systemd READY=1. Then everything is a trigger
+// or a cancellation:
+//
+//   - triggers: an up edge from the watcher, `linkctl up` on the control
+//     socket, SIGUSR1, and every Interval while the link stays up. A trigger
+//     while a run is in flight does not start a second run: all of them
+//     coalesce into one follow-up run, which starts when the current one ends
+//     (it sees the newest state of the world).
+//   - a down edge (or `linkctl down`) cancels the run in flight with the
+//     cause "link down": stages stop safely (a message not yet accepted
+//     locally stays on the server) and pending triggers are dropped.
+//   - SIGHUP calls Reload; a config that does not load is logged and the old
+//     one kept.
+//   - SIGTERM/SIGINT (or `linkctl quit`) stop in two phases: nothing new
+//     starts, STOPPING=1 is sent, the run in flight may finish for Grace,
+//     then it is cancelled with the cause "shutdown". A second signal exits
+//     at once.
+//
+// After every run the metrics file is rewritten atomically, and systemd's
+// STATUS line always names what is going on ("run 4: fetch", "idle: ppp0 is
+// up with ..."). An idle daemon wakes up for nothing: the interval timer
+// only runs while the link is up.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/linkctl/linkctl/control"
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/event"
+	"github.com/linkctl/linkctl/linkwatch"
+	"github.com/linkctl/linkctl/pipeline"
+)
+
+// Watcher is what the daemon needs of a link watcher (*linkwatch.Watcher;
+// tests feed edges by hand).
+type Watcher interface {
+	Run(ctx context.Context) error
+	Edges() <-chan linkwatch.Edge
+}
+
+// Reloaded is a re-read config, as far as the daemon uses it.
+type Reloaded struct {
+	Steps    []pipeline.Step
+	Interval time.Duration
+}
+
+// Options configures the daemon.
+type Options struct {
+	StateDir      string // daemon.lock lives here
+	ControlSocket string // "" for none
+	MetricsFile   string // "" for none
+	LockPath      string // the run lock shared with `linkctl run` ("" for none)
+
+	Steps    []pipeline.Step
+	Interval time.Duration // re-run while up; 0: only on triggers
+	Grace    time.Duration // SIGTERM: the run in flight may finish this long (default 30s)
+
+	Watcher Watcher
+	// Reload re-reads the config on SIGHUP. nil: SIGHUP is logged and ignored.
+	Reload func() (Reloaded, error)
+	// Signals delivers SIGHUP, SIGUSR1, SIGTERM and SIGINT. nil: the daemon
+	// subscribes with signal.Notify itself.
+	Signals <-chan os.Signal
+	Notify  Notifier   // nil: $NOTIFY_SOCKET
+	Sink    event.Sink // also receives every event (the log renderer)
+	Logger  *slog.Logger
+}
+
+// Status is the daemon's answer to `linkctl status`.
+type Status struct {
+	PID          int             `json:"pid"`
+	Link         LinkStatus      `json:"link"`
+	Runner       pipeline.Status `json:"runner"`
+	Pending      bool            `json:"pending"` // a follow-up run is queued
+	NextInterval time.Time       `json:"next_interval,omitzero"`
+	Stopping     bool            `json:"stopping,omitempty"`
+}
+
+// LinkStatus is the watcher's last word.
+type LinkStatus struct {
+	Up     bool      `json:"up"`
+	Iface  string    `json:"iface,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// Daemon is a running `linkctl daemon`.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	notify  Notifier
+	runner  *pipeline.Runner
+	srv     *control.Server
+	release func()
+
+	quitReq chan struct{} // `linkctl quit`
+	runDone chan struct{} // a run ended (capacity 1)
+
+	mu       sync.Mutex
+	cur      *batch // the run in flight
+	next     *batch // triggers waiting for the next run
+	stopping bool
+	link     LinkStatus
+	nextTick time.Time
+	interval time.Duration
+	met      *metrics
+	stage    map[string]bool // stages in flight, for STATUS
+	runID    uint64
+	runs     sync.WaitGroup
+	runCtx   context.Context
+}
+
+// batch is the triggers one run serves.
+type batch struct {
+	reqs    []pipeline.Request
+	waiters []*waiter
+}
+
+// waiter is a `linkctl up --wait` client.
+type waiter struct {
+	send func(event.Event)
+	done chan pipeline.RunReport
+}
+
+// Run is New followed by Daemon.Run.
+func Run(ctx context.Context, opts Options) error {
+	d, err := New(opts)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+
+// New takes the daemon lock and opens the control socket.
+func New(opts Options) (*Daemon, error) {
+	if opts.Watcher == nil {
+		return nil, errkind.New(errkind.Internal, false, "daemon", "no link watcher")
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notify, quitReq: make(chan struct{}, 1),
+		runDone: make(chan struct{}, 1), next: &batch{}, interval: opts.Interval, met: newMetrics(),
+		stage: map[string]bool{}}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.notify == nil {
+		d.notify = FromEnv()
+	}
+	if d.opts.Grace <= 0 {
+		d.opts.Grace = 30 * time.Second
+	}
+	release, err := lockStateDir(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	d.release = release
+	if opts.ControlSocket != "" {
+		srv, err := control.Listen(opts.ControlSocket, d.log)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		d.srv = srv
+	}
+	d.runner = pipeline.New(pipeline.Options{Steps: opts.Steps, LockPath: opts.LockPath, Wait: true,
+		Sink: d.sink, Logger: d.log})
+	return d, nil
+}
+
+// Busy says what holds the link beyond the stage asking ("" for nothing):
+// the drop stage's Busy hook. A follow-up run already requested, or
+// another stage of this run still in flight, keeps the link up.
+func (d *Daemon) Busy(self string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.next.reqs) > 0 {
+		return "a follow-up run is already requested (" + d.next.reqs[0].Cause + ")"
+	}
+	var other []string
+	for s := range d.stage {
+		if s != self {
+			other = append(other, s)
+		}
+	}
+	if len(other) > 0 {
+		sort.Strings(other)
+		return "stage " + strings.Join(other, ", ") + " still running"
+	}
+	return ""
+}
+
+// Run serves until a shutdown completes or ctx is done (which exits at
+// once, like a second signal).
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.release()
+	sigs := d.opts.Signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
+
+	// runCtx outlives ctx's first phase: only an explicit cancel stops runs.
+	runCtx, cancelRuns := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelRuns(errors.New("daemon exiting"))
+	d.runCtx = runCtx
+
+	wctx, stopWatch := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		if err := d.opts.Watcher.Run(wctx); err != nil {
+			d.log.Error("link watcher stopped", "err", err)
+		}
+	})
+	if d.srv != nil {
+		bg.Go(func() { d.srv.Serve(wctx, d.handle) })
+	}
+	defer func() {
+		stopWatch()
+		bg.Wait()
+	}()
+
+	d.notify("READY=1\nSTATUS=waiting for the link")
+	d.log.Info("daemon started", "pid", os.Getpid(), "control_socket", d.opts.ControlSocket)
+
+	var (
+		tick   *time.Timer
+		tickC  <-chan time.Time
+		grace  <-chan time.Time
+		edges  = d.opts.Watcher.Edges()
+		startT = func() {
+			d.mu.Lock()
+			iv := d.interval
+			if iv > 0 {
+				d.nextTick = time.Now().Add(iv)
+			}
+			d.mu.Unlock()
+			if iv <= 0 {
+				return
+			}
+			if tick == nil {
+				tick = time.NewTimer(iv)
+			} else {
+				tick.Reset(iv)
+			}
+			tickC = tick.C
+		}
+		stopT = func() {
+			if tick != nil {
+				tick.Stop()
+			}
+			tickC = nil
+			d.mu.Lock()
+			d.nextTick = time.Time{}
+			d.mu.Unlock()
+		}
+	)
+
+	beginStop := func(why string) bool {
+		d.mu.Lock()
+		if d.stopping {
+			d.mu.Unlock()
+			return false
+		}
+		d.stopping = true
+		dropped := d.next
+		d.next = &batch{}
+		running := d.cur != nil
+		d.mu.Unlock()
+		dropped.fail(errkind.New(errkind.Internal, true, "", "the daemon is stopping"))
+		stopT()
+		d.notify("STOPPING=1\nSTATUS=stopping: " + why)
+		if running {
+			d.log.Info("stopping: letting the run in flight finish", "why", why, "grace", d.opts.Grace)
+			grace = time.After(d.opts.Grace)
+		} else {
+			d.log.Info("stopping", "why", why)
+		}
+		return true
+	}
+	idle := func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.cur == nil
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			d.exitNow(cancelRuns, "context done")
+			return nil
+		case e, ok := <-edges:
+			if !ok {
+				edges = nil
+				continue
+			}
+			d.onEdge(e)
+			if e.Up {
+				d.trigger(pipeline.Request{Cause: "up edge (" + e.Cause + ")", Iface: e.Iface}, nil)
+				startT()
+			} else {
+				stopT()
+			}
+		case <-tickC:
+			d.trigger(pipeline.Request{Cause: "interval", Iface: d.linkIface()}, nil)
+			startT()
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				d.reload()
+			case syscall.SIGUSR1:
+				d.trigger(pipeline.Request{Cause: "SIGUSR1", Iface: d.linkIface()}, nil)
+			default:
+				if !beginStop(sig.String()) {
+					d.log.Warn("second signal: exiting now", "signal", sig)
+					d.exitNow(cancelRuns, "second signal")
+					return nil
+				}
+				if idle() {
+					return nil
+				}
+			}
+		case <-d.quitReq:
+			if beginStop("linkctl quit") && idle() {
+				return nil
+			}
+		case <-grace:
+			d.log.Warn("grace period over: cancelling the run in flight", "grace", d.opts.Grace)
+			d.runner.Cancel(errkind.New(errkind.Internal, true, "", "shutdown"))
+		case <-d.runDone:
+			d.mu.Lock()
+			done := d.stopping && d.cur == nil
+			d.mu.Unlock()
+			if done {
+				d.runs.Wait()
+				d.log.Info("daemon stopped")
+				return nil
+			}
+		}
+	}
+}
+
+// exitNow cancels everything and returns without waiting for stages.
+func (d *Daemon) exitNow(cancelRuns context.CancelCauseFunc, why string) {
+	d.notify("STOPPING=1\nSTATUS=exiting: " + why)
+	d.runner.Cancel(errkind.New(errkind.Internal, true, "", "shutdown"))
+	cancelRuns(errkind.New(errkind.Internal, true, "", "shutdown"))
+	d.mu.Lock()
+	d.stopping = true
+	dropped := d.next
+	d.next = &batch{}
+	d.mu.Unlock()
+	dropped.fail(errkind.New(errkind.Internal, true, "", "the daemon exited"))
+	// Cancelled stages return within moments (the exec stage's own grace
+	// aside); give them that, not more.
+	done := make(chan struct{})
+	go func() { d.runs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		d.log.Warn("exiting with a stage still stopping")
+	}
+}
+
+func (d *Daemon) linkIface() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.link.Iface
+}
+
+func (d *Daemon) onEdge(e linkwatch.Edge) {
+	d.mu.Lock()
+	d.link = LinkStatus{Up: e.Up, Iface: e.Iface, Reason: e.Reason, Since: e.Time}
+	d.met.linkUp(e.Up, e.Time)
+	var dropped *batch
+	if !e.Up {
+		// Pending triggers are moot: their run would find no link.
+		dropped, d.next = d.next, &batch{}
+	}
+	running := d.cur != nil
+	d.mu.Unlock()
+	if e.Up {
+		d.status("")
+		return
+	}
+	dropped.fail(errkind.New(errkind.Network, true, "", "link down"))
+	if running && d.runner.Cancel(errkind.New(errkind.Network, true, "", "link down")) {
+		d.log.Warn("link down: cancelling the run in flight", "reason", e.Reason)
+	}
+	d.status("")
+}
+
+// trigger asks for a run for req; w (may be nil) waits for its report.
+// It returns false when the daemon is stopping.
+func (d *Daemon) trigger(req pipeline.Request, w *waiter) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopping {
+		return false
+	}
+	d.next.reqs = append(d.next.reqs, req)
+	if w != nil {
+		d.next.waiters = append(d.next.waiters, w)
+	}
+	if d.cur == nil {
+		d.startLocked()
+	} else {
+		d.log.Info("run in flight: the trigger joins the follow-up run", "cause", req.Cause)
+		if w != nil {
+			w.send(event.Event{Type: event.Note, Time: time.Now(), Text: "a run is in progress; yours starts when it ends"})
+		}
+	}
+	return true
+}
+
+func (d *Daemon) startLocked() {
+	b := d.next
+	d.next, d.cur = &batch{}, b
+	req := b.reqs[0]
+	if n := len(b.reqs); n > 1 {
+		req.Cause = fmt.Sprintf("%s (+%d coalesced)", req.Cause, n-1)
+	}
+	d.runs.Add(1)
+	go func() {
+		defer d.runs.Done()
+		rep, _ := d.runner.Run(d.runCtx, req)
+		d.finish(b, rep)
+	}()
+}
+
+func (d *Daemon) finish(b *batch, rep pipeline.RunReport) {
+	d.mu.Lock()
+	d.met.addRun(rep)
+	data := d.met.render(time.Now())
+	d.mu.Unlock()
+	// The metrics are on disk before anyone hears the run ended.
+	if d.opts.MetricsFile != "" {
+		if err := writeMetrics(d.opts.MetricsFile, data); err != nil {
+			d.log.Warn("cannot write the metrics file", "err", err)
+		}
+	}
+	for _, w := range b.waiters {
+		w.done <- rep
+	}
+	d.mu.Lock()
+	d.cur = nil
+	if len(d.next.reqs) > 0 && !d.stopping {
+		d.startLocked()
+	}
+	d.mu.Unlock()
+	d.status("")
+	select {
+	case d.runDone <- struct{}{}:
+	default:
+	}
+}
+
+func (b *batch) fail(err error) {
+	for _, w := range b.waiters {
+		w.done <- pipeline.RunReport{Err: err, Result: event.Cancelled}
+	}
+}
+
+// sink receives every event of every run: it keeps the STATUS line and the
+// stages in flight, and forwards the event to the `up --wait` clients the
+// run serves.
+func (d *Daemon) sink(e event.Event) {
+	d.opts.Sink.Emit(e)
+	d.mu.Lock()
+	switch e.Type {
+	case event.RunStart:
+		d.runID = e.Run
+	case event.StageStart:
+		d.stage[e.Stage] = true
+	case event.StageEnd:
+		delete(d.stage, e.Stage)
+	case event.RunEnd:
+		clear(d.stage)
+	}
+	var waiters []*waiter
+	if d.cur != nil {
+		waiters = d.cur.waiters
+	}
+	d.mu.Unlock()
+	for _, w := range waiters {
+		w.send(e)
+	}
+	if e.Type == event.StageStart || e.Type == event.StageEnd {
+		d.status("")
+	}
+}
+
+// status sends systemd a STATUS line saying what is going on.
+func (d *Daemon) status(extra string) {
+	d.mu.Lock()
+	var s string
+	switch {
+	case d.stopping:
+		s = "stopping"
+	case len(d.stage) > 0:
+		names := make([]string, 0, len(d.stage))
+		for n := range d.stage {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		s = fmt.Sprintf("run %d: %s", d.runID, strings.Join(names, "+"))
+	case d.cur != nil:
+		s = fmt.Sprintf("run %d", d.runID)
+	case d.link.Up:
+		s = "idle: " + d.link.Reason
+	default:
+		s = "waiting for the link"
+		if d.link.Reason != "" {
+			s += ": " + d.link.Reason
+		}
+	}
+	d.mu.Unlock()
+	if extra != "" {
+		s += " (" + extra + ")"
+	}
+	d.notify("STATUS=" + s)
+}
+
+func (d *Daemon) reload() {
+	if d.opts.Reload == nil {
+		d.log.Info("SIGHUP: nothing to reload")
+		return
+	}
+	r, err := d.opts.Reload()
+	if err != nil {
+		d.log.Error("config reload failed: keeping the old config", "err", err)
+		d.status("reload failed")
+		return
+	}
+	d.runner.SetSteps(r.Steps)
+	d.mu.Lock()
+	d.interval = r.Interval
+	d.mu.Unlock()
+	d.log.Info("config reloaded: the next run uses it", "stages", len(r.Steps), "interval", r.Interval)
+}
+
+// Snapshot returns the daemon's status.
+func (d *Daemon) Snapshot() Status {
+	st := Status{PID: os.Getpid(), Runner: d.runner.Status()}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st.Link, st.Pending, st.NextInterval, st.Stopping = d.link, len(d.next.reqs) > 0, d.nextTick, d.stopping
+	return st
+}
+
+// handle serves a control request.
+func (d *Daemon) handle(ctx context.Context, req control.Request, send func(event.Event)) control.Reply {
+	switch req.Op {
+	case control.OpStatus:
+		return control.Reply{Status: d.Snapshot()}
+	case control.OpQuit:
+		select {
+		case d.quitReq <- struct{}{}:
+		default:
+		}
+		return control.Reply{Text: "the daemon is stopping"}
+	case control.OpDown:
+		// The connection script says the link is going: stop now rather
+		// than wait for netlink. The link state is left to the watcher.
+		d.mu.Lock()
+		dropped := d.next
+		d.next = &batch{}
+		d.mu.Unlock()
+		dropped.fail(errkind.New(errkind.Network, true, "", "link down"))
+		if d.runner.Cancel(errkind.New(errkind.Network, true, "", "link down")) {
+			d.log.Warn("linkctl down: cancelling the run in flight", "iface", req.Iface)
+			return control.Reply{Text: "the run in flight was cancelled"}
+		}
+		return control.Reply{Text: "no run was in flight"}
+	case control.OpUp:
+		iface := req.Iface
+		if iface == "" {
+			iface = d.linkIface()
+		}
+		w := &waiter{send: send, done: make(chan pipeline.RunReport, 1)}
+		if !d.trigger(pipeline.Request{Cause: "linkctl up", Iface: iface}, w) {
+			return control.Reply{Exit: int(errkind.Internal), Error: "the daemon is stopping: no new run"}
+		}
+		if !req.Wait {
+			return control.Reply{Text: "run requested"}
+		}
+		select {
+		case rep := <-w.done:
+			r := control.Reply{Exit: rep.ExitCode()}
+			if rep.Err != nil {
+				r.Error = rep.Err.Error()
+			}
+			return r
+		case <-ctx.Done():
+			return control.Reply{Exit: int(errkind.Internal), Error: "the daemon stopped before the run ended"}
+		}
+	}
+	return control.Reply{Exit: int(errkind.Usage), Error: "unknown op " + req.Op}
+}
