@@ -1,0 +1,519 @@
+// Package seen is the fetch stage's durable memory: for each mailbox (a
+// key such as "pop3:user@host:110", or for IMAP one that includes the
+// folder and its UIDVALIDITY) the UIDs that were delivered locally, when
+// each was first fetched, and how many times delivery of a UID failed.
+//
+// It exists so that no mail is lost and none is duplicated when a link
+// drops (DESIGN.md "No mail is lost"): the fetch engine records a UID here,
+// durably, after the local side accepted the message and BEFORE it sends
+// the DELE for it. A run cut before POP3 QUIT leaves the message on the
+// server (RFC 1939 section 6 rolls the DELE back); the next run finds the
+// UID here, skips the download, and deletes it.
+//
+// The flow:
+//
+//	st, _ := seen.Open(stateDir)        // <stateDir>/seen/, 0700
+//	log, _ := st.Mailbox(key)           // loads the key's file, takes a lock
+//	log.Retain(listedUIDs)              // forget UIDs the server no longer has
+//	log.Seen(uid), log.Failures(uid)    // decide what to fetch
+//	log.Delivered(uid, now)             // buffered in memory
+//	log.Commit()                        // written and fsynced: now DELE may go
+//
+// Storage: one append-only file per key. Each change is one line
+//
+//	D <uid> <unix-time> <crc>     delivered, first fetched at that time
+//	F <uid> <count> <crc>         delivery failed, count times in all
+//	X <uid> 0 <crc>               forgotten (the server no longer lists it)
+//
+// with a CRC-32 of the line's text, so a record torn by a crash (a last
+// line without its newline, or garbage in its place) is recognised and
+// dropped on load, and the file is cut back to its last whole record
+// before anything is appended. Appending keeps the cost of one message at
+// one short write; Commit fsyncs once for everything buffered since the
+// last one, and concurrent Commits share one fsync (group commit), so a
+// 5000-message mailbox never rewrites 5000 lines per message. When dead
+// records outnumber live ones the file is rewritten once, atomically
+// (temp file, fsync, rename, fsync of the directory).
+//
+// A file is locked (flock) while a Log is open, so two processes never
+// append to the same mailbox's record; the kernel releases the lock when
+// a process dies.
+package seen
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+)
+
+// Store is the directory of per-mailbox files.
+type Store struct {
+	dir string
+
+	mu   sync.Mutex
+	logs map[string]*Log
+}
+
+// Open opens (creating it with mode 0700) the store in <stateDir>/seen.
+func Open(stateDir string) (*Store, error) {
+	dir := filepath.Join(stateDir, "seen")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, errkind.Wrap(errkind.Internal, false, "seen-store: cannot create "+dir+" (check state_dir and its permissions)", err)
+	}
+	return &Store{dir: dir, logs: map[string]*Log{}}, nil
+}
+
+// Dir is the directory holding the files.
+func (s *Store) Dir() string { return s.dir }
+
+// FileName is the file name used for key: readable, and unique through a
+// hash of the whole key.
+func FileName(key string) string {
+	var b strings.Builder
+	for _, r := range key {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '@', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		if b.Len() >= 80 {
+			break
+		}
+	}
+	sum := sha256.Sum256([]byte(key))
+	return b.String() + "-" + hex.EncodeToString(sum[:6]) + ".seen"
+}
+
+// Mailbox returns the Log for key, loading it on first use. The same Log
+// is returned for the same key until Close.
+func (s *Store) Mailbox(key string) (*Log, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.logs[key]; ok {
+		return l, nil
+	}
+	l, err := openLog(filepath.Join(s.dir, FileName(key)), key)
+	if err != nil {
+		return nil, err
+	}
+	s.logs[key] = l
+	return l, nil
+}
+
+// Close commits and closes every open Log.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for k, l := range s.logs {
+		errs = append(errs, l.close())
+		delete(s.logs, k)
+	}
+	return errors.Join(errs...)
+}
+
+// Entry is what the store knows about one UID.
+type Entry struct {
+	Delivered    bool
+	FirstFetched time.Time // when it was delivered (zero if never)
+	Failures     int       // failed delivery attempts so far
+}
+
+// Log is the record of one mailbox. Its methods are safe for concurrent use.
+type Log struct {
+	path string
+	key  string
+
+	mu       sync.Mutex
+	f        *os.File
+	entries  map[string]Entry
+	records  int          // records in the file, live or dead
+	pending  bytes.Buffer // appended, not yet written
+	appended uint64       // sequence of the last buffered change
+	err      error        // a failed write poisons the Log
+
+	syncMu sync.Mutex // one writer+fsync at a time
+	synced uint64     // sequence durable on disk
+}
+
+func openLog(path, key string) (*Log, error) {
+	op := "seen-store " + path
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Internal, false, op+": cannot open (check state_dir permissions)", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errkind.New(errkind.Locked, true, op, "another linkctl process is fetching this mailbox")
+		}
+		return nil, errkind.Wrap(errkind.Internal, false, op+": cannot lock", err)
+	}
+	l := &Log{path: path, key: key, f: f, entries: map[string]Entry{}}
+	good, err := l.load()
+	if err != nil {
+		f.Close()
+		return nil, errkind.Wrap(errkind.Internal, false, op+": cannot read", err)
+	}
+	// Cut a torn tail so the next record starts on a line of its own.
+	if err := f.Truncate(good); err != nil {
+		f.Close()
+		return nil, errkind.Wrap(errkind.Internal, false, op+": cannot truncate a torn record", err)
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return nil, errkind.Wrap(errkind.Internal, false, op, err)
+	}
+	if l.needsCompaction() {
+		if err := l.compact(); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// load reads every whole, intact record and returns the offset after the
+// last one (everything after it is a torn write).
+func (l *Log) load() (good int64, err error) {
+	r := bufio.NewReaderSize(l.f, 64<<10)
+	var off int64
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// No record is this long: garbage. Skip to the next newline.
+			n := int64(len(line))
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = r.ReadSlice('\n')
+				n += int64(len(line))
+			}
+			if err != nil {
+				return good, nil
+			}
+			off += n
+			continue
+		}
+		if err == io.EOF {
+			return good, nil // a last line without '\n' is torn
+		}
+		if err != nil {
+			return good, err
+		}
+		off += int64(len(line))
+		if l.apply(line[:len(line)-1]) {
+			l.records++
+			good = off
+		} else if len(bytes.Trim(line, "\x00\n")) == 0 {
+			// zero-filled blocks from a crash: not a record
+			continue
+		} else {
+			// A damaged record in the middle (a torn write followed by
+			// later appends): skip it, keep the ones after it.
+			good = off
+		}
+	}
+}
+
+// apply parses one record and applies it; false if it is damaged.
+func (l *Log) apply(line []byte) bool {
+	i := bytes.LastIndexByte(line, ' ')
+	if i < 0 {
+		return false
+	}
+	sum, err := strconv.ParseUint(string(line[i+1:]), 16, 32)
+	if err != nil || uint32(sum) != crc32.ChecksumIEEE(line[:i]) {
+		return false
+	}
+	f := strings.Fields(string(line[:i]))
+	if len(f) != 3 {
+		return false
+	}
+	uid, ok := unescape(f[1])
+	if !ok {
+		return false
+	}
+	n, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return false
+	}
+	switch f[0] {
+	case "D":
+		e := l.entries[uid]
+		e.Delivered = true
+		e.FirstFetched = time.Unix(n, 0)
+		l.entries[uid] = e
+	case "F":
+		e := l.entries[uid]
+		e.Failures = int(n)
+		l.entries[uid] = e
+	case "X":
+		delete(l.entries, uid)
+	default:
+		return false
+	}
+	return true
+}
+
+// escape makes a UID safe for a space-separated line: bytes outside
+// 0x21-0x7E (RFC 1939 section 7 allows none, but servers err) and '%' are
+// percent-encoded. An empty UID becomes "%".
+func escape(uid string) string {
+	if uid == "" {
+		return "%"
+	}
+	var b strings.Builder
+	for i := 0; i < len(uid); i++ {
+		c := uid[i]
+		if c <= 0x20 || c >= 0x7f || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func unescape(s string) (string, bool) {
+	if s == "%" {
+		return "", true
+	}
+	if !strings.Contains(s, "%") {
+		return s, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", false
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), true
+}
+
+func record(op byte, uid string, n int64) []byte {
+	body := fmt.Sprintf("%c %s %d", op, escape(uid), n)
+	return fmt.Appendf(nil, "%s %08x\n", body, crc32.ChecksumIEEE([]byte(body)))
+}
+
+// append buffers a record; the caller holds l.mu.
+func (l *Log) append(op byte, uid string, n int64) {
+	l.pending.Write(record(op, uid, n))
+	l.records++
+	l.appended++
+}
+
+// Key is the mailbox key the Log belongs to.
+func (l *Log) Key() string { return l.key }
+
+// Get returns what is known about uid.
+func (l *Log) Get(uid string) Entry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.entries[uid]
+}
+
+// Seen reports whether uid was delivered (committed or not yet).
+func (l *Log) Seen(uid string) bool { return l.Get(uid).Delivered }
+
+// Failures returns how many deliveries of uid failed.
+func (l *Log) Failures(uid string) int { return l.Get(uid).Failures }
+
+// Len returns the number of UIDs known.
+func (l *Log) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
+}
+
+// Delivered records that uid was delivered at t (its first fetch; a UID
+// already delivered keeps its first time). Durable only after Commit.
+func (l *Log) Delivered(uid string, t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entries[uid]
+	if e.Delivered {
+		return
+	}
+	e.Delivered, e.FirstFetched = true, time.Unix(t.Unix(), 0)
+	l.entries[uid] = e
+	l.append('D', uid, t.Unix())
+}
+
+// Failed counts a failed delivery of uid and returns the new count.
+// Durable only after Commit.
+func (l *Log) Failed(uid string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entries[uid]
+	e.Failures++
+	l.entries[uid] = e
+	l.append('F', uid, int64(e.Failures))
+	return e.Failures
+}
+
+// Retain forgets every UID not in listed: the server no longer has those
+// messages, so the record of them is dead weight. Call it only with a
+// complete listing of the mailbox. Durable only after Commit.
+func (l *Log) Retain(listed []string) {
+	keep := make(map[string]bool, len(listed))
+	for _, u := range listed {
+		keep[u] = true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for uid := range l.entries {
+		if !keep[uid] {
+			delete(l.entries, uid)
+			l.append('X', uid, 0)
+		}
+	}
+}
+
+// Commit writes every buffered change and fsyncs the file. When several
+// goroutines commit at once, one fsync serves them all. After Commit
+// returns nil, every change made before the call survives a crash.
+func (l *Log) Commit() error {
+	l.mu.Lock()
+	want := l.appended
+	l.mu.Unlock()
+
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.synced >= want {
+		l.mu.Lock()
+		err := l.err
+		l.mu.Unlock()
+		return err // another goroutine's fsync covered our changes
+	}
+	l.mu.Lock()
+	if l.err != nil {
+		l.mu.Unlock()
+		return l.err
+	}
+	buf := bytes.Clone(l.pending.Bytes())
+	l.pending.Reset()
+	upto := l.appended
+	compact := l.needsCompaction()
+	l.mu.Unlock()
+
+	_, err := l.f.Write(buf)
+	if err == nil {
+		err = l.f.Sync()
+	}
+	if err != nil {
+		err = errkind.Wrap(errkind.Internal, true, "seen-store "+l.path+": cannot record delivered messages (disk full?); nothing is deleted from the server until this works", err)
+		l.mu.Lock()
+		l.err = err // the file may hold half a record: stop appending
+		l.mu.Unlock()
+		return err
+	}
+	l.synced = upto
+	if compact {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err := l.compact(); err != nil {
+			// The appended file is intact and durable; compaction is
+			// only an optimisation.
+			return nil
+		}
+	}
+	return nil
+}
+
+// needsCompaction: the caller holds l.mu.
+func (l *Log) needsCompaction() bool {
+	return l.records > 2*len(l.entries)+256
+}
+
+// compact rewrites the file with one record per live UID, atomically.
+// The caller holds l.mu (and, outside openLog, l.syncMu) and there is
+// nothing pending.
+func (l *Log) compact() error {
+	op := "seen-store " + l.path + ": compaction"
+	tmp, err := os.CreateTemp(filepath.Dir(l.path), ".compact-*")
+	if err != nil {
+		return errkind.Wrap(errkind.Internal, true, op, err)
+	}
+	defer os.Remove(tmp.Name())
+	w := bufio.NewWriter(tmp)
+	n := 0
+	for uid, e := range l.entries {
+		if e.Delivered {
+			w.Write(record('D', uid, e.FirstFetched.Unix()))
+			n++
+		}
+		if e.Failures > 0 {
+			w.Write(record('F', uid, int64(e.Failures)))
+			n++
+		}
+	}
+	err = w.Flush()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err == nil {
+		err = unix.Flock(int(tmp.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), l.path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(l.path))
+	}
+	if err != nil {
+		tmp.Close()
+		return errkind.Wrap(errkind.Internal, true, op, err)
+	}
+	// The renamed file is ours now (and locked); the old inode goes.
+	l.f.Close()
+	l.f = tmp
+	l.records = n
+	if _, err := l.f.Seek(0, io.SeekEnd); err != nil {
+		return errkind.Wrap(errkind.Internal, true, op, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (l *Log) close() error {
+	err := l.Commit()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cerr := l.f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
+}
