@@ -155,9 +155,10 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 			if f.stopped() {
 				continue // m.Next drains it
 			}
+			body := &exactReader{r: it.Literal, left: it.Literal.Size()}
 			if uid == 0 {
 				// BODY[] before UID: keep it until the UID arrives.
-				s, err := newSpool(it.Literal)
+				s, err := newSpool(body)
 				if err != nil {
 					f.fail(err)
 					continue
@@ -165,7 +166,7 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 				sp = s
 				continue
 			}
-			f.deliver(uid, it.Literal)
+			f.deliver(uid, body)
 		}
 	}
 	if sp != nil && !f.stopped() {
@@ -277,4 +278,23 @@ func (cl *Client) unilateralFetch(m *imapclient.FetchMessageData) {
 	}
 	for m.Next() != nil {
 	}
+}
+
+// exactReader fails with io.ErrUnexpectedEOF when the literal ends before
+// its announced size. go-imap reads a literal through a LimitReader, so a
+// connection cut in the middle of a message looks like its normal end:
+// without this check a truncated message would be delivered, recorded and
+// deleted from the server.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }

@@ -168,3 +168,7 @@ func fetchAll(t testing.TB, cl *Client, uids []uint32) map[uint32]string {
 	}
 	return got
 }
+
+func slogTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: LevelTrace}))
+}
