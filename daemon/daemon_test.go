@@ -22,8 +22,8 @@ import (
 
 type fakeWatcher struct{ edges chan linkwatch.Edge }
 
-func (f *fakeWatcher) Run(ctx context.Context) error  { <-ctx.Done(); return nil }
-func (f *fakeWatcher) Edges() <-chan linkwatch.Edge { return f.edges }
+func (f *fakeWatcher) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (f *fakeWatcher) Edges() <-chan linkwatch.Edge  { return f.edges }
 
 func up(iface string) linkwatch.Edge {
 	return linkwatch.Edge{Up: true, Iface: iface, Reason: iface + " is up with 192.0.2.7/32", Cause: "netlink", Time: time.Now()}
@@ -132,7 +132,10 @@ func start(t *testing.T, steps []pipeline.Step, mod func(*Options)) *harness {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func (h *harness) edge(e linkwatch.Edge) { h.w.edges <- e }
 

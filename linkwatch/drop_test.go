@@ -152,18 +152,18 @@ func TestDropNeedsExactlyOneMethod(t *testing.T) {
 func TestNetnsDropInterface(t *testing.T) {
 	n := newTestNS(t)
 	n.set(true)
-	res, err := Drop(context.Background(), DropOptions{Interface: "up0", Idle: time.Millisecond, Handle: n.h}, nil)
+	res, err := Drop(context.Background(), DropOptions{Interface: "up0", Idle: time.Millisecond, Handle: n.NL}, nil)
 	if err != nil || !res.Dropped {
 		t.Fatalf("res %+v err %v", res, err)
 	}
-	st, err := NetlinkReader{Handle: n.h}.Read()
+	st, err := NetlinkReader{Handle: n.NL}.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l, _ := st.LinkByName("up0"); l.AdminUp {
 		t.Errorf("up0 still administratively up after the drop: %s", st)
 	}
-	_, err = Drop(context.Background(), DropOptions{Interface: "wwan9", Idle: time.Millisecond, Handle: n.h}, nil)
+	_, err = Drop(context.Background(), DropOptions{Interface: "wwan9", Idle: time.Millisecond, Handle: n.NL}, nil)
 	if errkind.KindOf(err) != errkind.Usage || !strings.Contains(err.Error(), `no interface "wwan9"`) {
 		t.Errorf("unknown interface: err = %v", err)
 	}

@@ -2,95 +2,25 @@ package linkwatch
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
-	"github.com/linkctl/linkctl/internal/testpeer"
+	"github.com/linkctl/linkctl/linkwatch/nstest"
 )
 
-// testNS is a network namespace the test created, holding a veth pair:
-// "up0" (watched, 192.0.2.1/24) and its peer "peer0" (192.0.2.2/24).
-type testNS struct {
-	ns    netns.NsHandle
-	h     *netlink.Handle
-	up0   netlink.Link
-	peer0 netlink.Link
-	tb    testing.TB
-}
+type testNS struct{ *nstest.NS }
 
-var nsSeq atomic.Int64
+func newTestNS(tb testing.TB) *testNS { return &testNS{nstest.New(tb)} }
 
-func newTestNS(tb testing.TB) *testNS {
-	tb.Helper()
-	testpeer.NeedRoot(tb)
-	name := fmt.Sprintf("linkctl-lw-%d-%d", os.Getpid(), nsSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		testpeer.Missing(tb, fmt.Sprintf("cannot create a network namespace (ip netns add): %v: %s", err, out))
-	}
-	tb.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ns, err := netns.GetFromName(name)
-	if err != nil {
-		tb.Fatalf("netns.GetFromName(%s): %v", name, err)
-	}
-	tb.Cleanup(func() { ns.Close() })
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		tb.Fatalf("netlink.NewHandleAt: %v", err)
-	}
-	tb.Cleanup(h.Close)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "up0"}, PeerName: "peer0"}
-	if err := h.LinkAdd(veth); err != nil {
-		tb.Fatalf("add veth pair: %v", err)
-	}
-	t := &testNS{ns: ns, h: h, tb: tb}
-	for _, n := range []struct {
-		name string
-		ip   string
-		l    *netlink.Link
-	}{{"up0", "192.0.2.1/24", &t.up0}, {"peer0", "192.0.2.2/24", &t.peer0}} {
-		l, err := h.LinkByName(n.name)
-		if err != nil {
-			tb.Fatalf("find %s: %v", n.name, err)
-		}
-		addr, _ := netlink.ParseAddr(n.ip)
-		if err := h.AddrAdd(l, addr); err != nil {
-			tb.Fatalf("address %s on %s: %v", n.ip, n.name, err)
-		}
-		*n.l = l
-	}
-	if err := h.LinkSetUp(t.peer0); err != nil {
-		tb.Fatalf("peer0 up: %v", err)
-	}
-	return t
-}
-
-func (n *testNS) set(up bool) {
-	n.tb.Helper()
-	f := n.h.LinkSetDown
-	if up {
-		f = n.h.LinkSetUp
-	}
-	if err := f(n.up0); err != nil {
-		n.tb.Fatalf("set up0 up=%v: %v", up, err)
-	}
-}
+func (n *testNS) set(up bool) { n.Set(up) }
 
 func (n *testNS) watch(tb testing.TB, settle time.Duration) *Watcher {
 	tb.Helper()
-	w, err := NewWatcher(Options{Watch: []string{"up*"}, Settle: settle, Namespace: &n.ns,
+	w, err := NewWatcher(Options{Watch: []string{"up*"}, Settle: settle, Namespace: &n.Handle,
 		ClockJumps: make(chan struct{})})
 	if err != nil {
 		tb.Fatal(err)
@@ -116,7 +46,7 @@ func TestNetnsLinkUpOneEdgeThenDown(t *testing.T) {
 	w := n.watch(t, 100*time.Millisecond)
 	n.set(true)
 	e := wantEdge(t, w, true)
-	if e.Reason != "up0 is up with 192.0.2.1/24" {
+	if e.Reason != "up0 is up with 192.0.2.1/24" || e.Iface != "up0" {
 		t.Errorf("reason = %q", e.Reason)
 	}
 	n.set(false)
@@ -141,7 +71,7 @@ func TestNetnsAlreadyUpAtStart(t *testing.T) {
 	n.set(true)
 	// Wait until the kernel shows the carrier, so that the watcher starts
 	// with the link truly up.
-	r := NetlinkReader{Handle: n.h}
+	r := NetlinkReader{Handle: n.NL}
 	for i := 0; ; i++ {
 		st, err := r.Read()
 		if err != nil {
@@ -166,7 +96,7 @@ func TestNetnsAlreadyUpAtStart(t *testing.T) {
 func TestNetnsDefaultRoute(t *testing.T) {
 	n := newTestNS(t)
 	n.set(true)
-	w, err := NewWatcher(Options{Watch: []string{DefaultRoute}, Namespace: &n.ns, ClockJumps: make(chan struct{})})
+	w, err := NewWatcher(Options{Watch: []string{DefaultRoute}, Namespace: &n.Handle, ClockJumps: make(chan struct{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +106,7 @@ func TestNetnsDefaultRoute(t *testing.T) {
 	// Address, link up, but no default route: not up. Adding the route
 	// through the peer makes it up.
 	_, all, _ := net.ParseCIDR("0.0.0.0/0")
-	if err := n.h.RouteAdd(&netlink.Route{LinkIndex: n.up0.Attrs().Index, Dst: all, Gw: net.ParseIP("192.0.2.2")}); err != nil {
+	if err := n.NL.RouteAdd(&netlink.Route{LinkIndex: n.Up0.Attrs().Index, Dst: all, Gw: net.ParseIP("192.0.2.2")}); err != nil {
 		t.Fatalf("add default route: %v", err)
 	}
 	e := wantEdge(t, w, true)
@@ -191,7 +121,7 @@ func TestNetnsDefaultRoute(t *testing.T) {
 func BenchmarkNetnsEdgeLatency(b *testing.B) {
 	n := newTestNS(b)
 	const settle = 20 * time.Millisecond
-	w, err := NewWatcher(Options{Watch: []string{"up0"}, Settle: settle, Namespace: &n.ns, ClockJumps: make(chan struct{})})
+	w, err := NewWatcher(Options{Watch: []string{"up0"}, Settle: settle, Namespace: &n.Handle, ClockJumps: make(chan struct{})})
 	if err != nil {
 		b.Fatal(err)
 	}

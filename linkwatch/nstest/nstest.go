@@ -1,0 +1,91 @@
+// Package nstest gives tests a network namespace of their own holding a
+// veth pair, so that link watching is tested against the real kernel
+// without touching the host's links. It needs root; without it the test is
+// skipped (or fails under CI=true, see internal/testpeer). Addresses come
+// from 192.0.2.0/24 (RFC 5737, documentation only).
+package nstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/linkctl/linkctl/internal/testpeer"
+)
+
+// NS is a namespace with "up0" (192.0.2.1/24, down at first) and its peer
+// "peer0" (192.0.2.2/24, up): setting up0 up brings the pair's carrier up.
+type NS struct {
+	Name   string
+	Handle netns.NsHandle
+	NL     *netlink.Handle
+	Up0    netlink.Link
+	Peer0  netlink.Link
+	tb     testing.TB
+}
+
+var seq atomic.Int64
+
+// New creates the namespace and the pair; cleanup deletes them.
+func New(tb testing.TB) *NS {
+	tb.Helper()
+	testpeer.NeedRoot(tb)
+	name := fmt.Sprintf("linkctl-t-%d-%d", os.Getpid(), seq.Add(1))
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		testpeer.Missing(tb, fmt.Sprintf("cannot create a network namespace (ip netns add): %v: %s", err, out))
+	}
+	tb.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		tb.Fatalf("netns.GetFromName(%s): %v", name, err)
+	}
+	tb.Cleanup(func() { ns.Close() })
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		tb.Fatalf("netlink.NewHandleAt: %v", err)
+	}
+	tb.Cleanup(h.Close)
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "up0"}, PeerName: "peer0"}); err != nil {
+		tb.Fatalf("add veth pair: %v", err)
+	}
+	n := &NS{Name: name, Handle: ns, NL: h, tb: tb}
+	for _, l := range []struct {
+		name, ip string
+		dst      *netlink.Link
+	}{{"up0", "192.0.2.1/24", &n.Up0}, {"peer0", "192.0.2.2/24", &n.Peer0}} {
+		link, err := h.LinkByName(l.name)
+		if err != nil {
+			tb.Fatalf("find %s: %v", l.name, err)
+		}
+		addr, _ := netlink.ParseAddr(l.ip)
+		if err := h.AddrAdd(link, addr); err != nil {
+			tb.Fatalf("address %s on %s: %v", l.ip, l.name, err)
+		}
+		*l.dst = link
+	}
+	if err := h.LinkSetUp(n.Peer0); err != nil {
+		tb.Fatalf("peer0 up: %v", err)
+	}
+	return n
+}
+
+// Set brings up0 up or down.
+func (n *NS) Set(up bool) {
+	n.tb.Helper()
+	f := n.NL.LinkSetDown
+	if up {
+		f = n.NL.LinkSetUp
+	}
+	if err := f(n.Up0); err != nil {
+		n.tb.Fatalf("set up0 up=%v: %v", up, err)
+	}
+}
