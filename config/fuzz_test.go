@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -36,4 +37,23 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A few lines of aliases can stand for billions of values; the loader
+// stops early with one problem instead of walking them all.
+func TestAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x-0: &m0 {proto: pop3, user: u, server: s, password_file: /p, to: me}\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, "x-%d: &m%d {<<: [", i, i)
+		for j := 0; j < 10; j++ {
+			fmt.Fprintf(&b, "*m%d, ", i-1)
+		}
+		b.WriteString("]}\n")
+	}
+	b.WriteString("fetch:\n  accounts: [{<<: *m9}]\n")
+	_, err := Parse("bomb.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "too many values once YAML aliases are expanded") {
+		t.Fatalf("got %.500v", err)
+	}
 }

@@ -163,6 +163,26 @@ type decoder struct {
 	// looked like, so that "pasword: x" is not also reported as a missing
 	// password.
 	misspelt map[*yaml.Node][]string
+	// visited counts values walked. Aliases can make a small file expand
+	// into a huge tree (each *list visited once per use); past maxVisits
+	// the walk stops with one problem instead of running for hours.
+	visited int
+	tooBig  bool
+}
+
+const maxVisits = 200000
+
+// visit counts n values; false once the budget is spent.
+func (d *decoder) visit(at *yaml.Node, n int) bool {
+	d.visited += n
+	if d.visited <= maxVisits {
+		return true
+	}
+	if !d.tooBig {
+		d.tooBig = true
+		d.add(at, "", "too many values once YAML aliases are expanded", "expected a config of human size; use fewer nested *aliases")
+	}
+	return false
 }
 
 // wasMisspelt reports whether one of keys was suggested for a misspelling
@@ -222,6 +242,9 @@ func (d *decoder) pairs(n *yaml.Node, path string, depth int) []pair {
 				srcs = []*yaml.Node{v}
 			}
 			for _, s := range srcs {
+				if !d.visit(k, 1) {
+					break
+				}
 				if s == nil || s.Kind != yaml.MappingNode {
 					d.add(k, path+"<<", "merge of something that is not a mapping", "expected <<: *anchor of a mapping")
 					continue
@@ -290,6 +313,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, out reflect.Value) {
 	}
 	if n.Kind != yaml.MappingNode {
 		d.add(n, path, "is "+describe(n)+", not a mapping", "expected key: value lines below it")
+		return
+	}
+	if !d.visit(n, len(n.Content)/2+1) {
 		return
 	}
 	firstAt := map[string]int{}

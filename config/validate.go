@@ -154,7 +154,7 @@ func (c *checker) etrn(r *rawETRN) ETRN {
 	if len(e.Ports) == 0 {
 		e.Ports = []int{25}
 	}
-	if present && len(r.Servers) == 0 {
+	if present && len(r.Servers) == 0 && (isNull(r.ServersNode) || r.ServersNode.Kind == yaml.SequenceNode) {
 		at := r.ServersNode
 		if at == nil {
 			at = r.Node
@@ -291,7 +291,7 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 		OnError:  c.onError(r.OnError, "fetch.on_error", Continue),
 	}
 	f.Deliver = c.deliver(r.Deliver, "fetch.deliver", Deliver{SMTP: DefaultSMTP, Sessions: 4})
-	if present && len(r.Accounts) == 0 {
+	if present && len(r.Accounts) == 0 && (isNull(r.AccountsNode) || r.AccountsNode.Kind == yaml.SequenceNode) {
 		at := r.AccountsNode
 		if at == nil {
 			at = r.Node
@@ -413,7 +413,7 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 		if isNull(fn.n) {
 			continue
 		}
-		if fn.n.Kind == yaml.SequenceNode {
+		if fn.n.Kind == yaml.SequenceNode && c.visit(fn.n, len(fn.n.Content)) {
 			for i, e := range fn.n.Content {
 				if s := c.str(resolve(e), fmt.Sprintf("%s.%s[%d]", p, fn.key, i), ""); s != "" {
 					a.Folders = append(a.Folders, s)

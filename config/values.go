@@ -186,6 +186,9 @@ func (c *checker) list(n *yaml.Node, path string, single bool, expected string) 
 		c.add(n, path, "is "+describe(n)+", not a list", expected)
 		return nil
 	}
+	if !c.visit(n, len(n.Content)) {
+		return nil
+	}
 	var out []string
 	for i, e := range n.Content {
 		if s := c.word(resolve(e), fmt.Sprintf("%s[%d]", path, i), "", expected); s != "" {
@@ -219,6 +222,9 @@ func (c *checker) argv(n *yaml.Node, path string) []string {
 	}
 	if len(n.Content) == 0 {
 		c.add(n, path, "is an empty command", exp)
+		return nil
+	}
+	if !c.visit(n, len(n.Content)) {
 		return nil
 	}
 	out := make([]string, 0, len(n.Content))
