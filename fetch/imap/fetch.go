@@ -102,6 +102,7 @@ func (cl *Client) Fetch(ctx context.Context, uids []uint32, fn func(uid uint32, 
 	case f.protoErr != nil:
 		return f.protoErr
 	case f.readErr != nil:
+		// A failed link, even if fn saw it first and returned its own error.
 		return cl.err(ctx, "UID FETCH", f.readErr)
 	case f.fnErr != nil:
 		return f.fnErr
@@ -159,19 +160,25 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 			if uid == 0 {
 				// BODY[] before UID: keep it until the UID arrives.
 				s, err := newSpool(body)
-				if err != nil {
-					f.fail(err)
-					continue
+				switch {
+				case body.err != nil:
+					f.linkFailed(body.err)
+				case err != nil:
+					f.fnErr = err // a local problem: drain and report
+				default:
+					sp = s
 				}
-				sp = s
 				continue
 			}
 			f.deliver(uid, body)
+			if body.err != nil {
+				f.linkFailed(body.err)
+			}
 		}
 	}
 	if sp != nil && !f.stopped() {
 		if uid == 0 {
-			f.protocol("server sent BODY[] without a UID in answer to UID FETCH")
+			f.protocol("server sent BODY[] without a UID in answer to UID FETCH", nil)
 			return
 		}
 		f.deliver(uid, sp.Reader())
@@ -182,36 +189,45 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 func (f *fetchRun) deliver(uid uint32, body io.Reader) {
 	switch {
 	case !f.want[uid]:
-		f.protocol(fmt.Sprintf("server sent message UID %d, which was not asked for", uid))
+		f.protocol(fmt.Sprintf("server sent message UID %d, which was not asked for", uid), body)
 		return
 	case f.done[uid]:
 		f.cl.log.Warn("IMAP server sent a message twice; the repeat is ignored", "server", f.cl.opts.Addr, "uid", uid)
 		return
 	}
 	f.done[uid] = true
-	r := &lfReader{src: body}
-	if err := f.fn(uid, r); err != nil {
-		if r.err != nil && r.err != io.EOF {
-			f.readErr = r.err // fn failed because the link did
-			return
-		}
-		f.fnErr = err
+	if err := f.fn(uid, &lfReader{src: body}); err != nil && f.fnErr == nil {
+		f.fnErr = err // if the link failed under fn, linkFailed overrides
 	}
 }
 
-func (f *fetchRun) fail(err error) {
+// linkFailed handles a literal that could not be read to its end. go-imap
+// releases its reader goroutine as soon as a literal read fails, and the
+// next FetchMessageData.Next would read the rest of that literal from the
+// same buffer at the same time: so the connection is closed and the reader
+// goroutine's exit awaited before anything else is read.
+func (f *fetchRun) linkFailed(err error) {
 	if f.readErr == nil {
 		f.readErr = err
 	}
+	f.cl.wire.Conn.Close()
+	<-f.cl.c.Closed()
 }
 
 // protocol records a server error and drops the connection: after it the
-// client no longer trusts what belongs to what.
-func (f *fetchRun) protocol(msg string) {
+// client no longer trusts what belongs to what. body, if not nil, is a
+// literal not yet read: reading it on the closed connection fails at once
+// and releases go-imap's reader goroutine, whose exit is then awaited (see
+// linkFailed).
+func (f *fetchRun) protocol(msg string, body io.Reader) {
 	if f.protoErr == nil {
 		f.protoErr = errkind.New(errkind.Protocol, false, "imap "+f.cl.opts.Addr+" UID FETCH", "%s", msg)
 	}
 	f.cl.wire.Conn.Close()
+	if body != nil {
+		io.Copy(io.Discard, body)
+	}
+	<-f.cl.c.Closed()
 }
 
 // spool holds a message body in memory, or on disk past spoolMem.
@@ -288,13 +304,20 @@ func (cl *Client) unilateralFetch(m *imapclient.FetchMessageData) {
 type exactReader struct {
 	r    io.Reader
 	left int64
+	err  error // the first failure, io.ErrUnexpectedEOF for a short literal
 }
 
 func (e *exactReader) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
 	n, err := e.r.Read(p)
 	e.left -= int64(n)
 	if err == io.EOF && e.left > 0 {
 		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		e.err = err
 	}
 	return n, err
 }
