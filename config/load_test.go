@@ -140,7 +140,7 @@ func TestSecretCommand(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	in := []byte("fetch:\n  accounts:\n    - {server: mail.example.net, proto: imap, user: u, password_file: /p, to: me}\n    - {server: 127.0.0.1, proto: pop3, user: u, password_file: /p, to: me}\n    - {server: \"pop.example.net:110\", proto: pop3, user: u, password_file: /p, to: me}\netrn:\n  servers:\n    - {server: mx.example.net, domains: example.org}\n    - {server: \"mx2.example.net:465\", domains: [a]}\n    - {server: \"[::1]\", domains: [a]}\n    - {server: mx3.example.net, domains: [a], tls: none}\n    - {server: mx4.example.net, domains: [a], tls: implicit}\ndrop: {interface: ppp0}\nflush:\n")
+	in := []byte("fetch:\n  accounts:\n    - {server: mail.example.net, proto: imap, user: u, password_file: /p, to: me}\n    - {server: 127.0.0.1, proto: pop3, user: u, password_file: /p, to: me}\n    - {server: \"pop.example.net:110\", proto: pop3, user: u, password_file: /p, to: me}\n    - {server: odmr.example.net, proto: odmr, user: u, password_file: /p}\netrn:\n  servers:\n    - {server: mx.example.net, domains: example.org}\n    - {server: \"mx2.example.net:465\", domains: [a]}\n    - {server: \"[::1]\", domains: [a]}\n    - {server: mx3.example.net, domains: [a], tls: none}\n    - {server: mx4.example.net, domains: [a], tls: implicit}\ndrop: {interface: ppp0}\nflush:\n")
 
 	testEnv(t, 1000, map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"})
 	c, err := Parse("t.yaml", in)
@@ -181,6 +181,7 @@ func TestDefaults(t *testing.T) {
 	}
 	wantAcc := []struct{ server, tls string }{
 		{"mail.example.net:993", "implicit"}, {"127.0.0.1:110", "none"}, {"pop.example.net:110", "starttls"},
+		{"odmr.example.net:366", "starttls"},
 	}
 	for i, w := range wantAcc {
 		if a := f.Accounts[i]; a.Server != w.server || a.TLS != w.tls || a.Auth != "auto" || a.Deliver.SMTP != DefaultSMTP {
@@ -200,7 +201,7 @@ func TestDefaults(t *testing.T) {
 	if want := []string{"flush/continue", "etrn/continue", "fetch/continue", "drop/continue"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("default pipeline %v, want %v", got, want)
 	}
-	if h := Hosts(c); !reflect.DeepEqual(h, []string{"mx.example.net", "mx2.example.net", "::1", "mx3.example.net", "mx4.example.net", "mail.example.net", "127.0.0.1", "pop.example.net"}) {
+	if h := Hosts(c); !reflect.DeepEqual(h, []string{"mx.example.net", "mx2.example.net", "::1", "mx3.example.net", "mx4.example.net", "mail.example.net", "127.0.0.1", "pop.example.net", "odmr.example.net"}) {
 		t.Errorf("Hosts = %v", h)
 	}
 
@@ -473,5 +474,29 @@ func TestCheckSecretFiles(t *testing.T) {
 	}
 	if _, found := c.Account("c"); !found {
 		t.Error("Account(c) not found")
+	}
+}
+
+func TestServerAddr(t *testing.T) {
+	for _, tc := range []struct{ proto, server, tls, addr, mode string }{
+		{"pop3", "pop.example.net", "", "pop.example.net:995", "implicit"},
+		{"pop3", "pop.example.net:110", "", "pop.example.net:110", "starttls"},
+		{"pop3", "localhost", "", "localhost:110", "none"},
+		{"imap", "imap.example.net", "starttls", "imap.example.net:143", "starttls"},
+		{"imap", "::1", "", "[::1]:143", "none"},
+		{"etrn", "mx.example.net", "", "mx.example.net:25", "starttls"},
+		{"etrn", "mx.example.net", "implicit", "mx.example.net:465", "implicit"},
+		{"etrn", "mx.example.net:587", "none", "mx.example.net:587", "none"},
+		{"odmr", "odmr.example.net", "", "odmr.example.net:366", "starttls"},
+	} {
+		addr, mode, err := ServerAddr(tc.proto, tc.server, tc.tls)
+		if err != nil || addr != tc.addr || mode != tc.mode {
+			t.Errorf("ServerAddr(%s, %s, %q) = %s %s %v; want %s %s", tc.proto, tc.server, tc.tls, addr, mode, err, tc.addr, tc.mode)
+		}
+	}
+	for _, bad := range [][3]string{{"smtp", "x", ""}, {"pop3", "x:0", ""}, {"pop3", "x", "ssl"}, {"pop3", "a b", ""}} {
+		if _, _, err := ServerAddr(bad[0], bad[1], bad[2]); errkind.KindOf(err) != errkind.Usage {
+			t.Errorf("ServerAddr%v: %v", bad, err)
+		}
 	}
 }

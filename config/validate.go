@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
 
@@ -175,9 +176,9 @@ func defaultTLS(host string, port int, implicitPort, plainPort int, fallback net
 	switch {
 	case netconn.IsLoopback(host):
 		return netconn.TLSNone
-	case port == implicitPort:
+	case port != 0 && port == implicitPort:
 		return netconn.TLSImplicit
-	case port == plainPort:
+	case port != 0 && port == plainPort:
 		return netconn.TLSStartTLS
 	}
 	return fallback
@@ -736,4 +737,53 @@ func (c *checker) step(n *yaml.Node, p string, cfg *Config, present map[string]b
 	s.Timeout = c.dur(rs.Timeout, p+".timeout", s.Timeout)
 	s.OnError = c.onError(rs.OnError, p+".on_error", s.OnError)
 	return s, true
+}
+
+// ServerAddr applies the config file's defaults to a server named on the
+// command line (`linkctl fetch --server`, `linkctl etrn HOST`), so both
+// agree: proto is pop3, imap, odmr or etrn; server is host[:port]; tls is
+// "" for the default (none for loopback, else implicit for pop3/imap and
+// starttls for etrn/odmr, or what the port implies). It returns host:port
+// and the TLS mode. Errors are errkind.Usage.
+func ServerAddr(proto, server, tls string) (addr, mode string, err error) {
+	host, port, err := splitHostPort(server)
+	if err != nil {
+		return "", "", errkind.New(errkind.Usage, false, "", "invalid server %q: %v (expected host or host:port)", server, err)
+	}
+	var m netconn.TLSMode
+	if tls != "" {
+		if m, err = netconn.ParseTLSMode(tls); err != nil {
+			return "", "", errkind.Wrap(errkind.Usage, false, "", err)
+		}
+	}
+	switch proto {
+	case "pop3":
+		if m == "" {
+			m = defaultTLS(host, port, 995, 110, netconn.TLSImplicit)
+		}
+	case "imap":
+		if m == "" {
+			m = defaultTLS(host, port, 993, 143, netconn.TLSImplicit)
+		}
+	case "odmr":
+		if m == "" {
+			m = defaultTLS(host, port, 0, 366, netconn.TLSStartTLS)
+		}
+	case "etrn":
+		if m == "" {
+			m = defaultTLS(host, port, 465, 25, netconn.TLSStartTLS)
+		}
+		if port == 0 {
+			port = 25
+			if m == netconn.TLSImplicit {
+				port = 465
+			}
+		}
+	default:
+		return "", "", errkind.New(errkind.Usage, false, "", "unknown protocol %q (expected pop3, imap, odmr or etrn)", proto)
+	}
+	if port == 0 {
+		port = defaultPort(proto, m)
+	}
+	return netconn.HostPort(host, port), string(m), nil
 }
