@@ -202,13 +202,27 @@ func (m *pop3Mailbox) Retrieve(ctx context.Context, msgs []Message, fn func(Mess
 	stop := netconn.CloseOnDone(ctx, m.raw)
 	defer stop()
 	nums := make([]uint32, len(msgs))
+	limits := make([]int64, len(msgs))
 	for i, x := range msgs {
 		nums[i] = x.Num
+		limits[i] = retrLimit(x.Size)
 	}
-	err := m.c.RetrAll(nums, func(i int, r io.Reader) error {
+	err := m.c.RetrLimited(nums, limits, func(i int, r io.Reader) error {
 		return fn(msgs[i], countReader{r, &m.msgBytes})
 	})
 	return ctxErr(ctx, err)
+}
+
+// retrLimit is the most octets accepted for a message LIST called size
+// octets long. LF conversion only shrinks a message, but some servers give
+// approximate sizes, so the ceiling is generous: it is there to stop a
+// server that streams without end, not to police small discrepancies.
+func retrLimit(size int64) int64 {
+	const slack = 1 << 20
+	if size < 0 || size > 1<<40 {
+		return 0 // no sane ceiling to derive
+	}
+	return 2*size + slack
 }
 
 type countReader struct {

@@ -662,18 +662,29 @@ func (c *Client) Scan() ([]Msg, error) {
 // that the session stays usable (for DELE and QUIT), and the error is
 // returned.
 func (c *Client) RetrAll(nums []uint32, fn func(i int, r io.Reader) error) error {
+	return c.RetrLimited(nums, nil, fn)
+}
+
+// RetrLimited is RetrAll with a ceiling on each message's length (limits[i]
+// octets after LF conversion; 0 or a short slice: none). A message that
+// passes its ceiling breaks the session with a protocol error: a server
+// that streams without end is cut off instead of read on forever.
+func (c *Client) RetrLimited(nums []uint32, limits []int64, fn func(i int, r io.Reader) error) error {
 	cmds := make([]pcmd, len(nums))
 	for i, n := range nums {
 		cmds[i] = pcmd{line: "RETR " + strconv.FormatUint(uint64(n), 10), multi: true, body: true}
+		if i < len(limits) {
+			cmds[i].limit = limits[i]
+		}
 	}
 	return c.pipe(cmds, func(i int) error {
 		if _, err := c.readStatus(cmds[i].line, false); err != nil {
 			return err
 		}
-		body := &bodyReader{r: c.r.DotReader()}
+		body := newDotReader(c.r.R, cmds[i].limit)
 		ferr := fn(i, body)
 		if body.err == nil {
-			_, body.err = io.Copy(io.Discard, body)
+			io.Copy(io.Discard, body)
 		}
 		if body.err != nil {
 			return c.fail(c.netErr(cmds[i].line, body.err))
@@ -685,26 +696,6 @@ func (c *Client) RetrAll(nums []uint32, fn func(i int, r io.Reader) error) error
 // Retr retrieves one message; see RetrAll.
 func (c *Client) Retr(num uint32, fn func(r io.Reader) error) error {
 	return c.RetrAll([]uint32{num}, func(_ int, r io.Reader) error { return fn(r) })
-}
-
-// bodyReader remembers a read error (as opposed to the clean end of the
-// message) so that a broken transfer is never mistaken for a short message.
-type bodyReader struct {
-	r   io.Reader
-	n   int64
-	err error
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if err != nil && err != io.EOF {
-		b.err = err
-	}
-	return n, err
 }
 
 // DeleAll marks messages nums for deletion, pipelined when allowed. The
@@ -739,8 +730,9 @@ func (c *Client) Quit() error {
 // pcmd is one command of a pipelined batch.
 type pcmd struct {
 	line  string
-	multi bool // +OK is followed by a dot-terminated body
-	body  bool // the body is message content (unbounded), not a listing
+	multi bool  // +OK is followed by a dot-terminated body
+	body  bool  // the body is message content (unbounded), not a listing
+	limit int64 // most octets of a body (0: no limit)
 }
 
 // pipe sends cmds, at most Window in flight when the server pipelines
@@ -861,7 +853,7 @@ func (c *Client) discard(cmd pcmd) error {
 		return nil
 	}
 	if cmd.body {
-		body := &bodyReader{r: c.r.DotReader()}
+		body := newDotReader(c.r.R, cmd.limit)
 		if _, err := io.Copy(io.Discard, body); err != nil {
 			return c.fail(c.netErr(cmd.line, err))
 		}

@@ -815,3 +815,34 @@ func TestGoldenTranscript(t *testing.T) {
 		t.Errorf("client wrote:\n%q\nwant:\n%q", got, want)
 	}
 }
+
+func TestRetrEndless(t *testing.T) {
+	// A server that streams a message without end: cut off at the
+	// ceiling, not read until the disk is full.
+	c1, s1 := net.Pipe()
+	t.Cleanup(func() { c1.Close(); s1.Close() })
+	go func() {
+		s1.Write([]byte("+OK\r\n"))
+		s1.Read(make([]byte, 64)) // RETR 1
+		s1.Write([]byte("+OK\r\n"))
+		line := []byte(strings.Repeat("z", 998) + "\r\n")
+		for {
+			if _, err := s1.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	c, err := New(c1, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	err = c.RetrLimited([]uint32{1}, []int64{100000}, func(_ int, r io.Reader) error {
+		n, err = io.Copy(io.Discard, r)
+		return err
+	})
+	wantKind(t, err, errkind.Protocol, false)
+	if n > 100000 {
+		t.Errorf("fn got %d octets past a ceiling of 100000", n)
+	}
+}

@@ -1,10 +1,12 @@
 package pop3
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"net"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +109,37 @@ func FuzzSession(f *testing.F) {
 		}
 		c.DeleAll(nums)
 		c.Quit()
+	})
+}
+
+// FuzzDotReader: the multi-line reader gives exactly what textproto's
+// DotReader gives (the reference for RFC 1939 section 3 unstuffing), for
+// any input and any buffer size, and never returns more than its limit.
+func FuzzDotReader(f *testing.F) {
+	for _, s := range []string{"a\r\n.\r\n", "..x\r\n.\r\n", ".\r\n", "a\rb\r\n\r\r\n.\n", ".\rx\r\n.\r\n", "abc", "x\r\n.", strings.Repeat("y", 40) + "\r\n.\r\n"} {
+		f.Add([]byte(s), uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, bufExtra uint8) {
+		want, wantErr := io.ReadAll(textproto.NewReader(bufio.NewReader(bytes.NewReader(in))).DotReader())
+		br := bufio.NewReaderSize(bytes.NewReader(in), 16+int(bufExtra%64))
+		got, gotErr := io.ReadAll(newDotReader(br, 0))
+		// Compared only on CRLF input: on bare LF textproto has quirks (an
+		// empty bare-LF line does not start a new line for it).
+		if bytes.Count(in, []byte("\n")) != bytes.Count(in, []byte("\r\n")) {
+			io.ReadAll(newDotReader(bufio.NewReaderSize(bytes.NewReader(in), 16), 0))
+			return
+		}
+		// After an error only the error matters: the partial data of a
+		// broken transfer is never delivered.
+		if (wantErr == nil) != (gotErr == nil) || wantErr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("input %q:\n got %q, %v\nwant %q, %v", in, got, gotErr, want, wantErr)
+		}
+		if wantErr == nil && len(want) > 2 {
+			br := bufio.NewReaderSize(bytes.NewReader(in), 16)
+			got, err := io.ReadAll(newDotReader(br, int64(len(want)-1)))
+			if !errors.Is(err, errTooLong) || len(got) > len(want) {
+				t.Fatalf("limit %d: got %d octets, %v", len(want)-1, len(got), err)
+			}
+		}
 	})
 }
