@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+
+	"github.com/linkctl/linkctl/config"
+	"github.com/linkctl/linkctl/config/fetchmailrc"
+	"github.com/linkctl/linkctl/internal/errkind"
+)
+
+func init() {
+	register(&command{
+		Name:    "import-fetchmailrc",
+		Args:    "[-o OUT] [--secret-dir DIR] [FILE]",
+		Summary: "print the linkctl.yaml equivalent of a .fetchmailrc, with warnings",
+		Help: `Reads FILE (default ~/.fetchmailrc; - for standard input) and writes the linkctl.yaml
+that does the same job: accounts for POP3/IMAP entries, ETRN relays for proto etrn,
+delivery from smtphost/lmtp/mda, set daemon as link.interval. Every option linkctl
+cannot express becomes a "# fetchmail" comment in the YAML and a warning on stderr.
+
+Passwords: with -o OUT the file is created mode 0600 and holds them inline. Printed to
+standard output, the YAML names password files instead, written mode 0600 into
+--secret-dir (default: the directory of linkctl's default config).
+The result is checked with the same validation as linkctl check.`,
+		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
+			out := fs.String("o", "", "write the config to `file` (mode 0600) instead of standard output")
+			secretDir := fs.String("secret-dir", "", "where password files go when printing to standard output")
+			force := fs.Bool("force", false, "overwrite OUT and password files that exist")
+			return func(a *App, args []string) error {
+				if len(args) > 1 {
+					return errkind.New(errkind.Usage, false, "", "import-fetchmailrc takes at most one FILE")
+				}
+				file := ""
+				if len(args) == 1 {
+					file = args[0]
+				}
+				return a.importFetchmailrc(file, *out, *secretDir, *force)
+			}
+		},
+	})
+}
+
+func (a *App) importFetchmailrc(file, out, secretDir string, force bool) error {
+	var data []byte
+	var err error
+	switch file {
+	case "-":
+		file = "(stdin)"
+		data, err = io.ReadAll(io.LimitReader(a.Stdin, 16<<20))
+	case "":
+		home, herr := os.UserHomeDir()
+		if herr != nil {
+			return errkind.Wrap(errkind.Usage, false, "cannot find ~/.fetchmailrc (name the file)", herr)
+		}
+		file = filepath.Join(home, ".fetchmailrc")
+		fallthrough
+	default:
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return errkind.Wrap(errkind.Usage, false, "cannot read "+file, err)
+	}
+	rc, err := fetchmailrc.Parse(file, data)
+	if err != nil {
+		return err
+	}
+
+	opts := fetchmailrc.Options{InlineSecrets: out != "", SecretDir: secretDir, LocalUser: localUser(), Hostname: hostname()}
+	if opts.SecretDir == "" {
+		opts.SecretDir = filepath.Dir(config.DefaultPath())
+	}
+	if abs, err := filepath.Abs(opts.SecretDir); err == nil {
+		opts.SecretDir = abs
+	}
+	res, err := fetchmailrc.Convert(rc, opts)
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(a.Stderr, "linkctl import-fetchmailrc: warning: %s\n", w)
+	}
+	if err := writeSecrets(res.Secrets, force); err != nil {
+		return err
+	}
+	for _, p := range sortedKeys(res.Secrets) {
+		fmt.Fprintf(a.Stderr, "linkctl import-fetchmailrc: wrote password file %s (mode 0600)\n", p)
+	}
+
+	// The same validation as `linkctl check`, so that a config that would
+	// not load is reported now and not at the first link-up.
+	name := out
+	if name == "" {
+		name = filepath.Join(opts.SecretDir, "linkctl.yaml")
+	}
+	_, verr := config.Parse(name, res.YAML)
+
+	if out == "" {
+		if _, err := a.Stdout.Write(res.YAML); err != nil {
+			return errkind.Wrap(errkind.Internal, false, "cannot write the config", err)
+		}
+	} else {
+		if err := writeFile0600(out, res.YAML, force); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.Stderr, "linkctl import-fetchmailrc: wrote %s (mode 0600); check it with: linkctl -c %s check\n", out, out)
+	}
+	if verr != nil {
+		fmt.Fprintf(a.Stderr, "linkctl import-fetchmailrc: the converted config does not pass validation yet; edit it:\n%v\n", verr)
+		return exitStatus(errkind.Usage)
+	}
+	return nil
+}
+
+// writeFile0600 creates path with mode 0600 (it holds passwords). An
+// existing file is replaced only with force, and then through a temporary
+// file so the old one is never half-written.
+func writeFile0600(path string, data []byte, force bool) error {
+	if _, err := os.Lstat(path); err == nil && !force {
+		return errkind.New(errkind.Usage, false, "", "%s exists: remove it or use --force", path)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".linkctl-import-*")
+	if err != nil {
+		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+	}
+	return nil
+}
+
+func writeSecrets(secrets map[string]string, force bool) error {
+	for _, p := range sortedKeys(secrets) {
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(bytes.TrimRight(old, "\r\n"), []byte(secrets[p])) {
+			continue // the same password is already there
+		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return errkind.Wrap(errkind.Permission, false, "cannot read the password file "+p, err)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return errkind.Wrap(errkind.Internal, false, "cannot create "+filepath.Dir(p)+" (choose another with --secret-dir)", err)
+		}
+		if err := writeFile0600(p, []byte(secrets[p]+"\n"), force); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// localUser is who fetchmail would deliver to: the user running it.
+func localUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if s := os.Getenv("USER"); s != "" {
+		return s
+	}
+	return "postmaster"
+}
+
+func hostname() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}

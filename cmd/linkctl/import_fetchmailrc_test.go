@@ -1,0 +1,93 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/linkctl/linkctl/config"
+)
+
+func TestImportFetchmailrcDefaultFileToStdout(t *testing.T) {
+	home := t.TempDir()
+	rc, err := os.ReadFile("../../config/fetchmailrc/testdata/book-sample.rc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".fetchmailrc"), rc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secrets := filepath.Join(home, "secrets")
+	out, errOut, code := linkctl(t, []string{"HOME=" + home}, "import-fetchmailrc", "--secret-dir", secrets)
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", code, errOut)
+	}
+	if strings.Contains(out, "another-password") {
+		t.Errorf("a password was printed:\n%s", out)
+	}
+	pw := filepath.Join(secrets, "mailer.notaol.org.pass")
+	if !strings.Contains(out, "password_file: "+pw) {
+		t.Errorf("output does not name %s:\n%s", pw, out)
+	}
+	b, err := os.ReadFile(pw)
+	if err != nil || strings.TrimSpace(string(b)) != "another-password" {
+		t.Errorf("password file: %q, %v", b, err)
+	}
+	if fi, _ := os.Stat(pw); fi.Mode().Perm() != 0o600 {
+		t.Errorf("password file mode %v", fi.Mode().Perm())
+	}
+	if !strings.Contains(errOut, "wrote password file") {
+		t.Errorf("stderr does not say where the passwords went:\n%s", errOut)
+	}
+	if _, err := config.Parse(filepath.Join(secrets, "linkctl.yaml"), []byte(out)); err != nil {
+		t.Errorf("printed config does not parse: %v", err)
+	}
+	// Running it again with the same passwords is fine.
+	if _, errOut, code := linkctl(t, []string{"HOME=" + home}, "import-fetchmailrc", "--secret-dir", secrets); code != 0 {
+		t.Errorf("second import exited %d: %s", code, errOut)
+	}
+}
+
+func TestImportFetchmailrcToFileWarns(t *testing.T) {
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "rc")
+	if err := os.WriteFile(rc, []byte(`poll mail.example.net proto pop3 user "u" pass "p w" no sslcertck`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "linkctl.yaml")
+	stdout, errOut, code := linkctl(t, nil, "import-fetchmailrc", "-o", out, rc)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if stdout != "" {
+		t.Errorf("stdout with -o: %q", stdout)
+	}
+	if !strings.Contains(errOut, "warning: "+rc+":1: no sslcertck") {
+		t.Errorf("stderr lacks the sslcertck warning:\n%s", errOut)
+	}
+	fi, err := os.Stat(out)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("output %v, %v: want mode 0600", fi, err)
+	}
+	cfg, err := config.Load(out) // Load also checks the permissions
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Fetch.Accounts[0].Password.Inline != "p w" {
+		t.Errorf("inline password not kept in the 0600 output")
+	}
+	// An existing output is not overwritten without --force.
+	if _, errOut, code := linkctl(t, nil, "import-fetchmailrc", "-o", out, rc); code != 5 || !strings.Contains(errOut, "--force") {
+		t.Errorf("second import: exit %d, %s", code, errOut)
+	}
+}
+
+func TestImportFetchmailrcSyntaxError(t *testing.T) {
+	rc := filepath.Join(t.TempDir(), "rc")
+	os.WriteFile(rc, []byte("poll a\n  user b pass \"open\n"), 0o600)
+	_, errOut, code := linkctl(t, nil, "import-fetchmailrc", rc)
+	if code != 5 || !strings.Contains(errOut, rc+":2:15: unterminated string") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
