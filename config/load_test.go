@@ -294,6 +294,13 @@ func TestRedactedRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if src.name == "minimal.yaml" {
+			for _, want := range []string{"\n  interval: 0\n", "\n  timeout: 5m\n", "\n      password_file: /home/u/.config/linkctl/pop.pass\n"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("Redacted lacks %q:\n%s", want, out)
+				}
+			}
+		}
 		if strings.Contains(string(out), "hunter2") {
 			t.Fatalf("%s: password in Redacted:\n%s", src.name, out)
 		}
@@ -498,5 +505,34 @@ func TestServerAddr(t *testing.T) {
 		if _, _, err := ServerAddr(bad[0], bad[1], bad[2]); errkind.KindOf(err) != errkind.Usage {
 			t.Errorf("ServerAddr%v: %v", bad, err)
 		}
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	in := `etrn:
+  count_loopback: true
+  servers: [{server: mx.example.net, domains: [a], tls: none, user: u, password_file: /p}]
+fetch:
+  accounts:
+    - {server: pop.example.net, proto: pop3, tls: none, user: u, password_file: /p, to: me}
+    - {server: localhost, proto: pop3, user: u, password_file: /p, to: me, keep: true}
+    - {server: imap.example.net, proto: imap, user: u, password_file: /p, to: me}
+`
+	c, err := Parse("w.yaml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"w.yaml:3: etrn.servers[0].tls: none: the password for mx.example.net:25 goes over the network in clear (use starttls or implicit)",
+		"w.yaml:6: fetch.accounts[0].tls: none: the password for pop.example.net:110 goes over the network in clear (use implicit or starttls)",
+		"w.yaml:7: fetch.accounts[1].keep: true without keep_days: mail stays on localhost:110 for good (set keep_days to have it deleted later)",
+		"w.yaml: etrn.count_loopback: true counts local SMTP sessions as inbound mail (meant for tests): the quiet wait may never end on a busy host",
+	}
+	if got := c.Warnings(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	c, _ = Parse("m.yaml", Minimal)
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("minimal.yaml warns: %q", w)
 	}
 }

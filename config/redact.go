@@ -30,8 +30,8 @@ type outConfig struct {
 
 type outLink struct {
 	Watch    []string `yaml:"watch,flow"`
-	Settle   string   `yaml:"settle"`
-	Interval string   `yaml:"interval"`
+	Settle   outDur   `yaml:"settle"`
+	Interval outDur   `yaml:"interval"`
 }
 
 type outLog struct {
@@ -45,26 +45,26 @@ type outStep struct {
 	Stage   string   `yaml:"stage,omitempty"`
 	Exec    []string `yaml:"exec,omitempty,flow"`
 	Name    string   `yaml:"name,omitempty"`
-	Timeout string   `yaml:"timeout,omitempty"`
+	Timeout outDur   `yaml:"timeout,omitempty"`
 	OnError string   `yaml:"on_error"`
 }
 
 type outFlush struct {
 	MTA          string   `yaml:"mta"`
 	Wait         string   `yaml:"wait"`
-	Timeout      string   `yaml:"timeout"`
+	Timeout      outDur   `yaml:"timeout"`
 	OnError      string   `yaml:"on_error"`
 	FlushCommand []string `yaml:"flush_command,omitempty,flow"`
 	ListCommand  []string `yaml:"list_command,omitempty,flow"`
 }
 
 type outETRN struct {
-	Quiet         string          `yaml:"quiet"`
-	QuietMax      string          `yaml:"quiet_max"`
+	Quiet         outDur          `yaml:"quiet"`
+	QuietMax      outDur          `yaml:"quiet_max"`
 	Ports         []int           `yaml:"ports,flow"`
 	CountLoopback bool            `yaml:"count_loopback"`
 	Parallel      int             `yaml:"parallel"`
-	Timeout       string          `yaml:"timeout,omitempty"`
+	Timeout       outDur          `yaml:"timeout,omitempty"`
 	OnError       string          `yaml:"on_error"`
 	Servers       []outETRNServer `yaml:"servers"`
 }
@@ -82,7 +82,7 @@ type outETRNServer struct {
 	Helo      string   `yaml:"helo,omitempty"`
 	User      string   `yaml:"user,omitempty"`
 	outSecret `yaml:",inline"`
-	Timeout   string `yaml:"timeout,omitempty"`
+	Timeout   outDur `yaml:"timeout,omitempty"`
 }
 
 type outDeliver struct {
@@ -97,7 +97,7 @@ type outFetch struct {
 	Parallel int          `yaml:"parallel"`
 	Deliver  outDeliver   `yaml:"deliver"`
 	Received bool         `yaml:"received"`
-	Timeout  string       `yaml:"timeout,omitempty"`
+	Timeout  outDur       `yaml:"timeout,omitempty"`
 	OnError  string       `yaml:"on_error"`
 	Accounts []outAccount `yaml:"accounts"`
 }
@@ -125,7 +125,7 @@ type outAccount struct {
 	Idle         bool        `yaml:"idle,omitempty"`
 	Compress     string      `yaml:"compress,omitempty"`
 	Plugin       []string    `yaml:"plugin,omitempty,flow"`
-	Timeout      string      `yaml:"timeout,omitempty"`
+	Timeout      outDur      `yaml:"timeout,omitempty"`
 	Deliver      *outDeliver `yaml:"deliver,omitempty"`
 	LocalDomains []string    `yaml:"localdomains,omitempty,flow"`
 	Envelope     string      `yaml:"envelope,omitempty"`
@@ -136,13 +136,23 @@ type outAccount struct {
 type outDrop struct {
 	Command   []string `yaml:"command,omitempty,flow"`
 	Interface string   `yaml:"interface,omitempty"`
-	Idle      string   `yaml:"idle"`
-	Timeout   string   `yaml:"timeout,omitempty"`
+	Idle      outDur   `yaml:"idle"`
+	Timeout   outDur   `yaml:"timeout,omitempty"`
 	OnError   string   `yaml:"on_error"`
 }
 
+// outDur prints "0" as a plain 0 rather than the quoted string "0".
+type outDur string
+
+func (d outDur) MarshalYAML() (any, error) {
+	if d == "0" {
+		return 0, nil
+	}
+	return string(d), nil
+}
+
 // durStr writes a duration as a person would: 5m, 1h30m, 2s.
-func durStr(d time.Duration) string {
+func durStr(d time.Duration) outDur {
 	if d == 0 {
 		return "0"
 	}
@@ -153,10 +163,10 @@ func durStr(d time.Duration) string {
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
 	}
-	return s
+	return outDur(s)
 }
 
-func durOpt(d time.Duration) string {
+func durOpt(d time.Duration) outDur {
 	if d == 0 {
 		return ""
 	}
