@@ -27,8 +27,8 @@ type IMAPSource struct {
 	Auth      string // auto | login | plain | xoauth2 | oauthbearer
 	Folder    string
 	Unseen    bool   // list only messages without \Seen
-	Keep      bool   // never delete; with MarkSeen, set \Seen instead
-	MarkSeen  bool   // with Keep
+	Keep      bool   // the account keeps mail (the engine decides; Delete still deletes what it is given)
+	MarkSeen  bool   // with Keep: at Close(true), set \Seen on the messages retrieved
 	MoveTo    string // move fetched mail to this folder instead of deleting it
 	Expunge   string // auto: UID EXPUNGE with UIDPLUS only | all: plain EXPUNGE without UIDPLUS
 	Compress  string // auto | on | off
@@ -116,6 +116,7 @@ type imapMailbox struct {
 	listed  []imap.Entry
 	fresh   bool     // listed is the answer of the SELECT just made
 	deleted []uint32 // flagged \Deleted by Delete, to expunge at Close
+	taken   []uint32 // retrieved and accepted by fn, for MarkSeen
 }
 
 func (m *imapMailbox) Key() string {
@@ -173,7 +174,11 @@ func (m *imapMailbox) Retrieve(ctx context.Context, msgs []Message, fn func(Mess
 			byUID[msg.Num] = msg
 		}
 		err := m.cl.Fetch(ctx, uids, func(uid uint32, r io.Reader) error {
-			return fn(byUID[uid], r)
+			if err := fn(byUID[uid], r); err != nil {
+				return err
+			}
+			m.taken = append(m.taken, uid)
+			return nil
 		})
 		if err != nil {
 			return err
@@ -191,11 +196,6 @@ func (m *imapMailbox) Delete(ctx context.Context, msgs []Message) error {
 		uids[i] = msg.Num
 	}
 	switch {
-	case m.src.Keep:
-		if m.src.MarkSeen {
-			return m.cl.Store(ctx, uids, `\Seen`, true)
-		}
-		return nil
 	case m.src.MoveTo != "" && m.cl.Has("MOVE"):
 		// RFC 6851: atomic, and the messages are gone from this folder
 		// at once; nothing is left to expunge.
@@ -214,6 +214,14 @@ func (m *imapMailbox) Delete(ctx context.Context, msgs []Message) error {
 
 func (m *imapMailbox) Close(ctx context.Context, commit bool) error {
 	var errs []error
+	if commit && m.src.Keep && m.src.MarkSeen && len(m.taken) > 0 {
+		// Kept mail is marked read, so that a mail client (and unseen:
+		// true) sees it was fetched; BODY.PEEK left it unread until now.
+		if err := m.cl.Store(ctx, m.taken, `\Seen`, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.taken = nil
 	switch {
 	case len(m.deleted) == 0:
 	case !commit:

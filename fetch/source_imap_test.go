@@ -1,0 +1,208 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/linkctl/linkctl/fetch/imap/imaptest"
+	"github.com/linkctl/linkctl/internal/netconn"
+)
+
+func imapSource(s *imaptest.Server) IMAPSource {
+	return IMAPSource{Addr: s.Addr, TLS: netconn.TLSNone, User: s.User, Password: pw(s.Pass), Timeout: 5 * time.Second}
+}
+
+func imapMsg(i int) string {
+	return "Subject: m" + string(rune('0'+i)) + "\r\n\r\nbody\r\nline two\r\n"
+}
+
+// runIMAP does what the engine does: list, retrieve all, delete all, close.
+func runIMAP(t *testing.T, src IMAPSource, commit bool) (key string, got []string) {
+	t.Helper()
+	ctx := context.Background()
+	mb, err := src.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := mb.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = retrieveAll(t, mb, msgs)
+	if !src.Keep {
+		if err := mb.Delete(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key = mb.Key()
+	if err := mb.Close(ctx, commit); err != nil {
+		t.Fatal(err)
+	}
+	return key, got
+}
+
+func TestIMAPSourceWithUIDPlus(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{UIDPlus: true})
+	for i := 1; i <= 3; i++ {
+		s.Append(t, "INBOX", imapMsg(i))
+	}
+	key, got := runIMAP(t, imapSource(s), true)
+	if len(got) != 3 || got[0] != "Subject: m1\n\nbody\nline two\n" {
+		t.Fatalf("got %q", got)
+	}
+	prefix, uv, ok := ParseIMAPKey(key)
+	if !ok || uv == 0 || prefix != IMAPKeyPrefix("alice", s.Addr, "INBOX") {
+		t.Fatalf("key %q: prefix %q uidvalidity %d", key, prefix, uv)
+	}
+	if n := s.Messages(t, "INBOX"); n != 0 {
+		t.Fatalf("%d messages left after commit", n)
+	}
+}
+
+func TestIMAPSourceWithoutUIDPlusLeavesFlag(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{})
+	s.Append(t, "INBOX", imapMsg(1))
+	s.Append(t, "INBOX", imapMsg(2))
+	var log bytes.Buffer
+	src := imapSource(s)
+	src.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	runIMAP(t, src, true)
+	// No UIDPLUS and expunge: auto: a plain EXPUNGE could remove other
+	// clients' \Deleted mail, so the flag stays and a warning says why.
+	if n, d := s.Messages(t, "INBOX"), s.Count(t, "INBOX", imap.FlagDeleted); n != 2 || d != 2 {
+		t.Fatalf("%d messages, %d flagged \\Deleted; want 2 and 2", n, d)
+	}
+	if !strings.Contains(log.String(), "UIDPLUS") {
+		t.Fatalf("no warning about UIDPLUS in the log:\n%s", log.String())
+	}
+}
+
+func TestIMAPSourceExpungeAll(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{})
+	s.Append(t, "INBOX", imapMsg(1))
+	src := imapSource(s)
+	src.Expunge = "all"
+	runIMAP(t, src, true)
+	if n := s.Messages(t, "INBOX"); n != 0 {
+		t.Fatalf("%d messages left with expunge: all", n)
+	}
+}
+
+func TestIMAPSourceRollback(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{UIDPlus: true})
+	s.Append(t, "INBOX", imapMsg(1))
+	runIMAP(t, imapSource(s), false)
+	if n, d := s.Messages(t, "INBOX"), s.Count(t, "INBOX", imap.FlagDeleted); n != 1 || d != 0 {
+		t.Fatalf("after Close(false): %d messages, %d \\Deleted; want 1 and 0", n, d)
+	}
+}
+
+func TestIMAPSourceMove(t *testing.T) {
+	for _, move := range []bool{true, false} {
+		s := imaptest.Start(t, imaptest.Options{UIDPlus: true, Move: move})
+		s.Create(t, "Archive")
+		s.Append(t, "INBOX", imapMsg(1))
+		s.Append(t, "INBOX", imapMsg(2))
+		src := imapSource(s)
+		src.MoveTo = "Archive"
+		runIMAP(t, src, true)
+		if n, a := s.Messages(t, "INBOX"), s.Messages(t, "Archive"); n != 0 || a != 2 {
+			t.Fatalf("MOVE offered %v: INBOX %d, Archive %d; want 0 and 2", move, n, a)
+		}
+	}
+}
+
+func TestIMAPSourceKeepMarkSeenAndUnseen(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{UIDPlus: true})
+	s.Append(t, "INBOX", imapMsg(1), imap.FlagSeen)
+	s.Append(t, "INBOX", imapMsg(2))
+	src := imapSource(s)
+	src.Keep, src.MarkSeen, src.Unseen = true, true, true
+	_, got := runIMAP(t, src, true)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "Subject: m2") {
+		t.Fatalf("unseen: got %q, want only m2", got)
+	}
+	if n, seen := s.Messages(t, "INBOX"), s.Count(t, "INBOX", imap.FlagSeen); n != 2 || seen != 2 {
+		t.Fatalf("keep+mark_seen: %d messages, %d seen; want 2 and 2", n, seen)
+	}
+	// Without mark_seen, PEEK leaves the flag alone.
+	s.Append(t, "INBOX", imapMsg(3))
+	src.MarkSeen = false
+	runIMAP(t, src, true)
+	if seen := s.Count(t, "INBOX", imap.FlagSeen); seen != 2 {
+		t.Fatalf("keep without mark_seen: %d seen, want 2", seen)
+	}
+}
+
+func TestIMAPSourceUIDValidityChangeWarned(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{UIDPlus: true})
+	s.Append(t, "INBOX", imapMsg(1))
+	src := imapSource(s)
+	mb, err := src.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, uv, _ := ParseIMAPKey(mb.Key())
+	mb.Close(context.Background(), false)
+
+	var log bytes.Buffer
+	src.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	src.LastUIDValidity = uv + 1
+	mb, err = src.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close(context.Background(), false)
+	if !strings.Contains(log.String(), "UIDVALIDITY changed") {
+		t.Fatalf("no warning for a changed UIDVALIDITY:\n%s", log.String())
+	}
+}
+
+func TestIMAPSourceRetrieveBatches(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{UIDPlus: true})
+	n := imapBatchMessages + 5
+	for i := 0; i < n; i++ {
+		s.Append(t, "INBOX", "Subject: x\r\n\r\nbody\r\n")
+	}
+	mb, err := imapSource(s).Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close(context.Background(), false)
+	msgs, err := mb.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	err = mb.Retrieve(context.Background(), msgs, func(m Message, r io.Reader) error {
+		order = append(order, m.UID)
+		_, err := io.Copy(io.Discard, r)
+		return err
+	})
+	if err != nil || len(order) != n {
+		t.Fatalf("retrieved %d of %d, err %v", len(order), n, err)
+	}
+	for i := range order {
+		if order[i] != msgs[i].UID {
+			t.Fatalf("message %d: got UID %s, want %s (listed order)", i, order[i], msgs[i].UID)
+		}
+	}
+}
+
+func TestParseIMAPKey(t *testing.T) {
+	k := IMAPKeyPrefix("u", "h:993", "") + "77"
+	if p, uv, ok := ParseIMAPKey(k); !ok || uv != 77 || p != "imap:u@h:993/INBOX;UIDVALIDITY=" {
+		t.Fatalf("%q: %q %d %v", k, p, uv, ok)
+	}
+	for _, bad := range []string{"pop3:u@h", "imap:u@h/INBOX;UIDVALIDITY=x", "imap:u@h/INBOX"} {
+		if _, _, ok := ParseIMAPKey(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
