@@ -178,8 +178,14 @@ func New(opts Options) (*Daemon, error) {
 		}
 		d.srv = srv
 	}
+	// With a Sink (the CLI's renderer logs every event) the runner need
+	// not log the same things again.
+	runLog := d.log
+	if opts.Sink != nil {
+		runLog = nil
+	}
 	d.runner = pipeline.New(pipeline.Options{Steps: opts.Steps, LockPath: opts.LockPath, Wait: true,
-		Sink: d.sink, Logger: d.log})
+		Sink: d.sink, Logger: runLog})
 	return d, nil
 }
 

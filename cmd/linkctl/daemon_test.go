@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startDaemon runs `linkctl daemon` as a process on cfg and waits for its
+// control socket.
+func startDaemon(t *testing.T, cfg string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(linkctlBin, "-c", cfg, "daemon", "--grace", "5s")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	})
+	sock := filepath.Join(filepath.Dir(cfg), "state", "control.sock")
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i > 1000 {
+			t.Fatalf("the daemon never opened %s: %s", sock, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cmd, &stderr
+}
+
+func daemonConfig(t *testing.T, argv string) string {
+	dir := t.TempDir()
+	body := "control_socket: " + filepath.Join(dir, "state", "control.sock") + "\n" +
+		"metrics_file: " + filepath.Join(dir, "state", "linkctl.prom") + "\n" +
+		"link: {watch: [lktnone9]}\npipeline:\n  - exec: " + argv + "\n"
+	path := filepath.Join(dir, "linkctl.yaml")
+	body = "state_dir: " + filepath.Join(dir, "state") + "\n" + body
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDaemonUpStatusQuit(t *testing.T) {
+	cfg := daemonConfig(t, `[sh, -c, "echo ran-by-daemon"]`)
+	d, derr := startDaemon(t, cfg)
+
+	_, errOut, code := linkctl(t, nil, "-c", cfg, "up", "ppp0")
+	if code != 0 || !strings.Contains(errOut, "ran-by-daemon") {
+		t.Fatalf("up: exit %d, stderr %q", code, errOut)
+	}
+	out, _, code := linkctl(t, nil, "-c", cfg, "status", "--json")
+	var st struct {
+		Daemon bool `json:"daemon"`
+		Runner struct {
+			LastRun struct {
+				Iface  string `json:"iface"`
+				Result string `json:"result"`
+			} `json:"last_run"`
+		} `json:"runner"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --json: exit %d, %v: %s", code, err, out)
+	}
+	if !st.Daemon || st.Runner.LastRun.Iface != "ppp0" || st.Runner.LastRun.Result != "ok" {
+		t.Errorf("status: %s", out)
+	}
+	out, _, _ = linkctl(t, nil, "-c", cfg, "status")
+	if !strings.Contains(out, "daemon:  running") || !strings.Contains(out, "last:    run 1 (linkctl up): ok") {
+		t.Errorf("status:\n%s", out)
+	}
+	prom, err := os.ReadFile(filepath.Join(filepath.Dir(cfg), "state", "linkctl.prom"))
+	if err != nil || !strings.Contains(string(prom), `linkctl_runs_total{result="ok"} 1`) {
+		t.Errorf("metrics file: %v\n%s", err, prom)
+	}
+	if _, _, code := linkctl(t, nil, "-c", cfg, "quit"); code != 0 {
+		t.Errorf("quit exit %d", code)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("daemon exit: %v\n%s", err, derr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("daemon did not quit:\n%s", derr)
+	}
+}
+
+// The daemon and an in-process run report a failing run with the same exit
+// status.
+func TestUpExitStatusSameWithAndWithoutDaemon(t *testing.T) {
+	cfg := daemonConfig(t, `[sh, -c, "echo broken >&2; exit 3"]`)
+	_, errOut, alone := linkctl(t, nil, "-c", cfg, "up")
+	if alone == 0 || !strings.Contains(errOut, "broken") {
+		t.Fatalf("up without daemon: exit %d, stderr %q", alone, errOut)
+	}
+	startDaemon(t, cfg)
+	_, errOut, via := linkctl(t, nil, "-c", cfg, "up")
+	if via != alone {
+		t.Errorf("up through the daemon exited %d, in-process %d (stderr %q)", via, alone, errOut)
+	}
+	if _, _, code := linkctl(t, nil, "-c", cfg, "up", "--no-wait"); code != 0 {
+		t.Errorf("up --no-wait exited %d", code)
+	}
+}
+
+func TestSecondDaemonRefused(t *testing.T) {
+	cfg := daemonConfig(t, `[true]`)
+	startDaemon(t, cfg)
+	_, errOut, code := linkctl(t, nil, "-c", cfg, "daemon")
+	if code != 8 || !strings.Contains(errOut, "another linkctl daemon") {
+		t.Errorf("second daemon: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestDownAndQuitWithoutDaemon(t *testing.T) {
+	cfg := daemonConfig(t, `[true]`)
+	for _, c := range []string{"down", "quit"} {
+		_, errOut, code := linkctl(t, nil, "-c", cfg, c)
+		if code != 0 || !strings.Contains(errOut, "no daemon is running") {
+			t.Errorf("%s: exit %d, stderr %q", c, code, errOut)
+		}
+	}
+	out, _, code := linkctl(t, nil, "-c", cfg, "status")
+	if code != 0 || !strings.Contains(out, "daemon:  not running") || !strings.Contains(out, "no link matches lktnone9") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+}

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/linkctl/linkctl/control"
+	"github.com/linkctl/linkctl/internal/errkind"
+)
+
+func init() {
+	register(&command{
+		Name:    "quit",
+		Summary: "ask the daemon to stop",
+		Help: `Stops the daemon as SIGTERM does: nothing new starts, the run in flight may finish
+for the daemon's --grace, then it is cancelled.`,
+		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
+			return func(a *App, args []string) error {
+				if len(args) > 0 {
+					return errkind.New(errkind.Usage, false, "", "quit takes no arguments")
+				}
+				return a.simpleRequest(control.Request{Op: control.OpQuit})
+			}
+		},
+	})
+}

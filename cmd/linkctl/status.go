@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/linkctl/linkctl/control"
+	"github.com/linkctl/linkctl/daemon"
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/linkwatch"
+)
+
+func init() {
+	register(&command{
+		Name:    "status",
+		Args:    "[--json]",
+		Summary: "link state, current run, last run per stage",
+		Help: `Asks the daemon for the link state, the run in flight and its stages, whether a
+follow-up run is queued, when the next interval run is due, and how each stage ended
+last time. Without a daemon, shows the link state read from the kernel.
+--json prints the same as one JSON object ("daemon": false when none runs).`,
+		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
+			asJSON := fs.Bool("json", false, "print JSON")
+			return func(a *App, args []string) error {
+				if len(args) > 0 {
+					return errkind.New(errkind.Usage, false, "", "status takes no arguments")
+				}
+				return a.status(*asJSON)
+			}
+		},
+	})
+}
+
+// statusOut is `linkctl status --json`.
+type statusOut struct {
+	Daemon bool `json:"daemon"`
+	daemon.Status
+}
+
+func (a *App) status(asJSON bool) error {
+	cfg, err := a.Config()
+	if err != nil {
+		return err
+	}
+	var out statusOut
+	resp, err := control.Do(a.Ctx, cfg.ControlSocket, control.Request{Op: control.OpStatus}, nil)
+	switch {
+	case errors.Is(err, control.ErrNoDaemon):
+		st, rerr := linkwatch.NetlinkReader{}.Read()
+		if rerr != nil {
+			return rerr
+		}
+		up, reason := linkwatch.Up(st, cfg.Link.Watch)
+		out.Link = daemon.LinkStatus{Up: up, Reason: reason}
+	case err != nil:
+		return err
+	case resp.Exit != 0:
+		return errkind.New(errkind.Kind(resp.Exit), false, "daemon", "%s", resp.Error)
+	default:
+		if err := json.Unmarshal(resp.Status, &out.Status); err != nil {
+			return errkind.Wrap(errkind.Protocol, false, "read the daemon's status", err)
+		}
+		out.Daemon = true
+	}
+	if asJSON {
+		enc := json.NewEncoder(a.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	printStatus(a.Stdout, out, cfg.ControlSocket)
+	return nil
+}
+
+func printStatus(w io.Writer, s statusOut, socket string) {
+	at := func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+	if !s.Daemon {
+		fmt.Fprintf(w, "daemon:  not running (no answer on %s)\n", socket)
+	} else {
+		state := "running"
+		if s.Stopping {
+			state = "stopping"
+		}
+		fmt.Fprintf(w, "daemon:  %s (pid %d)\n", state, s.PID)
+	}
+	link := "down"
+	if s.Link.Up {
+		link = "up"
+	}
+	fmt.Fprintf(w, "link:    %s", link)
+	if s.Link.Reason != "" {
+		fmt.Fprintf(w, " (%s)", s.Link.Reason)
+	}
+	if !s.Link.Since.IsZero() {
+		fmt.Fprintf(w, " since %s", at(s.Link.Since))
+	}
+	fmt.Fprintln(w)
+	if !s.Daemon {
+		return
+	}
+	r := s.Runner
+	switch {
+	case r.Running:
+		sort.Strings(r.Current)
+		fmt.Fprintf(w, "run:     %d in progress (%s) since %s", r.Run, r.Cause, at(r.Since))
+		if len(r.Current) > 0 {
+			fmt.Fprintf(w, ", stage %v", r.Current)
+		}
+		fmt.Fprintln(w)
+	default:
+		fmt.Fprintln(w, "run:     none in progress")
+	}
+	if s.Pending {
+		fmt.Fprintln(w, "next:    a follow-up run is queued")
+	} else if !s.NextInterval.IsZero() {
+		fmt.Fprintf(w, "next:    interval run at %s\n", at(s.NextInterval))
+	}
+	if lr := r.LastRun; lr != nil {
+		fmt.Fprintf(w, "last:    run %d (%s): %s at %s, took %s\n", lr.ID, lr.Cause, lr.Result, at(lr.End), roundDur(lr.End.Sub(lr.Start)))
+	}
+	if len(r.Last) > 0 {
+		names := make([]string, 0, len(r.Last))
+		for n := range r.Last {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintln(w, "stages (last run of each):")
+		for _, n := range names {
+			st := r.Last[n]
+			text := st.Summary
+			if st.Err != "" {
+				text = st.Err
+			}
+			fmt.Fprintf(w, "  %-10s %-9s %s  %s\n", n, st.Result, at(st.End), text)
+		}
+	}
+}
