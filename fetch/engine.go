@@ -1,0 +1,658 @@
+// Package fetch pulls mailboxes (POP3 maildrops, IMAP folders) into the
+// local mail system without ever losing a message.
+//
+// [Run] takes the accounts and fans them out, Options.Parallel at once; a
+// slow or failing account never holds up the others. For each account the
+// flow of one session is:
+//
+//	Open -> List -> classify against the seen-store -> Retrieve (pipelined)
+//	     -> spool each message -> deliver on several workers at once
+//	     -> record the UID durably (fsync) -> Delete -> Close(commit)
+//
+// Classification: a UID the seen-store has as delivered is not downloaded
+// again; unless the account keeps its mail it is deleted now (that
+// finishes a run cut after the delivery but before POP3 QUIT committed the
+// DELE, RFC 1939 section 6). With keep and keep_days a kept message is
+// deleted keep_days after it was first fetched. A message bigger than
+// limit stays on the server and is reported; one whose delivery failed
+// MaxFailures times is skipped and reported instead of wedging the
+// account; fetchlimit caps the messages per run.
+//
+// Retrieval streams: each message goes into a spool (in memory up to 256
+// KiB, an unlinked temp file in the state directory beyond), so memory
+// stays flat in message size, and the Mailbox callback returns as soon as
+// the bytes are spooled. Workers deliver the spooled messages concurrently
+// (deliver.Target is safe for that): a local MTA that fsyncs every message
+// then no longer sets the pace of the pull. A message counts as fetched
+// only after the target accepted it and its UID was committed to the
+// seen-store; only then, after the retrieval is over, are DELEs sent. A
+// failed delivery leaves the message on the server for the next run.
+//
+// commit_every N ends the session with QUIT after N messages and opens a
+// new one, so that a flaky link loses at most N messages' worth of DELEs.
+//
+// Events: one event.Message per delivered message (Count and Bytes so far
+// for the account), event.Note for skipped or failed messages.
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/linkctl/linkctl/fetch/deliver"
+	"github.com/linkctl/linkctl/fetch/seen"
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/event"
+)
+
+// MaxFailures is how many failed deliveries of one message make the
+// engine skip it (and report it) instead of trying again every run.
+const MaxFailures = 3
+
+// maxConsecutiveFailures stops an account's retrieval when the local side
+// refuses message after message: downloading the rest over a slow link
+// would only waste it.
+const maxConsecutiveFailures = 3
+
+// Options configure Run.
+type Options struct {
+	Accounts []Account
+	Parallel int // accounts fetched at once (default 2)
+	// StateDir holds the seen-store (StateDir/seen) and the spool files of
+	// large messages. Required unless Store and SpoolDir are both set.
+	StateDir string
+	Store    *seen.Store // an open store; opened from StateDir (and closed) when nil
+	SpoolDir string      // default StateDir
+	Received bool        // prepend a Received: line to each message
+	Hostname string      // the "by" of the Received: line (default os.Hostname)
+	Workers  int         // deliveries in flight per account (default 4)
+	Logger   *slog.Logger
+	Now      func() time.Time // for tests (default time.Now)
+}
+
+// Account is one mailbox to pull.
+type Account struct {
+	Name   string
+	Proto  string // "pop3" or "imap": the "with" of the Received: line
+	Server string // the "from" of the Received: line
+	// Open connects and logs in; see POP3Source.Open and IMAPSource.Open.
+	Open   func(ctx context.Context) (Mailbox, error)
+	Target deliver.Target
+	To     []string // envelope recipients
+	// Keep leaves fetched mail on the server (seen UIDs are skipped);
+	// KeepDays > 0 with Keep deletes it that many days after the first fetch.
+	Keep     bool
+	KeepDays int
+	// FetchAll ignores the seen-store when choosing what to download.
+	FetchAll bool
+	// Limit (bytes, 0 none): bigger messages stay on the server, reported.
+	Limit int64
+	// FetchLimit (0 none): at most this many messages per run.
+	FetchLimit int
+	// CommitEvery (0 never): QUIT and reconnect after this many messages.
+	CommitEvery int
+	Workers     int // overrides Options.Workers
+}
+
+// AccountResult is what happened to one account.
+type AccountResult struct {
+	Account  string
+	Fetched  int   // delivered and recorded this run
+	Bytes    int64 // their size
+	Deleted  int   // deletions sent and committed with QUIT/expunge
+	Kept     int   // already fetched, left on the server (keep)
+	Failed   int   // delivery attempts that failed this run
+	Left     int   // left for a later run by fetchlimit or an early stop
+	TooBig   []Message
+	Poison   []Message // skipped after MaxFailures failed deliveries
+	Sessions int
+	Err      error
+}
+
+// Result is the outcome of a Run, one entry per account in the given order.
+type Result struct {
+	Accounts []AccountResult
+}
+
+// Fetched is the number of messages delivered in all.
+func (r Result) Fetched() int {
+	n := 0
+	for _, a := range r.Accounts {
+		n += a.Fetched
+	}
+	return n
+}
+
+// Bytes is the size of the messages delivered in all.
+func (r Result) Bytes() int64 {
+	var n int64
+	for _, a := range r.Accounts {
+		n += a.Bytes
+	}
+	return n
+}
+
+// NoMail reports a run that went fine and found nothing to fetch
+// (exit status 1, errkind.NoMail).
+func (r Result) NoMail() bool {
+	for _, a := range r.Accounts {
+		if a.Err != nil || a.Fetched > 0 || a.Deleted > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Counts are the figures for metrics.
+func (r Result) Counts() map[string]int64 {
+	c := map[string]int64{"messages": int64(r.Fetched()), "bytes": r.Bytes()}
+	for _, a := range r.Accounts {
+		c["deleted"] += int64(a.Deleted)
+		c["failed"] += int64(a.Failed)
+		c["too_big"] += int64(len(a.TooBig))
+		c["poison"] += int64(len(a.Poison))
+		if a.Err != nil {
+			c["account_errors"]++
+		}
+	}
+	return c
+}
+
+// Summary is one line per account: "isp: 3 messages, 41 kB; 1 too big
+// (limit) left on the server".
+func (r Result) Summary() string {
+	var lines []string
+	for _, a := range r.Accounts {
+		lines = append(lines, a.Summary())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Summary is one line for the account.
+func (a AccountResult) Summary() string {
+	var b strings.Builder
+	b.WriteString(a.Account + ": ")
+	if a.Fetched == 0 {
+		b.WriteString("no new mail")
+	} else {
+		fmt.Fprintf(&b, "%d message%s, %s", a.Fetched, plural(a.Fetched), humanBytes(a.Bytes))
+	}
+	if a.Deleted > 0 {
+		fmt.Fprintf(&b, "; %d deleted", a.Deleted)
+	}
+	if a.Kept > 0 {
+		fmt.Fprintf(&b, "; %d kept", a.Kept)
+	}
+	if a.Failed > 0 {
+		fmt.Fprintf(&b, "; %d deliver%s failed (left on the server)", a.Failed, map[bool]string{true: "y", false: "ies"}[a.Failed == 1])
+	}
+	if n := len(a.TooBig); n > 0 {
+		fmt.Fprintf(&b, "; %d too big, left on the server", n)
+	}
+	if n := len(a.Poison); n > 0 {
+		fmt.Fprintf(&b, "; %d skipped after %d failed deliveries (UID %s)", n, MaxFailures, uidList(a.Poison))
+	}
+	if a.Left > 0 {
+		fmt.Fprintf(&b, "; %d left for the next run", a.Left)
+	}
+	if a.Err != nil {
+		fmt.Fprintf(&b, "; error: %v", a.Err)
+	}
+	return b.String()
+}
+
+func uidList(ms []Message) string {
+	var u []string
+	for i, m := range ms {
+		if i == 5 {
+			u = append(u, "...")
+			break
+		}
+		u = append(u, m.UID)
+	}
+	return strings.Join(u, ", ")
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 10<<20:
+		return fmt.Sprintf("%d MB", n/1e6)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e4:
+		return fmt.Sprintf("%d kB", n/1e3)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// Run fetches every account and returns per-account results. The error
+// is nil when every account succeeded (check Result.NoMail for "nothing to
+// fetch"); otherwise it joins the accounts' errors, classified with the
+// kind of the first (authentication, network, delivery...).
+func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
+	e, err := newEngine(opts)
+	if err != nil {
+		return Result{}, err
+	}
+	defer e.close()
+	res := Result{Accounts: make([]AccountResult, len(opts.Accounts))}
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = 2
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, a := range opts.Accounts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				res.Accounts[i] = AccountResult{Account: a.Name, Err: errkind.Wrap(errkind.Network, true, "fetch "+a.Name+": not started", context.Cause(ctx))}
+				return
+			}
+			defer func() { <-sem }()
+			res.Accounts[i] = e.account(ctx, a, sink.With("", a.Name))
+		}()
+	}
+	wg.Wait()
+	return res, res.Err()
+}
+
+// Err joins the accounts' errors (nil if none), classified with the kind
+// of the first and temporary only if all are.
+func (r Result) Err() error {
+	var errs []error
+	temp := true
+	for _, a := range r.Accounts {
+		if a.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.Account, a.Err))
+			temp = temp && errkind.IsTemporary(a.Err)
+		}
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errkind.Wrap(errkind.KindOf(errs[0]), temp, "fetch", errors.Join(errs...))
+}
+
+type engine struct {
+	opts     Options
+	store    *seen.Store
+	ownStore bool
+	spoolDir string
+	host     string
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+func newEngine(opts Options) (*engine, error) {
+	e := &engine{opts: opts, store: opts.Store, spoolDir: opts.SpoolDir, host: opts.Hostname, log: opts.Logger, now: opts.Now}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.host == "" {
+		e.host, _ = os.Hostname()
+	}
+	if e.spoolDir == "" {
+		e.spoolDir = opts.StateDir
+	}
+	if e.store == nil {
+		if opts.StateDir == "" {
+			return nil, errkind.New(errkind.Usage, false, "fetch", "no state_dir for the seen-store")
+		}
+		st, err := seen.Open(opts.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		e.store, e.ownStore = st, true
+	}
+	if e.spoolDir == "" {
+		e.spoolDir = filepath.Dir(e.store.Dir())
+	}
+	return e, nil
+}
+
+func (e *engine) close() {
+	if e.ownStore {
+		if err := e.store.Close(); err != nil {
+			e.log.Error("seen-store close", "err", err)
+		}
+	}
+}
+
+// accountRun is the state of one account across its sessions.
+type accountRun struct {
+	a       Account
+	res     AccountResult
+	sink    event.Sink
+	log     *slog.Logger
+	budget  int             // messages still allowed by fetchlimit (-1: no limit)
+	tried   map[string]bool // UIDs handled in an earlier session of this run
+	noted   map[string]bool // UIDs already reported as too big or poison
+	lastErr error           // the last delivery failure
+}
+
+func (e *engine) account(ctx context.Context, a Account, sink event.Sink) AccountResult {
+	r := &accountRun{a: a, res: AccountResult{Account: a.Name}, sink: sink,
+		log: e.log.With("account", a.Name), budget: -1, tried: map[string]bool{}, noted: map[string]bool{}}
+	if a.FetchLimit > 0 {
+		r.budget = a.FetchLimit
+	}
+	for {
+		more, err := e.session(ctx, r)
+		if err != nil && ctx.Err() != nil && errkind.KindOf(err) == errkind.Internal {
+			// A source that did not classify its cancellation.
+			err = errkind.Wrap(errkind.Network, true, "fetch "+a.Name+" interrupted", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+		}
+		if err != nil {
+			r.res.Err = err
+			r.log.Warn("fetch failed", "err", err)
+			break
+		}
+		if !more {
+			break
+		}
+	}
+	return r.res
+}
+
+// session runs one login-to-logout session; more says another session
+// should follow (commit_every).
+func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err error) {
+	a := r.a
+	if a.Open == nil || a.Target == nil {
+		return false, errkind.New(errkind.Usage, false, "fetch "+a.Name, "account has no source or no delivery target")
+	}
+	mb, err := a.Open(ctx)
+	if err != nil {
+		return false, err
+	}
+	r.res.Sessions++
+	closed := false
+	defer func() {
+		if !closed {
+			mb.Close(context.WithoutCancel(ctx), false)
+		}
+	}()
+	list, err := mb.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	log, err := e.store.Mailbox(mb.Key())
+	if err != nil {
+		return false, err
+	}
+	uids := make([]string, len(list))
+	for i, m := range list {
+		uids[i] = m.UID
+	}
+	// The server no longer has what it does not list: forget it, so the
+	// record stays the size of the mailbox.
+	log.Retain(uids)
+
+	now := e.now()
+	var toDelete, candidates []Message
+	for _, m := range list {
+		ent := log.Get(m.UID)
+		switch {
+		case r.tried[m.UID]:
+			continue
+		case ent.Delivered && !a.FetchAll:
+			if !a.Keep || (a.KeepDays > 0 && now.Sub(ent.FirstFetched) >= time.Duration(a.KeepDays)*24*time.Hour) {
+				toDelete = append(toDelete, m)
+			} else if !r.noted[m.UID] {
+				r.noted[m.UID] = true
+				r.res.Kept++
+			}
+			continue
+		case ent.Failures >= MaxFailures:
+			if !r.noted[m.UID] {
+				r.noted[m.UID] = true
+				r.res.Poison = append(r.res.Poison, m)
+				r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("message UID %s skipped: its delivery failed %d times; it stays on the server", m.UID, ent.Failures)})
+			}
+			continue
+		case a.Limit > 0 && m.Size > a.Limit:
+			if !r.noted[m.UID] {
+				r.noted[m.UID] = true
+				r.res.TooBig = append(r.res.TooBig, m)
+				r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("message UID %s (%s) is over the limit of %s; it stays on the server", m.UID, humanBytes(m.Size), humanBytes(a.Limit))})
+			}
+			continue
+		}
+		candidates = append(candidates, m)
+	}
+	batch := candidates
+	if r.budget >= 0 && len(batch) > r.budget {
+		batch = batch[:r.budget]
+	}
+	if a.CommitEvery > 0 && len(batch) > a.CommitEvery {
+		batch = batch[:a.CommitEvery]
+	}
+	for _, m := range batch {
+		r.tried[m.UID] = true
+	}
+	r.res.Left = len(candidates) - len(batch)
+
+	delivered, pullErr := e.pull(ctx, r, mb, log, batch)
+	if r.budget >= 0 {
+		r.budget -= len(batch)
+	}
+	// Whatever happened, make the record of what was delivered durable
+	// before any DELE for it can be sent.
+	if err := log.Commit(); err != nil {
+		return false, err
+	}
+	if pullErr != nil {
+		// The session may be broken mid-pipeline: drop it without QUIT so
+		// nothing is deleted now. What was delivered is recorded; the next
+		// run deletes it without downloading it again.
+		return false, pullErr
+	}
+	dels := toDelete
+	if !a.Keep {
+		dels = append(dels, delivered...)
+	}
+	if len(dels) > 0 {
+		sort.Slice(dels, func(i, j int) bool { return dels[i].Num < dels[j].Num })
+		if err := mb.Delete(ctx, dels); err != nil {
+			return false, err
+		}
+	}
+	closed = true
+	if err := mb.Close(ctx, true); err != nil {
+		return false, err
+	}
+	r.res.Deleted += len(dels)
+	more = a.CommitEvery > 0 && r.res.Left > 0 && len(delivered) > 0 && r.budget != 0
+	if !more && r.res.Failed > 0 && r.res.Err == nil {
+		return false, r.lastDeliveryErr()
+	}
+	return more, nil
+}
+
+// pull retrieves batch and delivers it on workers; it returns the messages
+// delivered and recorded (Commit still pending for the last ones).
+func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.Log, batch []Message) ([]Message, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	workers := r.a.Workers
+	if workers <= 0 {
+		workers = e.opts.Workers
+	}
+	if workers <= 0 {
+		workers = 4
+	}
+	type job struct {
+		m  Message
+		sp *spool
+	}
+	jobs := make(chan job, workers)
+	var (
+		mu          sync.Mutex
+		delivered   []Message
+		consecutive int
+		failed      int
+		stop        atomic.Bool
+		recordErr   error
+		wg          sync.WaitGroup
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				err := e.deliverOne(ctx, r, j.m, j.sp)
+				size := j.sp.size
+				j.sp.release()
+				if err == nil {
+					log.Delivered(j.m.UID, e.now())
+					// Group commit: concurrent workers share an fsync.
+					if cerr := log.Commit(); cerr != nil {
+						mu.Lock()
+						recordErr = cerr
+						mu.Unlock()
+						stop.Store(true)
+						continue
+					}
+					mu.Lock()
+					delivered = append(delivered, j.m)
+					consecutive = 0
+					r.res.Fetched++
+					r.res.Bytes += size
+					count, bytes := r.res.Fetched, r.res.Bytes
+					mu.Unlock()
+					r.sink.Emit(event.Event{Type: event.Message, Count: count, Total: len(batch), Bytes: bytes, Text: "UID " + j.m.UID})
+					continue
+				}
+				if ctx.Err() != nil {
+					stop.Store(true)
+					continue
+				}
+				n := 0
+				if messageSpecific(err) {
+					n = log.Failed(j.m.UID)
+				}
+				mu.Lock()
+				r.res.Failed++
+				failed++
+				r.lastErr = err
+				consecutive++
+				if consecutive >= maxConsecutiveFailures {
+					stop.Store(true)
+				}
+				mu.Unlock()
+				text := fmt.Sprintf("message UID %s not delivered, it stays on the server: %v", j.m.UID, err)
+				if n >= MaxFailures {
+					text += fmt.Sprintf(" (failed %d times: skipped from now on)", n)
+				}
+				r.sink.Emit(event.Event{Type: event.Note, Text: text})
+				r.log.Warn("delivery failed", "uid", j.m.UID, "failures", n, "err", err)
+			}
+		}()
+	}
+	var buf bytes.Buffer
+	errStopped := errors.New("stopped")
+	err := mb.Retrieve(ctx, batch, func(m Message, rd io.Reader) error {
+		if stop.Load() {
+			return errStopped
+		}
+		sp, err := newSpool(rd, e.spoolDir, &buf)
+		if err != nil {
+			return err
+		}
+		select {
+		case jobs <- job{m, sp}:
+			return nil
+		case <-ctx.Done():
+			sp.release()
+			return context.Cause(ctx)
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	sort.Slice(delivered, func(i, j int) bool { return delivered[i].Num < delivered[j].Num })
+	if recordErr != nil {
+		return delivered, recordErr
+	}
+	if errors.Is(err, errStopped) {
+		if ctx.Err() != nil {
+			return delivered, errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name, context.Cause(ctx))
+		}
+		r.res.Left += len(batch) - len(delivered) - failed
+		return delivered, fmt.Errorf("stopped after %d failed deliveries in a row: %w", maxConsecutiveFailures, r.lastErr)
+	}
+	if err != nil {
+		return delivered, err
+	}
+	if ctx.Err() != nil {
+		return delivered, errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name, context.Cause(ctx))
+	}
+	return delivered, nil
+}
+
+func (r *accountRun) lastDeliveryErr() error {
+	if r.lastErr == nil {
+		return nil
+	}
+	return fmt.Errorf("%d deliver%s failed, left on the server: %w", r.res.Failed, map[bool]string{true: "y", false: "ies"}[r.res.Failed == 1], r.lastErr)
+}
+
+// deliverOne hands one spooled message to the target.
+func (e *engine) deliverOne(ctx context.Context, r *accountRun, m Message, sp *spool) error {
+	info := parseHead(sp.head())
+	env := deliver.Envelope{From: info.ReturnPath, To: r.a.To}
+	var body io.Reader = sp.reader()
+	if e.opts.Received {
+		body = io.MultiReader(bytes.NewReader(receivedLine(r.a.Server, e.host, r.a.Proto, r.a.Name, r.a.To, e.now())), body)
+	}
+	return r.a.Target.Deliver(ctx, env, body)
+}
+
+// messageSpecific reports whether the local side judged this message (an
+// SMTP/LMTP reply, an MDA's exit status) rather than being unreachable or
+// out of disk: only such failures count towards MaxFailures, so that a
+// local MTA that is down for three runs does not poison the mailbox.
+func messageSpecific(err error) bool {
+	var se *smtp.SMTPError
+	var pe *deliver.PartialError
+	var src *deliver.SourceError
+	if errors.As(err, &src) {
+		return false
+	}
+	// An MDA's non-zero exit (other than 75) is a permanent delivery
+	// error; an unreachable MTA, a full disk or exit 75 are temporary.
+	return errors.As(err, &se) || errors.As(err, &pe) ||
+		(errkind.KindOf(err) == errkind.Delivery && !errkind.IsTemporary(err))
+}

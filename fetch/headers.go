@@ -1,0 +1,123 @@
+package fetch
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// headerInfo is what the engine reads from a message's header.
+type headerInfo struct {
+	ReturnPath    string // the address inside <>, "" for <> or none
+	HasReturnPath bool
+	MessageID     string
+}
+
+// parseHead scans the header section of head (which may be cut short) for
+// the first Return-Path and Message-ID fields, unfolding continuation
+// lines (RFC 5322 section 2.2.3). The topmost Return-Path is the one the
+// last delivering MTA wrote (RFC 5321 section 4.4).
+func parseHead(head []byte) headerInfo {
+	var h headerInfo
+	var name string
+	var value strings.Builder
+	flush := func() {
+		v := strings.TrimSpace(value.String())
+		switch strings.ToLower(name) {
+		case "return-path":
+			if !h.HasReturnPath {
+				h.HasReturnPath = true
+				h.ReturnPath = angleAddr(v)
+			}
+		case "message-id":
+			if h.MessageID == "" {
+				h.MessageID = v
+			}
+		}
+		name = ""
+		value.Reset()
+	}
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 {
+			break // a line cut by headMax: not trusted
+		}
+		line := bytes.TrimSuffix(head[:i], []byte("\r"))
+		head = head[i+1:]
+		if len(line) == 0 {
+			break // end of the header section
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if name != "" {
+				value.WriteByte(' ')
+				value.Write(bytes.TrimSpace(line))
+			}
+			continue
+		}
+		flush()
+		if c := bytes.IndexByte(line, ':'); c > 0 {
+			name = string(bytes.TrimSpace(line[:c]))
+			value.Write(line[c+1:])
+		}
+	}
+	flush()
+	return h
+}
+
+// angleAddr returns the address in "<addr>" (with any comment around it),
+// or the bare value without brackets; "<>" and garbage give "".
+func angleAddr(v string) string {
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			v = v[i+1 : i+j]
+		} else {
+			return ""
+		}
+	}
+	v = strings.TrimSpace(v)
+	if strings.ContainsAny(v, " \t<>()\",;\r\n") {
+		return ""
+	}
+	return v
+}
+
+// receivedLine builds the trace field prepended to each fetched message
+// (RFC 5321 section 4.4: "from" the server, "by" this host, "with" the
+// protocol, "for" the recipient when there is one), naming linkctl and the
+// account in the comment.
+func receivedLine(server, host, proto, account string, to []string, now time.Time) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Received: from %s\n\tby %s (linkctl", clean(server), clean(host))
+	if account != "" {
+		fmt.Fprintf(&b, ", account %s", clean(account))
+	}
+	b.WriteString(")")
+	if proto != "" {
+		fmt.Fprintf(&b, " with %s", strings.ToUpper(clean(proto)))
+	}
+	if len(to) == 1 {
+		fmt.Fprintf(&b, "\n\tfor <%s>", clean(to[0]))
+	}
+	fmt.Fprintf(&b, "; %s\n", now.Format(time.RFC1123Z))
+	return b.Bytes()
+}
+
+// clean keeps a value from breaking the header: no line ends, no
+// parentheses or angle brackets.
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch r {
+		case '\r', '\n', '(', ')', '<', '>', ';':
+			return '_'
+		}
+		if r < 0x20 || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, s)
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
