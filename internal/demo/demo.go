@@ -66,7 +66,7 @@ type Options struct {
 	DownBPS, UpBPS int64
 	Delay          time.Duration
 	// Self is the argv that runs this program's demo helper (the CLI passes
-	// [/path/to/linkctl, demo]); Start appends "--send-queue DIR --relay ADDR"
+	// [/path/to/linkctl, demo-helper]); Start appends "--send-queue DIR --relay ADDR"
 	// for the flush stage and "--hangup" for the drop stage. Without it the
 	// pipeline has no flush and no drop stage.
 	Self []string
