@@ -536,3 +536,24 @@ fetch:
 		t.Errorf("minimal.yaml warns: %q", w)
 	}
 }
+
+// The config block of DESIGN.md is the contract scripts rely on: it must
+// load as written (testdata/design.yaml is a copy of it).
+func TestDesignExample(t *testing.T) {
+	testEnv(t, 0, nil)
+	c, err := Load("testdata/design.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range c.Pipeline {
+		names = append(names, s.Name)
+	}
+	if want := []string{"flush+etrn", "fetch", "after-mail", "drop"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("pipeline %v, want %v", names, want)
+	}
+	if c.Link.Interval != 15*time.Minute || c.ETRN.Servers[0].TLS != "starttls" || c.Fetch.Accounts[1].Name != "work" ||
+		!reflect.DeepEqual(c.Fetch.Accounts[1].Password.Command, []string{"pass", "show", "work"}) || c.Drop.Idle != 30*time.Second {
+		t.Errorf("unexpected values: %+v", c)
+	}
+}
