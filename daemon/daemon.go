@@ -395,6 +395,7 @@ func (d *Daemon) onEdge(e linkwatch.Edge) {
 	d.mu.Lock()
 	d.link = LinkStatus{Up: e.Up, Iface: e.Iface, Reason: e.Reason, Since: e.Time}
 	d.met.linkUp(e.Up, e.Time)
+	d.saveMetricsLocked() // linkctl_link_up changed
 	var dropped *batch
 	if !e.Up {
 		// Pending triggers are moot: their run would find no link.
@@ -454,14 +455,9 @@ func (d *Daemon) startLocked() {
 func (d *Daemon) finish(b *batch, rep pipeline.RunReport) {
 	d.mu.Lock()
 	d.met.addRun(rep)
-	data := d.met.render(time.Now())
-	d.mu.Unlock()
 	// The metrics are on disk before anyone hears the run ended.
-	if d.opts.MetricsFile != "" {
-		if err := writeMetrics(d.opts.MetricsFile, data); err != nil {
-			d.log.Warn("cannot write the metrics file", "err", err)
-		}
-	}
+	d.saveMetricsLocked()
+	d.mu.Unlock()
 	for _, w := range b.waiters {
 		w.done <- rep
 	}
@@ -475,6 +471,17 @@ func (d *Daemon) finish(b *batch, rep pipeline.RunReport) {
 	select {
 	case d.runDone <- struct{}{}:
 	default:
+	}
+}
+
+// saveMetricsLocked rewrites the metrics file (a few hundred bytes: cheap
+// enough to do under the lock, and it keeps the writes in order).
+func (d *Daemon) saveMetricsLocked() {
+	if d.opts.MetricsFile == "" {
+		return
+	}
+	if err := writeMetrics(d.opts.MetricsFile, d.met.render(time.Now())); err != nil {
+		d.log.Warn("cannot write the metrics file", "err", err)
 	}
 }
 
@@ -566,8 +573,17 @@ func (d *Daemon) reload() {
 func (d *Daemon) Snapshot() Status {
 	st := Status{PID: os.Getpid(), Runner: d.runner.Status()}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	st.Link, st.Pending, st.NextInterval, st.Stopping = d.link, len(d.next.reqs) > 0, d.nextTick, d.stopping
+	d.mu.Unlock()
+	// Between edges the watcher knows the newer reason ("ppp0 has no
+	// global address yet").
+	if w, ok := d.opts.Watcher.(interface {
+		Current() (bool, string, time.Time)
+	}); ok {
+		if _, reason, _ := w.Current(); reason != "" {
+			st.Link.Reason = reason
+		}
+	}
 	return st
 }
 
