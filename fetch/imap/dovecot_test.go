@@ -151,3 +151,48 @@ func TestDovecotStartTLSCompress(t *testing.T) {
 		t.Fatal("COMPRESS not active over STARTTLS")
 	}
 }
+
+// TestDovecotIdle: a message delivered while Watch idles on a real Dovecot
+// is reported (Dovecot's IDLE notices new Maildir files by inotify or by
+// its mailbox_idle_check_interval poll).
+func TestDovecotIdle(t *testing.T) {
+	testpeer.Short(t)
+	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Compress: true})
+	o := WatchOptions{Options: Options{Addr: d.IMAPAddr(), TLS: netconn.TLSNone, User: "user",
+		Password: pass("password"), Timeout: 20 * time.Second, Logger: testLogger(t)}}
+	d.AddMessage("user", "INBOX", []byte(testMessage(1, 500))) // the folder exists
+	d.Count("user", "INBOX")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	notified := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Watch(ctx, o, func() {
+			select {
+			case notified <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	// Deliver one message a second until Watch reports one (the first may
+	// arrive before it is idling); a generous bound, not a timing test.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+	for i := 2; ; i++ {
+		select {
+		case <-notified:
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			return
+		case err := <-done:
+			t.Fatalf("Watch returned: %v", err)
+		case <-tick.C:
+			d.AddMessage("user", "INBOX", []byte(testMessage(uint64(i), 500)))
+		case <-deadline:
+			t.Fatalf("no notification within 30s of new mail\n%s", d.Log())
+		}
+	}
+}
