@@ -174,6 +174,7 @@ type pop3Mailbox struct {
 	log  *slog.Logger
 
 	msgBytes atomic.Int64 // message octets handed to the engine
+	closed   bool
 }
 
 func (m *pop3Mailbox) Key() string { return m.key }
@@ -250,6 +251,10 @@ func (m *pop3Mailbox) Delete(ctx context.Context, msgs []Message) error {
 // section 6); without, it drops the connection so the server rolls them
 // back. A session that already broke cannot commit: the error says so.
 func (m *pop3Mailbox) Close(ctx context.Context, commit bool) error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
 	if !commit {
 		m.c.Close()
 		return nil

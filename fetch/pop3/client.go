@@ -257,10 +257,24 @@ func (c *Client) readStatus(cmd string, authPhase bool) (string, error) {
 	}
 	if !ok {
 		se := &ServerError{Command: cmd, Code: responseCode(text), Text: text}
-		kind, temp := classify(se, authPhase)
-		return "", errkind.Wrap(kind, temp, c.op(cmd), se)
+		return "", c.serverErr(se, authPhase)
 	}
 	return text, nil
+}
+
+// serverErr classifies a -ERR and adds what the user can do about it.
+func (c *Client) serverErr(se *ServerError, authPhase bool) error {
+	kind, temp := classify(se, authPhase)
+	var err error = se
+	switch {
+	case kind == errkind.Auth:
+		err = fmt.Errorf("%w (check the user name, password and auth method)", se)
+	case se.Code == "IN-USE":
+		err = fmt.Errorf("%w (another client has the maildrop open; will retry)", se)
+	case se.Code == "LOGIN-DELAY":
+		err = fmt.Errorf("%w (the server limits how often one may log in; fetch less often)", se)
+	}
+	return errkind.Wrap(kind, temp, c.op(se.Command), err)
 }
 
 // readListing reads the lines of a dot-terminated listing (UIDL, LIST,
@@ -461,8 +475,7 @@ func (c *Client) Auth(m SASL, initialResponse bool) error {
 			}
 			if !ok {
 				se := &ServerError{Command: shown, Code: responseCode(text), Text: text}
-				kind, temp := classify(se, true)
-				return errkind.Wrap(kind, temp, c.op(shown), se)
+				return c.serverErr(se, true)
 			}
 			return nil
 		}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -845,4 +846,37 @@ func TestRetrEndless(t *testing.T) {
 	if n > 100000 {
 		t.Errorf("fn got %d octets past a ceiling of 100000", n)
 	}
+}
+
+// TestRetrStreamsLargeMessage: a 32 MB message passes through with a
+// bounded amount of memory allocated by the whole process (client and the
+// in-memory server): the client never holds a message.
+func TestRetrStreamsLargeMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 32 MB")
+	}
+	srv := &pop3test.Server{User: "u", Pass: "p", Pipelining: true}
+	line := strings.Repeat("m", 1000) + "\n"
+	srv.Add([]byte("Subject: big\n\n" + strings.Repeat(line, 32<<10)))
+	c := session(t, srv, opts())
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var n int64
+	err := c.Retr(1, func(r io.Reader) error {
+		var err error
+		n, err = io.Copy(io.Discard, r)
+		return err
+	})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(14 + 32<<10*len(line)); n != want {
+		t.Errorf("got %d octets, want %d", n, want)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2<<20 {
+		t.Errorf("allocated %d bytes to stream a %d-byte message", alloc, n)
+	}
+	c.Quit()
 }

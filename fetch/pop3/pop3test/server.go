@@ -47,7 +47,7 @@ func (s *Server) Add(raw []byte) string {
 	defer s.mu.Unlock()
 	s.next++
 	uid := fmt.Sprintf("uid-%06d", s.next)
-	s.msgs = append(s.msgs, msg{uid: uid, wire: stuff(raw), size: len(crlf(raw))})
+	s.msgs = append(s.msgs, msg{uid: uid, wire: wire(raw, true), size: len(wire(raw, false))})
 	return uid
 }
 
@@ -73,24 +73,31 @@ func (s *Server) Pipelined() int {
 	return s.pipeline
 }
 
-func crlf(raw []byte) []byte {
-	raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
-	raw = bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))
-	if len(raw) > 0 && !bytes.HasSuffix(raw, []byte("\r\n")) {
-		raw = append(raw, '\r', '\n')
-	}
-	return raw
-}
-
-func stuff(raw []byte) []byte {
-	var b bytes.Buffer
-	for _, line := range bytes.SplitAfter(crlf(raw), []byte("\r\n")) {
-		if len(line) > 0 && line[0] == '.' {
-			b.WriteByte('.')
+// wire converts raw to CRLF line ends (adding a final one) and, when
+// stuffed, doubles the dot at the start of each line (RFC 1939 section 3).
+func wire(raw []byte, stuffed bool) []byte {
+	out := make([]byte, 0, len(raw)+len(raw)/32+2)
+	bol := true
+	for i := 0; i < len(raw); i++ {
+		ch := raw[i]
+		if bol && ch == '.' && stuffed {
+			out = append(out, '.')
 		}
-		b.Write(line)
+		bol = false
+		switch {
+		case ch == '\r' && i+1 < len(raw) && raw[i+1] == '\n':
+			continue // the LF below writes the pair
+		case ch == '\n':
+			out = append(out, '\r', '\n')
+			bol = true
+			continue
+		}
+		out = append(out, ch)
 	}
-	return b.Bytes()
+	if !bol {
+		out = append(out, '\r', '\n')
+	}
+	return out
 }
 
 // Pipe starts a session over net.Pipe and returns the client's end.
