@@ -40,6 +40,12 @@ func (a *App) check(offline, quiet bool) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(a.Stderr, "warning: "+w)
+	}
+	if err := cfg.CheckSecretFiles(); err != nil {
+		return err
+	}
 	if !quiet {
 		out, err := cfg.Redacted()
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/internal/errkind"
@@ -121,9 +122,21 @@ func (a *App) buildSteps(cfg *config.Config, in []config.Step, only []string) ([
 		if s.OnError == config.Continue {
 			onErr = pipeline.Continue
 		}
-		out = append(out, pipeline.Step{Stage: stage, Timeout: s.Timeout, OnError: onErr, Always: s.Stage == "drop"})
+		out = append(out, pipeline.Step{Stage: stage, Timeout: backstop(s), OnError: onErr, Always: s.Stage == "drop"})
 	}
 	return out, nil
+}
+
+// backstop is the runner's deadline for a step. The mail stages take the
+// same timeout themselves (flush: its drain wait) and end with their own,
+// more telling result ("deferred: connection refused"); the runner's
+// deadline is the backstop behind it, a little later. An exec's timeout is
+// the runner's alone.
+func backstop(s config.Step) time.Duration {
+	if s.Timeout <= 0 || s.Stage == "exec" {
+		return s.Timeout
+	}
+	return s.Timeout + max(s.Timeout/10, 10*time.Second)
 }
 
 func (a *App) buildStage(cfg *config.Config, s config.Step) (pipeline.Stage, error) {
