@@ -232,7 +232,10 @@ func (cl *Client) err(ctx context.Context, what string, err error) error {
 		if errors.As(le, &ne) && ne.Timeout() {
 			return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("no answer within %v: %w", cl.opts.timeout(), le))
 		}
-		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("connection lost: %w (%v)", le, err))
+		if errors.Is(le, io.EOF) {
+			return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("connection closed by the server or the link: %w", io.ErrUnexpectedEOF))
+		}
+		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("connection lost: %w", le))
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
