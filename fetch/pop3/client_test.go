@@ -848,16 +848,16 @@ func TestRetrEndless(t *testing.T) {
 	}
 }
 
-// TestRetrStreamsLargeMessage: a 32 MB message passes through with a
+// TestRetrStreamsLargeMessage: an 8 MB message passes through with a
 // bounded amount of memory allocated by the whole process (client and the
 // in-memory server): the client never holds a message.
 func TestRetrStreamsLargeMessage(t *testing.T) {
 	if testing.Short() {
-		t.Skip("moves 32 MB")
+		t.Skip("moves 8 MB")
 	}
 	srv := &pop3test.Server{User: "u", Pass: "p", Pipelining: true}
 	line := strings.Repeat("m", 1000) + "\n"
-	srv.Add([]byte("Subject: big\n\n" + strings.Repeat(line, 32<<10)))
+	srv.Add([]byte("Subject: big\n\n" + strings.Repeat(line, 8<<10)))
 	c := session(t, srv, opts())
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -872,7 +872,7 @@ func TestRetrStreamsLargeMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(14 + 32<<10*len(line)); n != want {
+	if want := int64(14 + 8<<10*len(line)); n != want {
 		t.Errorf("got %d octets, want %d", n, want)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2<<20 {
