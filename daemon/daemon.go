@@ -189,15 +189,24 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
-// Busy says what holds the link beyond the stage asking ("" for nothing):
-// the drop stage's Busy hook. A follow-up run already requested, or
-// another stage of this run still in flight, keeps the link up.
-func (d *Daemon) Busy(self string) string {
+// Superseded says why the drop stage of the run in flight should not hang
+// up at all ("" when it may): a follow-up run is already requested, and
+// that run's own drop will hang up when it is done.
+func (d *Daemon) Superseded() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.next.reqs) > 0 {
 		return "a follow-up run is already requested (" + d.next.reqs[0].Cause + ")"
 	}
+	return ""
+}
+
+// Busy says what holds the link beyond the stage asking ("" for nothing):
+// the drop stage's Busy hook. Another stage of this run still in flight
+// keeps the link up.
+func (d *Daemon) Busy(self string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	var other []string
 	for s := range d.stage {
 		if s != self {
@@ -254,6 +263,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		startT = func() {
 			d.mu.Lock()
 			iv := d.interval
+			if d.stopping {
+				iv = 0
+			}
 			if iv > 0 {
 				d.nextTick = time.Now().Add(iv)
 			}

@@ -442,3 +442,32 @@ func TestSdNotifyDatagrams(t *testing.T) {
 	}
 	SdNotify("")("READY=1") // no socket: nothing happens
 }
+
+func TestDropHooks(t *testing.T) {
+	g := newGate("fetch")
+	h := start(t, []pipeline.Step{{Stage: g.stage()}}, nil)
+	if b, s := h.d.Busy("drop"), h.d.Superseded(); b != "" || s != "" {
+		t.Errorf("idle daemon: busy %q superseded %q", b, s)
+	}
+	h.sigs <- syscall.SIGUSR1
+	wait(t, g.started, "run")
+	if b := h.d.Busy("drop"); b != "stage fetch still running" {
+		t.Errorf("busy = %q", b)
+	}
+	if b := h.d.Busy("fetch"); b != "" {
+		t.Errorf("a stage is busy because of itself: %q", b)
+	}
+	h.sigs <- syscall.SIGUSR1
+	for i := 0; !h.d.Snapshot().Pending; i++ {
+		if i > 2000 {
+			t.Fatal("the second trigger never queued")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := h.d.Superseded(); s != "a follow-up run is already requested (SIGUSR1)" {
+		t.Errorf("superseded = %q", s)
+	}
+	g.release <- struct{}{}
+	wait(t, g.started, "follow-up")
+	g.release <- struct{}{}
+}

@@ -30,9 +30,14 @@ type DropOptions struct {
 	// and the stage reports Skipped (default 10 × Idle).
 	MaxWait time.Duration
 	// Busy reports what still holds the link ("" when nothing does): a stage
-	// of this run still running, a follow-up run already triggered, the
-	// outbound queue still delivering. Checked after every Idle period.
+	// of this run still running, the outbound queue still delivering.
+	// Checked after every Idle period.
 	Busy func() string
+	// Superseded reports why this drop should not hang up at all ("" when
+	// it may): a follow-up run is already requested, and its own drop will
+	// hang up after it. Checked with Busy; the stage then ends at once
+	// (Skipped) rather than hold up the follow-up run.
+	Superseded func() string
 	// SMTPPorts are local ports whose open inbound sessions (from
 	// non-loopback peers, unless CountLoopback) hold the link: a relay
 	// answering our ETRN may still be delivering. Empty: not checked.
@@ -87,6 +92,12 @@ func Drop(ctx context.Context, opts DropOptions, sink event.Sink) (DropResult, e
 			return DropResult{Summary: "link kept: " + causeText(ctx)},
 				errkind.Wrap(errkind.Network, true, "drop: waiting for the link to go idle", context.Cause(ctx))
 		case <-timer.C:
+		}
+		if opts.Superseded != nil {
+			if why := opts.Superseded(); why != "" {
+				log.Info("not dropping the link", "why", why)
+				return DropResult{Summary: "link kept: " + why}, nil
+			}
 		}
 		busy := ""
 		if opts.Busy != nil {

@@ -168,3 +168,17 @@ func TestNetnsDropInterface(t *testing.T) {
 		t.Errorf("unknown interface: err = %v", err)
 	}
 }
+
+func TestDropSupersededByFollowUpRun(t *testing.T) {
+	argv, marker := hangupCommand(t)
+	busyCalls := 0
+	res, err := Drop(context.Background(), DropOptions{Command: argv, Idle: time.Millisecond, MaxWait: time.Hour,
+		Busy:       func() string { busyCalls++; return "x" },
+		Superseded: func() string { return "a follow-up run is already requested (linkctl up)" }}, nil)
+	if err != nil || res.Dropped || exists(marker) || busyCalls != 0 {
+		t.Fatalf("res %+v err %v busy checked %d times: want skipped at once", res, err, busyCalls)
+	}
+	if res.Summary != "link kept: a follow-up run is already requested (linkctl up)" {
+		t.Errorf("summary %q", res.Summary)
+	}
+}

@@ -42,10 +42,15 @@ metrics_file after each run. One daemon per state_dir.`,
 	registerStage("drop", buildDropStage)
 }
 
-// dropBusy is the running daemon's Busy hook for the drop stage (nil when
+// dropHooks are the running daemon's hooks for the drop stage (nil when
 // the pipeline runs without a daemon: then only this run can hold the
 // link, and the runner already waited for its earlier stages).
-var dropBusy atomic.Pointer[func(self string) string]
+var dropHooks atomic.Pointer[dropHook]
+
+type dropHook struct {
+	busy       func(self string) string
+	superseded func() string
+}
 
 func (a *App) daemon(grace time.Duration) error {
 	cfg, err := a.Config()
@@ -77,9 +82,8 @@ func (a *App) daemon(grace time.Duration) error {
 	if err != nil {
 		return err
 	}
-	busy := d.Busy
-	dropBusy.Store(&busy)
-	defer dropBusy.Store(nil)
+	dropHooks.Store(&dropHook{busy: d.Busy, superseded: d.Superseded})
+	defer dropHooks.Store(nil)
 	// The daemon handles SIGINT and SIGTERM itself, in two phases: the
 	// App's context (cancelled on the first signal) would skip the grace.
 	return d.Run(context.WithoutCancel(a.Ctx))
@@ -130,11 +134,9 @@ func buildDropStage(a *App, cfg *config.Config, s config.Step) (pipeline.Stage, 
 	}
 	return pipeline.Func{StageName: name, Fn: func(ctx context.Context, sink event.Sink) (pipeline.Report, error) {
 		o := opts
-		o.Busy = func() string {
-			if f := dropBusy.Load(); f != nil {
-				return (*f)(name)
-			}
-			return ""
+		if h := dropHooks.Load(); h != nil {
+			o.Busy = func() string { return h.busy(name) }
+			o.Superseded = h.superseded
 		}
 		res, err := linkwatch.Drop(ctx, o, sink)
 		rep := pipeline.Report{Summary: res.Summary}
