@@ -381,7 +381,7 @@ func genZsh() []byte {
 
 func TestGeneratedDocs(t *testing.T) {
 	files := map[string][]byte{
-		"../../docs/linkctl.1":               genMan(),
+		"../../docs/linkctl.1":                genMan(),
 		"../../docs/completions/linkctl.bash": genBash(),
 		"../../docs/completions/_linkctl":     genZsh(),
 	}
