@@ -6,6 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +65,23 @@ func BenchmarkDovecotPull(b *testing.B) {
 		payload += int64(len(m))
 	}
 	d.Count("user", "INBOX") // index before timing
+	b.Run("fetchmail", func(b *testing.B) {
+		fm, err := exec.LookPath("fetchmail")
+		if err != nil {
+			b.Skip("fetchmail not installed: apt-get install fetchmail")
+		}
+		b.SetBytes(payload)
+		var read int64
+		for b.Loop() {
+			n, err := fetchmailOnce(b, fm, d.IMAPAddr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			read += n
+		}
+		b.ReportMetric(float64(read)/float64(b.N), "wire-B/op")
+		b.ReportMetric(float64(read)/float64(b.N)/float64(payload), "wire/payload")
+	})
 	for _, mode := range []string{"off", "on"} {
 		b.Run("compress="+mode, func(b *testing.B) {
 			o := Options{Addr: d.IMAPAddr(), TLS: netconn.TLSNone, User: "user", Password: pass("password"),
@@ -114,4 +136,53 @@ func pullOnce(o Options) (read, written int64, err error) {
 		return 0, 0, err
 	}
 	return cl.BytesRead(), cl.BytesWritten(), nil
+}
+
+// fetchmailOnce runs fetchmail's IMAP (keep, fetchall, into an MDA that
+// discards) through a loopback proxy that counts the octets the server
+// sends, and returns them.
+func fetchmailOnce(b *testing.B, fm, addr string) (int64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	var down atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { n, _ := io.Copy(c, s); down.Add(n); c.Close() }()
+		}
+	}()
+	dir := b.TempDir()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	rc := filepath.Join(dir, "fetchmailrc")
+	conf := "set no bouncemail\npoll 127.0.0.1 port " + port + " proto IMAP auth password\n" +
+		"  user \"user\" there with password \"password\" is \"nobody\" here\n" +
+		"  keep fetchall sslproto \"\" mda \"/bin/sh -c 'cat >/dev/null'\"\n"
+	if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(fm, "-f", rc, "-N", "--nosyslog", "--pidfile", filepath.Join(dir, "pid"), "-s")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "FETCHMAILHOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("fetchmail: %v: %s", err, out)
+	}
+	ln.Close()
+	// The counting goroutine adds after the copy ends; fetchmail has exited,
+	// so the server side closes at once.
+	for i := 0; i < 100 && down.Load() == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return down.Load(), nil
 }
