@@ -316,8 +316,12 @@ func (c *converter) deliver(e *Entry, u *User, notes *[]string) deliverSpec {
 	return deliverSpec{key, quote(net.JoinHostPort(host, port))}
 }
 
-func (c *converter) password(name string, u *User, lines *[]string) {
+func (c *converter) password(name string, u *User, lines *[]string, notes *[]string) {
 	if u.Password == nil {
+		// fetchmail asked for it on the terminal; linkctl runs unattended.
+		path := filepath.Join(c.opts.SecretDir, name+".pass")
+		*lines = append(*lines, "password_file: "+quote(path))
+		c.warn(u.Pos, notes, "no password in the file (fetchmail asked for it): put it into %s, mode 0600", path)
 		return
 	}
 	if c.opts.InlineSecrets {
@@ -397,7 +401,10 @@ func (c *converter) account(e *Entry, u *User, proto string) {
 		}
 	}
 	a.lines = append(a.lines, "user: "+quote(remote))
-	c.password(a.name, u, &a.lines)
+	preauth := e.Plugin != "" && (e.Auth == "" || e.Auth == "ssh" || e.Auth == "external")
+	if u.Password != nil || !preauth {
+		c.password(a.name, u, &a.lines, &a.notes)
+	}
 	if auth != "" {
 		a.lines = append(a.lines, "auth: "+auth)
 	}
