@@ -155,3 +155,38 @@ func BenchmarkNetnsEdgeLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-median")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "ms-p99")
 }
+
+// TestNetnsTunUnknownIsUsable: a tun link (as PPP and VPNs) never reports
+// UP; UNKNOWN with LOWER_UP must count, once it has its address.
+func TestNetnsTunUnknownIsUsable(t *testing.T) {
+	n := newTestNS(t)
+	n.AddTun("tun0")
+	w, err := NewWatcher(Options{Watch: []string{"tun0"}, Namespace: &n.Handle, ClockJumps: make(chan struct{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	tun, err := n.NL.LinkByName("tun0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.NL.LinkSetUp(tun); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := netlink.ParseAddr("192.0.2.9/32")
+	addr.Peer = &net.IPNet{IP: net.ParseIP("192.0.2.10"), Mask: net.CIDRMask(32, 32)}
+	if err := n.NL.AddrAdd(tun, addr); err != nil {
+		t.Fatal(err)
+	}
+	e := wantEdge(t, w, true)
+	l, _ := e.State.LinkByName("tun0")
+	if l.Oper != "unknown" || e.Reason != "tun0 is up with 192.0.2.9/32" {
+		t.Errorf("edge %q with tun0 %+v; want a usable UNKNOWN link", e.Reason, l)
+	}
+	if err := n.NL.LinkSetDown(tun); err != nil {
+		t.Fatal(err)
+	}
+	wantEdge(t, w, false)
+}

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/linkctl/linkctl/internal/testpeer"
 )
@@ -88,4 +90,45 @@ func (n *NS) Set(up bool) {
 	if err := f(n.Up0); err != nil {
 		n.tb.Fatalf("set up0 up=%v: %v", up, err)
 	}
+}
+
+// AddTun creates a tun device called name inside the namespace and keeps
+// its file open, as pppd or a VPN client would: such a link reports the
+// operational state UNKNOWN with LOWER_UP once up, never UP. Closing the
+// returned file removes the device.
+func (n *NS) AddTun(name string) *os.File {
+	n.tb.Helper()
+	// The tun device is created in the namespace of the calling thread:
+	// switch this (locked) thread into the test's namespace and back.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		n.tb.Fatalf("current netns: %v", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(n.Handle); err != nil {
+		n.tb.Fatalf("enter netns: %v", err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			panic("cannot return to the original network namespace: " + err.Error())
+		}
+	}()
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		testpeer.Missing(n.tb, "no /dev/net/tun: "+err.Error())
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		n.tb.Fatal(err)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		n.tb.Fatalf("TUNSETIFF %s: %v", name, err)
+	}
+	f := os.NewFile(uintptr(fd), "/dev/net/tun")
+	n.tb.Cleanup(func() { f.Close() })
+	return f
 }
