@@ -151,9 +151,9 @@ func (s POP3Source) login(ctx context.Context, c *pop3.Client, mode netconn.TLSM
 		return err
 	}
 	// RFC 2449 section 5: the capabilities may change after login
-	// (PIPELINING, for one, is often announced only then).
-	_, err = c.Capa()
-	return err
+	// (PIPELINING, for one, is often announced only then). When the
+	// server pipelines already, the CAPA goes out with List's commands.
+	return c.RefreshCapa()
 }
 
 // ctxErr reports a cancelled context as the cause instead of the "use of

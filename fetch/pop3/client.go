@@ -94,7 +94,9 @@ type Client struct {
 	caps      Caps
 	tls       bool
 	count     int // messages as of STAT, -1 before STAT
-	broken    error
+	// capaPending: a CAPA is to go out with the next Scan (RefreshCapa).
+	capaPending bool
+	broken      error
 }
 
 // New starts a session on conn: it reads the greeting (RFC 1939 section 4)
@@ -355,6 +357,23 @@ func (c *Client) Capa() (Caps, error) {
 	return caps, nil
 }
 
+// RefreshCapa re-learns the capabilities after login, which may differ
+// from those before (RFC 2449 section 5). When the server already
+// announced PIPELINING the CAPA is sent with the next Scan, in the same
+// round trip; otherwise it is sent now. Until then Caps returns the
+// capabilities from before login.
+func (c *Client) RefreshCapa() error {
+	if c.broken != nil {
+		return c.broken
+	}
+	if c.caps.Has("PIPELINING") {
+		c.capaPending = true
+		return nil
+	}
+	_, err := c.Capa()
+	return err
+}
+
 // StartTLS upgrades the session with STLS (RFC 2595 section 4). It fails
 // without sending anything when the last Capa did not list STLS, so that a
 // stripped capability can never make the caller fall back to plaintext.
@@ -407,11 +426,13 @@ func (c *Client) Login(user, pass string) error {
 	if err := checkArg("password", pass); err != nil {
 		return err
 	}
-	if _, err := c.cmd("USER "+user, "USER "+user, true); err != nil {
+	// With PIPELINING (RFC 2449 section 6.6) USER and PASS go together:
+	// one round trip instead of two.
+	cmds := []pcmd{{line: "USER " + user}, {line: "PASS " + pass, shown: "PASS ***"}}
+	return c.pipe(cmds, func(i int) error {
+		_, err := c.readStatus(cmds[i].name(), true)
 		return err
-	}
-	_, err := c.cmd("PASS "+pass, "PASS ***", true)
-	return err
+	})
 }
 
 // APOP authenticates with the greeting's timestamp and the shared secret
@@ -619,12 +640,27 @@ func (c *Client) Scan() ([]Msg, error) {
 	var uids []UIDEntry
 	var sizes []SizeEntry
 	cmds := []pcmd{{line: "STAT"}, {line: "UIDL", multi: true}, {line: "LIST", multi: true}}
+	first := 0
+	if c.capaPending {
+		c.capaPending = false
+		cmds = append([]pcmd{{line: "CAPA", multi: true}}, cmds...)
+		first = 1
+	}
 	err := c.pipe(cmds, func(i int) error {
 		text, err := c.readStatus(cmds[i].line, false)
 		if err != nil {
+			var se *ServerError
+			if cmds[i].line == "CAPA" && errors.As(err, &se) {
+				c.caps = Caps{} // no CAPA: no capabilities, not an error
+				return nil
+			}
 			return err
 		}
-		switch i {
+		switch i - first {
+		case -1:
+			caps := Caps{}
+			err = c.readListing("CAPA", maxCapaLines, func(l string) error { caps.add(l); return nil })
+			c.caps = caps
 		case 0:
 			n, _, err := parseStat(text)
 			if err != nil {
@@ -743,9 +779,17 @@ func (c *Client) Quit() error {
 // pcmd is one command of a pipelined batch.
 type pcmd struct {
 	line  string
-	multi bool  // +OK is followed by a dot-terminated body
-	body  bool  // the body is message content (unbounded), not a listing
-	limit int64 // most octets of a body (0: no limit)
+	shown string // for transcripts and errors when line holds a secret
+	multi bool   // +OK is followed by a dot-terminated body
+	body  bool   // the body is message content (unbounded), not a listing
+	limit int64  // most octets of a body (0: no limit)
+}
+
+func (p pcmd) name() string {
+	if p.shown != "" {
+		return p.shown
+	}
+	return p.line
 }
 
 // pipe sends cmds, at most Window in flight when the server pipelines
@@ -809,7 +853,7 @@ func (c *Client) pipe(cmds []pcmd, handle func(i int) error) error {
 			// Announce before writing: the reader must be ready to read
 			// the answer before the command can reach the server.
 			issued <- i
-			c.trace("C: " + cmds[i].line)
+			c.trace("C: " + cmds[i].name())
 			c.w.WriteString(cmds[i].line)
 			c.w.WriteString("\r\n")
 		}
@@ -845,7 +889,7 @@ func (c *Client) pipe(cmds []pcmd, handle func(i int) error) error {
 	}
 	halt()
 	if werr != nil && c.broken == nil {
-		return c.fail(c.netErr(cmds[0].line, werr))
+		return c.fail(c.netErr(cmds[0].name(), werr))
 	}
 	if first == nil && werr != nil {
 		return c.broken
@@ -856,7 +900,7 @@ func (c *Client) pipe(cmds []pcmd, handle func(i int) error) error {
 // discard reads and drops the response to a command whose answer is no
 // longer wanted.
 func (c *Client) discard(cmd pcmd) error {
-	if _, err := c.readStatus(cmd.line, false); err != nil {
+	if _, err := c.readStatus(cmd.name(), false); err != nil {
 		if c.broken != nil {
 			return err
 		}
@@ -868,9 +912,9 @@ func (c *Client) discard(cmd pcmd) error {
 	if cmd.body {
 		body := newDotReader(c.r.R, cmd.limit)
 		if _, err := io.Copy(io.Discard, body); err != nil {
-			return c.fail(c.netErr(cmd.line, err))
+			return c.fail(c.netErr(cmd.name(), err))
 		}
 		return nil
 	}
-	return c.readListing(cmd.line, c.listLimit()+maxCapaLines, nil)
+	return c.readListing(cmd.name(), c.listLimit()+maxCapaLines, nil)
 }

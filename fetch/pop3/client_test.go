@@ -880,3 +880,40 @@ func TestRetrStreamsLargeMessage(t *testing.T) {
 	}
 	c.Quit()
 }
+
+// With PIPELINING announced, USER and PASS go out together, and the CAPA
+// after login rides with STAT/UIDL/LIST: the script reads every command
+// before answering any, which a lock-step client could not get past.
+func TestPipelinedLoginAndScan(t *testing.T) {
+	log, buf := traceLogger()
+	o := opts()
+	o.Logger = log
+	c, srv := start(t, []string{
+		"S: +OK",
+		"C: CAPA", "S: +OK", "S: PIPELINING", "S: USER", "S: .",
+		"C: USER alice", "C: PASS s3cret", "S: +OK", "S: +OK logged in",
+		"C: CAPA", "C: STAT", "C: UIDL", "C: LIST",
+		"S: +OK", "S: PIPELINING", "S: UIDL", "S: IMPLEMENTATION after-login", "S: .",
+		"S: +OK 1 10", "S: +OK", "S: 1 u1", "S: .", "S: +OK", "S: 1 10", "S: .",
+	}, o)
+	if _, err := c.Capa(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login("alice", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RefreshCapa(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Scan()
+	if err != nil || len(msgs) != 1 || msgs[0].UID != "u1" {
+		t.Fatalf("Scan: %v %v", msgs, err)
+	}
+	if !c.Caps().Has("IMPLEMENTATION") {
+		t.Errorf("capabilities after login not learnt: %v", c.Caps())
+	}
+	srv.Wait(t)
+	if strings.Contains(buf.String(), "s3cret") || !strings.Contains(buf.String(), "PASS ***") {
+		t.Errorf("transcript:\n%s", buf.String())
+	}
+}
