@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/linkctl/linkctl/internal/demo"
 	"github.com/linkctl/linkctl/internal/errkind"
@@ -88,7 +89,9 @@ func (a *App) demo(fast, clean bool) error {
 	// The same path as `linkctl run`: load the file, build the stages, run.
 	a.ConfigPath = env.ConfigFile
 	a.cfg = nil
+	start := time.Now()
 	runErr := a.RunPipeline(RunOptions{Cause: "linkctl demo", Iface: "lo"})
+	took := time.Since(start)
 	var st exitStatus
 	if runErr != nil && !errors.As(runErr, &st) {
 		return runErr // the pipeline could not be set up: nothing ran
@@ -104,6 +107,13 @@ func (a *App) demo(fast, clean bool) error {
 	}
 	fmt.Fprintf(a.Stdout, "%d messages sent from the local queue; left behind: relay %d, POP3 %d, IMAP %d, queue %d\n",
 		env.Sent(), relay, pop, imapN, queue)
+	if line := env.Line(); line.Down > 0 {
+		// What pipelining buys: the run against the time the bytes alone
+		// occupy the line. A lock-step client adds a round trip per command.
+		floor := max(line.DownFloor, line.UpFloor)
+		fmt.Fprintf(a.Stdout, "modem: %.1f kB down, %.1f kB up; those bytes alone take %.1fs on this line, the whole run took %.1fs\n",
+			float64(line.Down)/1000, float64(line.Up)/1000, floor.Seconds(), took.Seconds())
+	}
 	if clean {
 		fmt.Fprintln(a.Stdout, "the demo directory is removed (--clean)")
 	} else {

@@ -308,6 +308,23 @@ func (e *Env) Left() (relay, pop3, imapN, queue int) {
 	return e.relay.heldCount(), e.pop.count(), imapN, len(q)
 }
 
+// LineStats is what crossed the simulated modem.
+type LineStats struct {
+	Down, Up           int64         // bytes carried towards us and away from us
+	DownFloor, UpFloor time.Duration // the time those bytes occupy the line at its rate
+}
+
+// Line reports what crossed the modem (zero when Fast).
+func (e *Env) Line() LineStats {
+	if e.modem == nil {
+		return LineStats{}
+	}
+	var s LineStats
+	s.Down, s.DownFloor = e.modem.down.carried()
+	s.Up, s.UpFloor = e.modem.up.carried()
+	return s
+}
+
 // Sent is how many messages the relay accepted for other domains (the
 // outbound queue, "gone to the Internet").
 func (e *Env) Sent() int { return len(e.relay.outbound()) }

@@ -271,3 +271,18 @@ func TestCloseRemovesOwnDir(t *testing.T) {
 		t.Errorf("%s still there after Close", dir)
 	}
 }
+
+func TestModemCountsBytesBothWays(t *testing.T) {
+	e := start(t, Options{DownBPS: 10_000_000, UpBPS: 10_000_000, Delay: time.Millisecond})
+	c := dial(t, e.POP3Addr)
+	greeting, _ := c.ReadLine()
+	cmd(t, c, "QUIT")
+	waitFor(t, "the line to carry the session", func() bool {
+		s := e.Line()
+		return s.Down >= int64(len(greeting)+2+len("+OK bye\r\n")) && s.Up >= int64(len("QUIT\r\n"))
+	})
+	s := e.Line()
+	if s.DownFloor <= 0 || s.UpFloor <= 0 {
+		t.Errorf("line stats %+v: no floor time", s)
+	}
+}

@@ -24,18 +24,32 @@ type modem struct {
 
 // line paces bytes at a rate shared by every connection using it.
 type line struct {
-	mu   sync.Mutex
-	bps  int64 // bits per second; 0: unlimited
-	next time.Time
+	mu    sync.Mutex
+	bps   int64 // bits per second; 0: unlimited
+	next  time.Time
+	bytes int64 // carried so far
+}
+
+// carried returns the bytes carried and the time they occupy the line: the
+// floor no protocol can beat.
+func (l *line) carried() (int64, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bps <= 0 {
+		return l.bytes, 0
+	}
+	return l.bytes, time.Duration(l.bytes * 8 * int64(time.Second) / l.bps)
 }
 
 // send reserves the time n bytes take on the line and returns when the last
 // of them has left.
 func (l *line) send(n int) {
+	l.mu.Lock()
+	l.bytes += int64(n)
 	if l.bps <= 0 {
+		l.mu.Unlock()
 		return
 	}
-	l.mu.Lock()
 	now := time.Now()
 	if l.next.Before(now) {
 		l.next = now
