@@ -637,7 +637,7 @@ func (d *Daemon) handle(ctx context.Context, req control.Request, send func(even
 		}
 		select {
 		case rep := <-w.done:
-			r := control.Reply{Exit: rep.ExitCode()}
+			r := control.Reply{Exit: rep.ExitCode(), Status: rep} // the client prints the summary
 			if rep.Err != nil {
 				r.Error = rep.Err.Error()
 			}

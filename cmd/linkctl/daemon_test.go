@@ -56,11 +56,14 @@ func TestDaemonUpStatusQuit(t *testing.T) {
 	cfg := daemonConfig(t, `[sh, -c, "echo ran-by-daemon"]`)
 	d, derr := startDaemon(t, cfg)
 
-	_, errOut, code := linkctl(t, nil, "-c", cfg, "up", "ppp0")
+	out, errOut, code := linkctl(t, nil, "-c", cfg, "up", "ppp0")
 	if code != 0 || !strings.Contains(errOut, "ran-by-daemon") {
 		t.Fatalf("up: exit %d, stderr %q", code, errOut)
 	}
-	out, _, code := linkctl(t, nil, "-c", cfg, "status", "--json")
+	if !strings.Contains(out, "summary of run 1 (linkctl up") {
+		t.Errorf("up printed no summary: %q", out)
+	}
+	out, _, code = linkctl(t, nil, "-c", cfg, "status", "--json")
 	var st struct {
 		Daemon bool `json:"daemon"`
 		Runner struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/linkctl/linkctl/control"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/pipeline"
 )
 
 func init() {
@@ -60,6 +62,10 @@ func (a *App) up(iface string, noWait bool) error {
 		return exitStatus(errkind.Network)
 	case err != nil:
 		return err
+	}
+	var rep pipeline.RunReport
+	if len(resp.Status) > 0 && json.Unmarshal(resp.Status, &rep) == nil {
+		printSummary(a.Stdout, rep)
 	}
 	if resp.Text != "" && noWait {
 		fmt.Fprintln(a.Stderr, "linkctl up: "+resp.Text)
