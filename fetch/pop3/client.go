@@ -388,6 +388,9 @@ func (c *Client) StartTLS(cfg *tls.Config) error {
 	if c.tls {
 		return errkind.New(errkind.Internal, false, c.op("STLS"), "session is already encrypted")
 	}
+	if cfg == nil || cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		return errkind.New(errkind.Internal, false, c.op("STLS"), "no TLS config with a ServerName to verify the certificate against")
+	}
 	if !c.caps.Has("STLS") {
 		return c.fail(errkind.New(errkind.Protocol, false, c.op("STLS"),
 			"the server does not offer STLS and TLS is required; set tls: implicit if it speaks TLS on another port, or tls: none only for a trusted network"))

@@ -401,6 +401,8 @@ func TestAuth(t *testing.T) {
 		{"xoauth2-fail", XOAuth2Auth("u", "Tk9zecret"), true, []string{"C: AUTH XOAUTH2 " + b("user=u\x01auth=Bearer Tk9zecret\x01\x01"), "S: + " + b(`{"status":"401"}`), "C: ", "S: -ERR invalid token"}, errkind.Auth},
 		{"xoauth2-long", XOAuth2Auth("u", long), true, []string{"C: AUTH XOAUTH2", "S: + ", "C: " + b("user=u\x01auth=Bearer "+long+"\x01\x01"), "S: +OK"}, errkind.OK},
 		{"oauthbearer-fail", OAuthBearerAuth("u", "Tk9zecret"), true, []string{"C: AUTH OAUTHBEARER " + b("n,a=u,\x01auth=Bearer Tk9zecret\x01\x01"), "S: + " + b(`{"status":"invalid_token"}`), "C: AQ==", "S: -ERR [AUTH] denied"}, errkind.Auth},
+		{"oauthbearer-2step", OAuthBearerAuth("u", "Tk9zecret"), false, []string{"C: AUTH OAUTHBEARER", "S: + ", "C: " + b("n,a=u,\x01auth=Bearer Tk9zecret\x01\x01"), "S: +OK"}, errkind.OK},
+		{"login-fail", LoginAuth("u", "p"), true, []string{"C: AUTH LOGIN " + b("u"), "S: + " + b("Password:"), "C: " + b("p"), "S: -ERR [AUTH] Authentication failed"}, errkind.Auth},
 		{"bad-challenge", PlainAuth("u", "p"), false, []string{"C: AUTH PLAIN", "S: + !!notbase64!!", "C: *", "S: -ERR cancelled"}, errkind.Protocol},
 	}
 	for _, tc := range cases {
