@@ -142,3 +142,61 @@ func TestDownAndQuitWithoutDaemon(t *testing.T) {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
 }
+
+// waitRunning polls the daemon until a run is in flight.
+func waitRunning(t *testing.T, cfg string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		out, _, _ := linkctl(t, nil, "-c", cfg, "status", "--json")
+		if strings.Contains(out, `"running": true`) {
+			return
+		}
+		if i > 500 {
+			t.Fatalf("no run started: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDaemonTermLetsTheRunFinish: the first SIGTERM lets the run in flight
+// end (and its `linkctl up` client see it succeed); the daemon then exits 0.
+func TestDaemonTermLetsTheRunFinish(t *testing.T) {
+	cfg := daemonConfig(t, `[sh, -c, "sleep 0.5; echo finished-after-term"]`)
+	d, derr := startDaemon(t, cfg)
+	up := exec.Command(linkctlBin, "-c", cfg, "up")
+	var upErr bytes.Buffer
+	up.Stderr = &upErr
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, cfg)
+	d.Process.Signal(syscall.SIGTERM)
+	if err := up.Wait(); err != nil || !strings.Contains(upErr.String(), "finished-after-term") {
+		t.Errorf("up: %v, stderr %q", err, upErr.String())
+	}
+	if err := d.Wait(); err != nil {
+		t.Errorf("daemon exit: %v\n%s", err, derr)
+	}
+}
+
+// TestDaemonSecondSignalExitsAtOnce: a run that ignores SIGTERM cannot hold
+// the daemon after a second signal.
+func TestDaemonSecondSignalExitsAtOnce(t *testing.T) {
+	cfg := daemonConfig(t, `[sleep, "30"]`)
+	d, derr := startDaemon(t, cfg)
+	linkctl(t, nil, "-c", cfg, "up", "--no-wait")
+	waitRunning(t, cfg)
+	d.Process.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond) // two signals, not one coalesced
+	d.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- d.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second): // hang guard: the grace was 5 s, the stage 30 s
+		t.Fatalf("the daemon did not exit on the second signal:\n%s", derr)
+	}
+	if !strings.Contains(derr.String(), "second signal") {
+		t.Errorf("log does not say why it exited:\n%s", derr)
+	}
+}
