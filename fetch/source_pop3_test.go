@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -267,5 +268,91 @@ func TestPOP3SourceCancel(t *testing.T) {
 	}
 	if srv.Count() != 20 {
 		t.Errorf("messages removed by a cancelled session: %d left", srv.Count())
+	}
+}
+
+// cutConn delivers the first n octets the server sends, then fails like a
+// link that went down.
+type cutConn struct {
+	net.Conn
+	n int
+}
+
+func (c *cutConn) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		c.Conn.Close()
+		return 0, syscall.ECONNRESET
+	}
+	if len(p) > c.n {
+		p = p[:c.n]
+	}
+	k, err := c.Conn.Read(p)
+	c.n -= k
+	return k, err
+}
+
+// TestPOP3SourceCutEverywhere cuts the link at every offset of a whole
+// session (list, retrieve, delete, commit) and checks what a user relies
+// on: a message the engine was handed complete is exactly the message (a
+// cut one always ends in an error), nothing is deleted unless QUIT reached
+// the server, and a Close that reports success really committed.
+func TestPOP3SourceCutEverywhere(t *testing.T) {
+	bodies := []string{"Subject: a\n\nfirst\n.dotted\n", "Subject: b\n\n" + strings.Repeat("second line\n", 20), "Subject: c\n\nthird\n"}
+	full := -1
+	for cut := 0; full < 0 || cut <= full; cut += 3 {
+		srv := &pop3test.Server{User: "u", Pass: "p", Pipelining: true}
+		for _, b := range bodies {
+			srv.Add([]byte(b))
+		}
+		cc := &cutConn{n: cut}
+		if full < 0 {
+			cc.n = 1 << 30 // first round: measure the session
+		}
+		src := POP3Source{Addr: "pop.test", TLS: netconn.TLSNone, User: "u", Password: pw("p"), Timeout: 5 * time.Second,
+			Dial: func(context.Context) (net.Conn, error) { cc.Conn = srv.Pipe(); return cc, nil }}
+		ctx := context.Background()
+		committed := false
+		func() {
+			mb, err := src.Open(ctx)
+			if err != nil {
+				return
+			}
+			msgs, err := mb.List(ctx)
+			if err != nil {
+				mb.Close(ctx, false)
+				return
+			}
+			err = mb.Retrieve(ctx, msgs, func(m Message, r io.Reader) error {
+				b, err := io.ReadAll(r)
+				if err == nil && string(b) != bodies[m.Num-1] {
+					t.Errorf("cut at %d: message %d handed over complete but wrong: %q", cut, m.Num, b)
+				}
+				return err
+			})
+			if err != nil {
+				mb.Close(ctx, false)
+				return
+			}
+			if err := mb.Delete(ctx, msgs); err != nil {
+				mb.Close(ctx, false)
+				return
+			}
+			committed = mb.Close(ctx, true) == nil
+		}()
+		if full < 0 {
+			if !committed {
+				t.Fatal("uncut session failed")
+			}
+			full = 1<<30 - cc.n
+			cut = -3
+			continue
+		}
+		n := srv.Count()
+		if committed && n != 0 {
+			t.Errorf("cut at %d: Close reported a commit but %d messages remain", cut, n)
+		}
+		if n != 0 && n != 3 {
+			t.Errorf("cut at %d: %d messages remain; deletion must be all (QUIT) or nothing", cut, n)
+		}
 	}
 }
