@@ -48,8 +48,10 @@ const Domain = "demo.example"
 const (
 	User     = "demo"
 	Password = "demo"
-	// LocalUser is who fetched mail is for.
-	LocalUser = "you"
+	// LocalUser is who fetched mail is for. Qualified, because the demo's
+	// local MTA (go-smtp) follows RFC 5321 section 4.1.2 strictly and
+	// refuses a recipient without a domain, as Exim does over TCP.
+	LocalUser = "you@localhost"
 )
 
 // Options tune Start. The zero value works.
@@ -272,9 +274,9 @@ func (e *Env) config(self []string) []byte {
 	w("  deliver: {smtp: %s}\n", strconv.Quote(e.SinkAddr))
 	w("  accounts:\n")
 	w("    - {name: isp-pop3, proto: pop3, server: %s, tls: none, user: %s, password: %s, to: [%s]}\n",
-		strconv.Quote(e.POP3Addr), User, Password, LocalUser)
+		strconv.Quote(e.POP3Addr), User, Password, strconv.Quote(LocalUser))
 	w("    - {name: work-imap, proto: imap, server: %s, tls: none, user: %s, password: %s, to: [%s]}\n",
-		strconv.Quote(e.IMAPAddr), User, Password, LocalUser)
+		strconv.Quote(e.IMAPAddr), User, Password, strconv.Quote(LocalUser))
 	if len(self) > 0 {
 		w("drop:\n  command: %s\n  idle: 1s\n", argv(append(append([]string(nil), self...), "--hangup")...))
 	}
