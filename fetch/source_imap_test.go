@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/linkctl/linkctl/fetch/imap/imaptest"
 	"github.com/linkctl/linkctl/internal/netconn"
+	"github.com/linkctl/linkctl/internal/scripted"
 )
 
 func imapSource(s *imaptest.Server) IMAPSource {
@@ -205,4 +207,43 @@ func TestParseIMAPKey(t *testing.T) {
 			t.Errorf("%q parsed", bad)
 		}
 	}
+}
+
+// TestIMAPSourceUIDValidityChangeInSession: a second listing in the same
+// session that finds another UIDVALIDITY fails instead of mixing two
+// numberings under one Key.
+func TestIMAPSourceUIDValidityChangeInSession(t *testing.T) {
+	sel := func(tagSel, tagFetch string, uv string) []string {
+		return []string{
+			"C: " + tagSel + " SELECT INBOX",
+			"C~ " + tagFetch + " UID FETCH 1:* (UID ",
+			"S: * 1 EXISTS",
+			"S: * OK [UIDVALIDITY " + uv + "] ok",
+			"S: " + tagSel + " OK [READ-WRITE] selected",
+			`S: * 1 FETCH (UID 5 RFC822.SIZE 12 FLAGS ())`,
+			"S: " + tagFetch + " OK fetched",
+		}
+	}
+	steps := []string{"S: * OK [CAPABILITY IMAP4rev1 UIDPLUS] ready", `C: L1 LOGIN "alice" "secret"`, "S: L1 OK [CAPABILITY IMAP4rev1 UIDPLUS] in"}
+	steps = append(steps, sel("T1", "T2", "42")...)
+	steps = append(steps, sel("T3", "T4", "43")...)
+	srv := scripted.Start(t, steps)
+	src := IMAPSource{Addr: "imap.test:143", TLS: netconn.TLSNone, User: "alice", Password: pw("secret"), Timeout: 5 * time.Second,
+		Dial: func(context.Context) (net.Conn, error) { return srv.Conn, nil }}
+	ctx := context.Background()
+	mb, err := src.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close(ctx, false)
+	if !strings.HasSuffix(mb.Key(), ";UIDVALIDITY=42") {
+		t.Fatalf("key %q", mb.Key())
+	}
+	if l, err := mb.List(ctx); err != nil || len(l) != 1 || l[0].UID != "5" {
+		t.Fatalf("first list %v, %v", l, err)
+	}
+	if _, err := mb.List(ctx); err == nil || !strings.Contains(err.Error(), "UIDVALIDITY changed") {
+		t.Fatalf("second list after a UIDVALIDITY change: %v", err)
+	}
+	srv.Wait(t)
 }

@@ -285,11 +285,49 @@ func (cl *Client) SelectList(ctx context.Context, folder string) (Selected, []En
 	sel := cl.c.Select(folder, &imap.SelectOptions{})
 	f := cl.c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true, Flags: true})
 	data, selErr := sel.Wait()
-	msgs, fetchErr := f.Collect()
+	var s Selected
+	if selErr == nil {
+		s = Selected{Folder: folder, UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), Messages: data.NumMessages}
+	}
+	// Read the listing item by item rather than with Collect, which would
+	// hold any literal a hostile server slipped in; and bound it, since a
+	// server could list without end (the inactivity timeout never fires
+	// on a talkative one).
+	limit := 2*int(s.Messages) + 10000
+	var entries []Entry
+	seen := map[uint32]bool{}
+	over := false
+	for m := f.Next(); m != nil; m = f.Next() {
+		var e Entry
+		for item := m.Next(); item != nil; item = m.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				e.UID = uint32(it.UID)
+			case imapclient.FetchItemDataRFC822Size:
+				e.Size = it.Size
+			case imapclient.FetchItemDataFlags:
+				e.Seen = slices.Contains(it.Flags, imap.FlagSeen)
+			}
+		}
+		if e.UID == 0 || seen[e.UID] || over {
+			continue // an unsolicited flag update, a repeat, or past the bound
+		}
+		if len(entries) >= limit {
+			over = true
+			cl.wire.Conn.Close()
+			continue
+		}
+		seen[e.UID] = true
+		entries = append(entries, e)
+	}
+	fetchErr := f.Close()
 	if selErr != nil {
 		return Selected{}, nil, cl.err(ctx, "SELECT "+folder, selErr)
 	}
-	s := Selected{Folder: folder, UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), Messages: data.NumMessages}
+	if over {
+		return s, nil, errkind.New(errkind.Protocol, false, "imap "+cl.opts.Addr+" UID FETCH 1:*",
+			"server listed more than %d messages for a folder of %d", limit, s.Messages)
+	}
 	if s.UIDValidity == 0 {
 		return s, nil, errkind.New(errkind.Protocol, false, "imap "+cl.opts.Addr+" SELECT "+folder,
 			"server sent no UIDVALIDITY: UIDs cannot be trusted across sessions, refusing to fetch (RFC 3501 section 2.3.1.1)")
@@ -299,15 +337,6 @@ func (cl *Client) SelectList(ctx context.Context, folder string) (Selected, []En
 			return s, nil, nil // some servers answer "1:*" in an empty folder with NO or BAD
 		}
 		return s, nil, cl.err(ctx, "UID FETCH 1:* (RFC822.SIZE)", fetchErr)
-	}
-	entries := make([]Entry, 0, len(msgs))
-	seen := map[uint32]bool{}
-	for _, m := range msgs {
-		if m.UID == 0 || seen[uint32(m.UID)] {
-			continue // an unsolicited flag update, or a repeat
-		}
-		seen[uint32(m.UID)] = true
-		entries = append(entries, Entry{UID: uint32(m.UID), Size: m.RFC822Size, Seen: slices.Contains(m.Flags, imap.FlagSeen)})
 	}
 	slices.SortFunc(entries, func(a, b Entry) int { return int64cmp(int64(a.UID), int64(b.UID)) })
 	return s, entries, nil

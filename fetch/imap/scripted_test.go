@@ -356,3 +356,23 @@ func TestXOAUTH2(t *testing.T) {
 	}
 	srv.Wait(t)
 }
+
+func TestEndlessListingBounded(t *testing.T) {
+	steps := script(login, []string{
+		"C: T1 SELECT INBOX",
+		"C~ T2 UID FETCH 1:* (UID ",
+		"S: * 1 EXISTS",
+		"S: * OK [UIDVALIDITY 42] ok",
+		"S: T1 OK selected",
+	})
+	var b strings.Builder
+	for i := 1; i <= 10100; i++ {
+		b.WriteString("* 1 FETCH (UID " + uidString(uint32(i)) + " RFC822.SIZE 1 FLAGS ())\r\n")
+	}
+	steps = append(steps, "RAW: "+b.String(), "HANG")
+	cl, _ := dialScript(t, steps)
+	_, list, err := cl.SelectList(ctxT(t), "INBOX")
+	if errkind.KindOf(err) != errkind.Protocol || list != nil {
+		t.Fatalf("endless listing: %d entries, %v", len(list), err)
+	}
+}
