@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/linkctl/linkctl/internal/testpeer"
+)
+
+// TestFetchOneOff: `linkctl fetch --server ...` from the command line alone
+// against a private Dovecot into an in-process SMTP sink; exit statuses 0
+// (mail), 1 (no mail) and 3 (wrong password).
+func TestFetchOneOff(t *testing.T) {
+	testpeer.Short(t)
+	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Users: map[string]string{"u": "right"}})
+	sink := testpeer.StartSink(t, testpeer.SinkOptions{})
+	for i := range 3 {
+		d.AddMessage("u", "INBOX", []byte("Return-Path: <a@example.org>\nSubject: m\nMessage-ID: <"+string(rune('a'+i))+"@t>\n\nbody\n"))
+	}
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "pass")
+	os.WriteFile(pass, []byte("right\n"), 0o600)
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("wrong\n"), 0o600)
+	run := func(pw string) (int, string) {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), []string{"fetch", "--server", d.POP3Addr(), "--tls", "none",
+			"--user", "u", "--password-file", pw, "--deliver", "smtp:" + sink.Addr(), "--to", "rcpt@sink.test",
+			"--state-dir", filepath.Join(dir, "state")}, nil, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := run(pass); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	} else if !strings.Contains(out, "3 messages") {
+		t.Errorf("summary does not say 3 messages:\n%s", out)
+	}
+	if n := len(sink.Messages()); n != 3 {
+		t.Fatalf("sink got %d messages", n)
+	}
+	if m := sink.Messages()[0]; m.From != "a@example.org" || len(m.To) != 1 || m.To[0] != "rcpt@sink.test" {
+		t.Errorf("envelope %q -> %v", m.From, m.To)
+	}
+	if code, out := run(pass); code != 1 {
+		t.Errorf("no mail: exit %d, want 1:\n%s", code, out)
+	}
+	if code, out := run(bad); code != 3 {
+		t.Errorf("wrong password: exit %d, want 3:\n%s", code, out)
+	} else if strings.Contains(out, "wrong") {
+		t.Errorf("the password leaked into the output:\n%s", out)
+	}
+}
+
+func TestParseDeliver(t *testing.T) {
+	for in, want := range map[string]string{
+		"smtp:127.0.0.1:2525":         "smtp 127.0.0.1:2525",
+		"smtp:localhost":              "smtp localhost:25",
+		"lmtp:/run/dovecot/lmtp":      "lmtp /run/dovecot/lmtp",
+		"maildir:/home/u/Maildir":     "maildir /home/u/Maildir",
+		"mda:/usr/bin/procmail -d %T": "mda [/usr/bin/procmail -d %T]",
+	} {
+		d, err := parseDeliver(in, 1)
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		var got string
+		switch {
+		case d.SMTP != "":
+			got = "smtp " + d.SMTP
+		case d.LMTP != "":
+			got = "lmtp " + d.LMTP
+		case d.Maildir != "":
+			got = "maildir " + d.Maildir
+		default:
+			got = "mda [" + strings.Join(d.MDA, " ") + "]"
+		}
+		if got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+	for _, bad := range []string{"", "smtp:", "pop3:x", "maildir"} {
+		if _, err := parseDeliver(bad, 1); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
