@@ -15,7 +15,7 @@ _linkctl() {
 	done
 	case "$prev" in
 	--log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
-	--config|--deliver|--drop-command|--etrn-domain|--etrn-server|--grace|--iface|--mta|--password-command|--password-file|--proto|--secret-dir|--server|--tls|--to|--user|-c|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--auth|--commit-every|--config|--deliver|--drop-command|--etrn-domain|--etrn-server|--fetchlimit|--folder|--grace|--iface|--limit|--mta|--password-command|--password-file|--proto|--secret-dir|--server|--sessions|--state-dir|--timeout|--tls|--to|--user|-c|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	esac
 	if [[ -z $cmd ]]; then
 		if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$globals" -- "$cur")); else COMPREPLY=($(compgen -W "$cmds" -- "$cur")); fi
@@ -26,6 +26,7 @@ _linkctl() {
 	daemon) flags="--grace" ;;
 	up) flags="--no-wait" ;;
 	run) flags="--iface --wait" ;;
+	fetch) flags="--auth --commit-every --deliver --fetchall --fetchlimit --folder --keep --limit --no-received --password-file --proto --server --sessions --state-dir --timeout --tls --to --user --wait" ;;
 	status) flags="--json" ;;
 	check) flags="--offline --quiet" ;;
 	import-fetchmailrc) flags="--force -o --secret-dir" ;;
