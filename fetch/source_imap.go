@@ -168,12 +168,14 @@ func (m *imapMailbox) Retrieve(ctx context.Context, msgs []Message, fn func(Mess
 		batch := msgs[:n]
 		msgs = msgs[n:]
 		byUID := make(map[uint32]Message, n)
+		limits := make(map[uint32]int64, n)
 		uids := make([]uint32, n)
 		for i, msg := range batch {
 			uids[i] = msg.Num
 			byUID[msg.Num] = msg
+			limits[msg.Num] = imapSizeLimit(msg.Size)
 		}
-		err := m.cl.Fetch(ctx, uids, func(uid uint32, r io.Reader) error {
+		err := m.cl.FetchLimited(ctx, uids, limits, func(uid uint32, r io.Reader) error {
 			if err := fn(byUID[uid], r); err != nil {
 				return err
 			}
@@ -185,6 +187,16 @@ func (m *imapMailbox) Retrieve(ctx context.Context, msgs []Message, fn func(Mess
 		}
 	}
 	return nil
+}
+
+// imapSizeLimit is the largest literal accepted for a message listed with
+// RFC822.SIZE size: generous (servers may count differently), there to
+// stop a server that announces gigabytes for a small message.
+func imapSizeLimit(size int64) int64 {
+	if size < 0 || size > 1<<40 {
+		return 0
+	}
+	return 2*size + 1<<20
 }
 
 func (m *imapMailbox) Delete(ctx context.Context, msgs []Message) error {

@@ -36,6 +36,15 @@ const spoolMem = 1 << 20
 // returned. Fetch returns the missing UIDs' count in no way: compare with
 // what fn saw.
 func (cl *Client) Fetch(ctx context.Context, uids []uint32, fn func(uid uint32, r io.Reader) error) error {
+	return cl.FetchLimited(ctx, uids, nil, fn)
+}
+
+// FetchLimited is Fetch with a ceiling on each message's size: limits[uid]
+// (0 or absent: none). IMAP announces a literal's size before sending it,
+// so a message over its ceiling is refused before a single octet of it is
+// read: the server is broken or hostile, and the session is dropped with a
+// protocol error.
+func (cl *Client) FetchLimited(ctx context.Context, uids []uint32, limits map[uint32]int64, fn func(uid uint32, r io.Reader) error) error {
 	if len(uids) == 0 {
 		return nil
 	}
@@ -82,7 +91,14 @@ func (cl *Client) Fetch(ctx context.Context, uids []uint32, fn func(uid uint32, 
 		}
 	}()
 
-	f := &fetchRun{cl: cl, ctx: ctx, want: want, done: map[uint32]bool{}, fn: fn}
+	f := &fetchRun{cl: cl, ctx: ctx, want: want, done: map[uint32]bool{}, fn: fn, limits: limits}
+	for _, u := range uids {
+		if limits[u] <= 0 {
+			f.maxLimit = -1 // some message is unbounded
+			break
+		}
+		f.maxLimit = max(f.maxLimit, limits[u])
+	}
 	for cmdCh != nil {
 		select {
 		case h, ok := <-cmdCh:
@@ -125,6 +141,8 @@ type fetchRun struct {
 	want     map[uint32]bool
 	done     map[uint32]bool
 	fn       func(uint32, io.Reader) error
+	limits   map[uint32]int64
+	maxLimit int64 // the largest limit, -1 when one is unbounded
 	fnErr    error // from fn: stop delivering, drain
 	readErr  error // reading a literal failed: the link
 	protoErr error // the server misbehaved: the session was dropped
@@ -156,7 +174,12 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 			if f.stopped() {
 				continue // m.Next drains it
 			}
-			body := &exactReader{r: it.Literal, left: it.Literal.Size()}
+			size := it.Literal.Size()
+			body := &exactReader{r: it.Literal, left: size}
+			if lim := f.limits[uid]; uid != 0 && lim > 0 && size > lim || uid == 0 && f.maxLimit >= 0 && size > f.maxLimit {
+				f.protocol(fmt.Sprintf("server announced a message of %d octets for UID %d, listed far smaller", size, uid), body)
+				continue
+			}
 			if uid == 0 {
 				// BODY[] before UID: keep it until the UID arrives.
 				s, err := newSpool(body)

@@ -376,3 +376,22 @@ func TestEndlessListingBounded(t *testing.T) {
 		t.Fatalf("endless listing: %d entries, %v", len(list), err)
 	}
 }
+
+func TestOversizedLiteralRefusedUnread(t *testing.T) {
+	cl, _ := dialScript(t, script(login, selectList, []string{
+		"C: T3 UID FETCH 5 (UID BODY.PEEK[])",
+		"RAW: * 1 FETCH (UID 5 BODY[] {99999999999}\r\n",
+		"HANG",
+	}))
+	if _, _, err := cl.SelectList(ctxT(t), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	err := cl.FetchLimited(ctxT(t), []uint32{5}, map[uint32]int64{5: 1 << 20}, func(uint32, io.Reader) error {
+		called = true
+		return nil
+	})
+	if errkind.KindOf(err) != errkind.Protocol || called {
+		t.Fatalf("oversized literal: %v (delivered: %v), want a protocol error before delivery", err, called)
+	}
+}
