@@ -72,6 +72,9 @@ type Options struct {
 	// for the flush stage and "--hangup" for the drop stage. Without it the
 	// pipeline has no flush and no drop stage.
 	Self []string
+	// Skip leaves these stages out of the config ("flush", "etrn", "drop"),
+	// for a linkctl built without them.
+	Skip []string
 	Log  *slog.Logger
 }
 
@@ -176,7 +179,7 @@ func Start(ctx context.Context, o Options) (env *Env, err error) {
 	}
 	e.relay.deliverTo = func() string { return sinkForRelay }
 
-	e.Config = e.config(o.Self)
+	e.Config = e.config(o.Self, o.Skip)
 	e.ConfigFile = filepath.Join(e.Dir, "linkctl.yaml")
 	if err := os.WriteFile(e.ConfigFile, e.Config, 0o600); err != nil {
 		return nil, errkind.Wrap(errkind.Internal, false, "cannot write the demo config", err)
@@ -237,7 +240,7 @@ func newModemReversed(m *modem) *modem {
 }
 
 // config writes the linkctl.yaml that runs the demo.
-func (e *Env) config(self []string) []byte {
+func (e *Env) config(self, skip []string) []byte {
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	argv := func(args ...string) string {
@@ -247,37 +250,56 @@ func (e *Env) config(self []string) []byte {
 		}
 		return "[" + strings.Join(q, ", ") + "]"
 	}
+	has := func(stage string) bool {
+		for _, s := range skip {
+			if s == stage {
+				return false
+			}
+		}
+		return stage == "etrn" || stage == "fetch" || len(self) > 0
+	}
 	w("# linkctl.yaml written by `linkctl demo`: every server is on 127.0.0.1.\n")
 	w("link: {watch: [lo]}\n")
 	w("state_dir: %s\n", strconv.Quote(e.StateDir))
 	w("control_socket: %s\n", strconv.Quote(filepath.Join(e.Dir, "control.sock")))
 	w("pipeline:\n")
-	if len(self) > 0 {
+	switch {
+	case has("flush") && has("etrn"):
 		w("  - [flush, etrn]   # outbound up the line while inbound comes down it\n")
-	} else {
+	case has("flush"):
+		w("  - flush\n")
+	case has("etrn"):
 		w("  - etrn\n")
 	}
-	w("  - fetch\n")
-	if len(self) > 0 {
+	if has("fetch") {
+		w("  - fetch\n")
+	}
+	if has("drop") {
 		w("  - drop\n")
+	}
+	if has("flush") {
 		w("flush:\n  mta: command\n  wait: none\n")
 		w("  flush_command: %s\n", argv(append(append([]string(nil), self...), "--send-queue", e.QueueDir, "--relay", e.RelayAddr)...))
 	}
-	w("etrn:\n")
-	w("  quiet: 2s          # the relay's deliveries have stopped for 2s: done\n")
-	w("  quiet_max: 40s\n")
-	w("  ports: [%s]\n", port(e.SinkAddr))
-	w("  count_loopback: true   # the demo's relay connects from 127.0.0.1\n")
-	w("  servers:\n")
-	w("    - {server: %s, domains: [%s], tls: none}\n", strconv.Quote(e.RelayAddr), Domain)
-	w("fetch:\n")
-	w("  deliver: {smtp: %s}\n", strconv.Quote(e.SinkAddr))
-	w("  accounts:\n")
-	w("    - {name: isp-pop3, proto: pop3, server: %s, tls: none, user: %s, password: %s, to: [%s]}\n",
-		strconv.Quote(e.POP3Addr), User, Password, strconv.Quote(LocalUser))
-	w("    - {name: work-imap, proto: imap, server: %s, tls: none, user: %s, password: %s, to: [%s]}\n",
-		strconv.Quote(e.IMAPAddr), User, Password, strconv.Quote(LocalUser))
-	if len(self) > 0 {
+	if has("etrn") {
+		w("etrn:\n")
+		w("  quiet: 2s          # the relay's deliveries have stopped for 2s: done\n")
+		w("  quiet_max: 40s\n")
+		w("  ports: [%s]\n", port(e.SinkAddr))
+		w("  count_loopback: true   # the demo's relay connects from 127.0.0.1\n")
+		w("  servers:\n")
+		w("    - {server: %s, domains: [%s], tls: none}\n", strconv.Quote(e.RelayAddr), Domain)
+	}
+	if has("fetch") {
+		w("fetch:\n")
+		w("  deliver: {smtp: %s}\n", strconv.Quote(e.SinkAddr))
+		w("  accounts:\n")
+		w("    - {name: isp-pop3, proto: pop3, server: %s, tls: none, user: %s, password: %s, to: [%s]}\n",
+			strconv.Quote(e.POP3Addr), User, Password, strconv.Quote(LocalUser))
+		w("    - {name: work-imap, proto: imap, server: %s, tls: none, user: %s, password: %s, to: [%s]}\n",
+			strconv.Quote(e.IMAPAddr), User, Password, strconv.Quote(LocalUser))
+	}
+	if has("drop") {
 		w("drop:\n  command: %s\n  idle: 1s\n", argv(append(append([]string(nil), self...), "--hangup")...))
 	}
 	return b.Bytes()

@@ -286,3 +286,18 @@ func TestModemCountsBytesBothWays(t *testing.T) {
 		t.Errorf("line stats %+v: no floor time", s)
 	}
 }
+
+func TestConfigSkipsStages(t *testing.T) {
+	e := start(t, Options{Fast: true, Self: []string{"/bin/linkctl", "demo-helper"}, Skip: []string{"flush", "drop"}})
+	cfg, err := config.Parse(e.ConfigFile, e.Config)
+	if err != nil {
+		t.Fatalf("config.Parse: %v\n%s", err, e.Config)
+	}
+	var names []string
+	for _, s := range cfg.Pipeline {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, " ") != "etrn fetch" {
+		t.Errorf("pipeline %v, want etrn fetch", names)
+	}
+}
