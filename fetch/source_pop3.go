@@ -52,8 +52,10 @@ func (s POP3Source) addr() string {
 // Key is the seen-store key: "pop3:user@host:port".
 func (s POP3Source) Key() string { return "pop3:" + s.User + "@" + s.addr() }
 
-// Open connects and logs in. The returned Mailbox also implements
-// interface{ BytesRead() int64 } for progress.
+// Open connects and logs in. The returned Mailbox also implements, for
+// progress, interface{ BytesRead() int64 } and interface{ WireBytes()
+// (read, written int64) } (octets on the connection, TLS included) and
+// interface{ MessageBytes() int64 } (message octets handed to fn).
 func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
 	addr := s.addr()
 	mode := s.TLS
@@ -181,6 +183,12 @@ func (m *pop3Mailbox) Key() string { return m.key }
 
 // BytesRead returns the octets read from the connection so far.
 func (m *pop3Mailbox) BytesRead() int64 { return m.c.BytesRead() }
+
+// WireBytes returns the octets read and written on the connection so far,
+// as the IMAP mailbox does.
+func (m *pop3Mailbox) WireBytes() (read, written int64) {
+	return m.c.BytesRead(), m.c.BytesWritten()
+}
 
 // MessageBytes returns the message octets (LF line ends) handed to fn so far.
 func (m *pop3Mailbox) MessageBytes() int64 { return m.msgBytes.Load() }

@@ -87,6 +87,11 @@ func TestPOP3SourceSession(t *testing.T) {
 	if pb, ok := mb.(interface{ MessageBytes() int64 }); !ok || pb.MessageBytes() != int64(len(want[0])+len(want[1])) {
 		t.Errorf("MessageBytes not reported")
 	}
+	if wb, ok := mb.(interface{ WireBytes() (int64, int64) }); !ok {
+		t.Error("WireBytes not implemented")
+	} else if r, w := wb.WireBytes(); r < int64(len(want[0])+len(want[1])) || w == 0 {
+		t.Errorf("WireBytes %d read, %d written", r, w)
+	}
 	if err := mb.Delete(ctx, msgs[:2]); err != nil {
 		t.Fatal(err)
 	}
