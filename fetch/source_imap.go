@@ -73,12 +73,29 @@ func ParseIMAPKey(key string) (prefix string, uidValidity uint32, ok bool) {
 	return key[:i+len(";UIDVALIDITY=")], uint32(n), true
 }
 
+// addr returns Addr with the default port for the TLS mode (RFC 8314: 993
+// for implicit TLS, else 143).
+func (s IMAPSource) addr() string {
+	port := 143
+	if s.TLS == netconn.TLSImplicit {
+		port = 993
+	}
+	return netconn.HostPort(s.Addr, port)
+}
+
 // Open connects, logs in, selects the folder and lists it (one round trip
-// for SELECT and the listing, see imap.Client.SelectList).
+// for SELECT and the listing, see imap.Client.SelectList). An empty TLS
+// mode means STARTTLS, required. The returned Mailbox also implements
+// interface{ BytesRead() int64 } (octets on the wire, for progress) and
+// interface{ UIDValidity() uint32 }.
 func (s IMAPSource) Open(ctx context.Context) (Mailbox, error) {
 	if s.Folder == "" {
 		s.Folder = "INBOX"
 	}
+	if s.TLS == "" {
+		s.TLS = netconn.TLSStartTLS
+	}
+	s.Addr = s.addr()
 	log := s.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -126,8 +143,12 @@ func (m *imapMailbox) Key() string {
 // UIDValidity is the folder's UIDVALIDITY in this session.
 func (m *imapMailbox) UIDValidity() uint32 { return m.sel.UIDValidity }
 
-// WireBytes returns the octets received and sent on the link so far (after
-// TLS and COMPRESS), for progress and benchmarks.
+// BytesRead returns the octets received on the link so far (after TLS
+// and COMPRESS), for progress.
+func (m *imapMailbox) BytesRead() int64 { return m.cl.BytesRead() }
+
+// WireBytes returns the octets received and sent on the link so far, for
+// benchmarks.
 func (m *imapMailbox) WireBytes() (read, written int64) {
 	return m.cl.BytesRead(), m.cl.BytesWritten()
 }

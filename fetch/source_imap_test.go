@@ -247,3 +247,18 @@ func TestIMAPSourceUIDValidityChangeInSession(t *testing.T) {
 	}
 	srv.Wait(t)
 }
+
+func TestIMAPSourceTLSRequiredByDefault(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{})
+	src := imapSource(s)
+	src.TLS = "" // unset: STARTTLS, required
+	if _, err := src.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "STARTTLS") {
+		t.Fatalf("plaintext server with TLS unset: %v, want a STARTTLS error", err)
+	}
+	if got := (IMAPSource{Addr: "mail.example.net", TLS: netconn.TLSImplicit}).addr(); got != "mail.example.net:993" {
+		t.Fatalf("implicit TLS default port: %s", got)
+	}
+	if got := (IMAPSource{Addr: "mail.example.net"}).addr(); got != "mail.example.net:143" {
+		t.Fatalf("default port: %s", got)
+	}
+}

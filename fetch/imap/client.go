@@ -27,7 +27,7 @@ const LevelTrace = slog.Level(-8)
 // Addr and User has a useful meaning.
 type Options struct {
 	Addr      string          // host:port
-	TLS       netconn.TLSMode // implicit, starttls (required), or none
+	TLS       netconn.TLSMode // implicit, starttls (required; also when empty), or none
 	TLSConfig *tls.Config     // nil: system roots, ServerName from Addr
 	User      string
 	// Password returns the password (or the OAuth token for xoauth2 and
@@ -82,6 +82,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if o.TLS == "" {
+		o.TLS = netconn.TLSStartTLS // secure by default: TLS required
 	}
 	var raw net.Conn
 	var err error

@@ -47,6 +47,11 @@ func (h *handshake) has(c string) bool { return slices.Contains(h.caps, strings.
 func (h *handshake) run(ctx context.Context) (*handshakeResult, error) {
 	o := h.opts
 	h.conn = h.wire
+	switch o.TLS {
+	case netconn.TLSImplicit, netconn.TLSStartTLS, netconn.TLSNone:
+	default:
+		return nil, errkind.New(errkind.Usage, false, h.op("connect"), "unknown TLS mode %q (expected implicit, starttls or none)", o.TLS)
+	}
 	if o.TLS == netconn.TLSImplicit {
 		tc, err := netconn.Handshake(ctx, h.wire, netconn.TLSConfig(o.TLSConfig, o.Addr), o.timeout())
 		if err != nil {
