@@ -38,7 +38,8 @@ func newFake(t *testing.T, wait bool) *fake {
 	script := fmt.Sprintf(`#!/bin/sh
 echo "$*" >> %[1]q
 read -r _ _ _ _ _ sid _ < /proc/$$/stat
-{ echo "PATH=$PATH"; echo "sid=$sid"; echo "stdin=$(readlink /proc/$$/fd/0)"; } > %[2]q
+ign=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$/status)
+{ echo "PATH=$PATH"; echo "sid=$sid"; echo "stdin=$(readlink /proc/$$/fd/0)"; echo "sigign=$ign"; } > %[2]q
 i=0
 while [ ! -e %[3]q ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
 `, f.log, f.detail, f.release)
@@ -159,6 +160,29 @@ func TestPPPUpFromPppdWithoutPATH(t *testing.T) {
 	}
 }
 
+func TestPPPUpResetsIgnoredSignals(t *testing.T) {
+	if exec.Command("env", "--default-signal", "true").Run() != nil {
+		t.Skip("this env has no --default-signal (coreutils before 8.31)")
+	}
+	// pppd's scripts start with signals ignored; an ignored signal survives
+	// exec, so the hook runs under a shell that ignores HUP, INT and TERM.
+	f := newFake(t, false)
+	run(t, f, "-c", []string{"PATH=" + f.dir + ":/usr/bin:/bin", "PPP_IFACE=ppp0"},
+		`trap "" HUP INT TERM; exec /bin/sh ppp/ip-up.d/linkctl`)
+	if got := f.calls(t); len(got) != 1 || got[0] != "up --no-wait ppp0" {
+		t.Fatalf("calls = %q", got)
+	}
+	ign, err := strconv.ParseUint(detail(t, f)["sigign"], 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGTERM} {
+		if ign&(1<<(uint(sig)-1)) != 0 {
+			t.Errorf("linkctl starts with %v ignored (SigIgn %x)", sig, ign)
+		}
+	}
+}
+
 func TestPPPDown(t *testing.T) {
 	f := newFake(t, false)
 	run(t, f, "ppp/ip-down.d/linkctl", []string{"PATH=" + f.dir + ":/usr/bin:/bin", "PPP_IFACE=ppp0"})
@@ -241,8 +265,29 @@ func TestIfupdown(t *testing.T) {
 	}
 }
 
+// noIgnored checks that linkctl did not start with INT, QUIT, HUP or TERM
+// ignored (a background job of sh gets INT and QUIT ignored).
+func noIgnored(t *testing.T, f *fake, what string) {
+	t.Helper()
+	if exec.Command("env", "--default-signal", "true").Run() != nil {
+		return // coreutils before 8.31: nothing the hook can do
+	}
+	ign, err := strconv.ParseUint(detail(t, f)["sigign"], 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM} {
+		if ign&(1<<(uint(sig)-1)) != 0 {
+			t.Errorf("%s: linkctl starts with %v ignored (SigIgn %x)", what, sig, ign)
+		}
+	}
+}
+
 func checkCalls(t *testing.T, f *fake, what, want string) {
 	t.Helper()
+	if strings.HasPrefix(want, "up") {
+		defer noIgnored(t, f, what)
+	}
 	got := f.calls(t)
 	switch {
 	case want == "" && got != nil:
