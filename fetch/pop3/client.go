@@ -891,13 +891,23 @@ func (c *Client) pipe(cmds []pcmd, handle func(i int) error) error {
 		}
 	}
 	halt()
-	if werr != nil && c.broken == nil {
-		return c.fail(c.netErr(cmds[0].name(), werr))
+	if werr != nil && !isClosed(werr) && (c.broken == nil || isClosed(c.broken)) {
+		// The write failed first and closed the conn under the reader:
+		// report the cause, not the read error it provoked.
+		err := c.netErr(cmds[0].name(), werr)
+		c.broken = err
+		c.raw.Close()
+		return err
 	}
 	if first == nil && werr != nil {
-		return c.broken
+		return c.fail(c.netErr(cmds[0].name(), werr))
 	}
 	return first
+}
+
+// isClosed reports an error that only says the conn was closed here.
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
 }
 
 // discard reads and drops the response to a command whose answer is no

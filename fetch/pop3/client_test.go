@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -917,5 +918,37 @@ func TestPipelinedLoginAndScan(t *testing.T) {
 	srv.Wait(t)
 	if strings.Contains(buf.String(), "s3cret") || !strings.Contains(buf.String(), "PASS ***") {
 		t.Errorf("transcript:\n%s", buf.String())
+	}
+}
+
+// failWriter fails every write once armed, like a link reset while the
+// commands go out.
+type failWriter struct {
+	net.Conn
+	armed bool
+}
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if f.armed {
+		return 0, syscall.EPIPE
+	}
+	return f.Conn.Write(p)
+}
+
+func TestPipelineWriteFailure(t *testing.T) {
+	srv := scripted.Start(t, []string{"S: +OK", "C: CAPA", "S: +OK", "S: PIPELINING", "S: .", "HANG"})
+	fw := &failWriter{Conn: srv.Conn}
+	c, err := New(fw, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Capa(); err != nil {
+		t.Fatal(err)
+	}
+	fw.armed = true
+	err = c.RetrAll([]uint32{1, 2, 3}, func(int, io.Reader) error { return nil })
+	wantKind(t, err, errkind.Network, true)
+	if !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("error %v does not carry the write failure", err)
 	}
 }
