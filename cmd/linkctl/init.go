@@ -112,7 +112,7 @@ func (a *App) initConfig(o *initAnswers, path string, nonInteractive, force, che
 			return errkind.New(errkind.Usage, false, "", "init asks its questions on a terminal; use --non-interactive with flags in scripts")
 		}
 		p = &prompter{r: bufio.NewReader(f), w: a.Stdout, fd: int(f.Fd())}
-		if err := p.interview(o); err != nil {
+		if err := p.interview(o, filepath.Dir(path)); err != nil {
 			return err
 		}
 	}
@@ -311,7 +311,7 @@ func (p *prompter) secret(question string) string {
 	return strings.TrimRight(line, "\r\n")
 }
 
-func (p *prompter) interview(o *initAnswers) error {
+func (p *prompter) interview(o *initAnswers, dir string) error {
 	fmt.Fprintln(p.w, "linkctl init: a few questions, then a config. Enter takes the [default].")
 	fmt.Fprintln(p.w, "\nThe uplink: the interface that comes and goes (ppp0, wwan0, wg0), or default-route.")
 	o.iface = p.ask("Uplink interface", o.iface)
@@ -338,7 +338,7 @@ func (p *prompter) interview(o *initAnswers) error {
 		}
 		ac.password = p.secret("  Password (not shown; Enter to name a file instead)")
 		if ac.password == "" {
-			ac.passwordFile = p.ask("  Password file", "/etc/linkctl/"+ac.user+".pass")
+			ac.passwordFile = p.ask("  Password file (mode 0600)", filepath.Join(dir, ac.user+".pass"))
 		}
 		ac.to = p.ask("  Deliver to local user", localUser())
 		ac.keep = p.yes("  Keep fetched mail on the server?", false)
