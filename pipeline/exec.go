@@ -55,8 +55,14 @@ func (e Exec) Run(ctx context.Context, sink event.Sink) (Report, error) {
 	if grace <= 0 {
 		grace = 5 * time.Second
 	}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = grace
+	// SIGTERM to the whole process group (a shell's children too), then
+	// SIGKILL to the group after the grace period.
+	cmd.Cancel = func() error {
+		pid := cmd.Process.Pid
+		time.AfterFunc(grace, func() { syscall.Kill(-pid, syscall.SIGKILL) })
+		return syscall.Kill(-pid, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = grace + time.Second
 	// Its own process group, so that a terminal's ^C reaches linkctl, which
 	// then stops the command in order, rather than both at once.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -68,3 +68,30 @@ func TestExecCancelStopsTheCommand(t *testing.T) {
 		t.Fatalf("err %v, want the cancellation cause", err)
 	}
 }
+
+func TestExecCancelReachesTheShellsChildren(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	go func() {
+		for {
+			if b, err := os.ReadFile(pidFile); err == nil && len(b) > 0 {
+				cancel(errors.New("link down"))
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	// The child sleeps in the background of a shell that waits for it.
+	_, err := Exec{Argv: []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"}, Grace: time.Second}.Run(ctx, nil)
+	if err == nil {
+		t.Fatal("cancelled command returned no error")
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid := strings.TrimSpace(string(b))
+	if _, err := os.Stat("/proc/" + pid); err == nil {
+		if st, _ := os.ReadFile("/proc/" + pid + "/stat"); !strings.Contains(string(st), ") Z") {
+			t.Fatalf("the shell's child %s survived the cancellation", pid)
+		}
+	}
+}

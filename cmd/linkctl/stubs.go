@@ -11,14 +11,9 @@ import (
 // A real command registered under the same name replaces its stub.
 func init() {
 	for _, c := range []struct{ name, args, summary string }{
-		{"daemon", "", "watch the uplink and run the pipeline on every up edge"},
-		{"up", "[--no-wait] [IFACE]", "the link is up: run the pipeline now (through the daemon if one runs)"},
-		{"down", "[IFACE]", "the link is going away: let running stages stop safely"},
 		{"etrn", "[flags] HOST[:PORT] DOMAIN...", "send ETRN to a relay by hand, with a transcript (-v)"},
 		{"fetch", "[ACCOUNT...]", "run the fetch stage alone"},
 		{"flush", "[--no-wait]", "run the flush stage alone"},
-		{"status", "[--json]", "link state, current run, last run per stage"},
-		{"quit", "", "ask the daemon to stop"},
 		{"import-fetchmailrc", "[FILE]", "print the linkctl.yaml equivalent of a .fetchmailrc"},
 		{"init", "[--non-interactive]", "write a config by answering a few questions"},
 		{"demo", "[--fast]", "the whole pipeline against built-in loopback servers"},
