@@ -176,6 +176,7 @@ type pop3Mailbox struct {
 	log  *slog.Logger
 
 	msgBytes atomic.Int64 // message octets handed to the engine
+	pending  []uint32     // marked by Delete, sent with the QUIT
 	closed   bool
 }
 
@@ -245,19 +246,23 @@ func (c countReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Delete only records msgs: a POP3 DELE takes effect at QUIT and nowhere
+// else (RFC 1939 section 6), so the DELEs wait for Close(commit) and go
+// out pipelined with the QUIT, saving the link a round trip. Without
+// commit they are never sent at all.
 func (m *pop3Mailbox) Delete(ctx context.Context, msgs []Message) error {
-	stop := netconn.CloseOnDone(ctx, m.raw)
-	defer stop()
-	nums := make([]uint32, len(msgs))
-	for i, x := range msgs {
-		nums[i] = x.Num
+	if err := m.c.Err(); err != nil {
+		return err
 	}
-	return ctxErr(ctx, m.c.DeleAll(nums))
+	for _, x := range msgs {
+		m.pending = append(m.pending, x.Num)
+	}
+	return nil
 }
 
-// Close with commit sends QUIT, which makes the DELEs take effect (RFC 1939
-// section 6); without, it drops the connection so the server rolls them
-// back. A session that already broke cannot commit: the error says so.
+// Close with commit sends the DELEs and QUIT, which makes them take effect
+// (RFC 1939 section 6); without, it drops the connection and nothing is
+// deleted. A session that already broke cannot commit: the error says so.
 func (m *pop3Mailbox) Close(ctx context.Context, commit bool) error {
 	if m.closed {
 		return nil
@@ -273,7 +278,7 @@ func (m *pop3Mailbox) Close(ctx context.Context, commit bool) error {
 	}
 	stop := netconn.CloseOnDone(ctx, m.raw)
 	defer stop()
-	err := m.c.Quit()
+	err := m.c.DeleQuit(m.pending)
 	if err != nil {
 		var se *pop3.ServerError
 		if errors.As(err, &se) {

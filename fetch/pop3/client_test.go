@@ -952,3 +952,23 @@ func TestPipelineWriteFailure(t *testing.T) {
 		t.Errorf("error %v does not carry the write failure", err)
 	}
 }
+
+// DeleQuit sends every DELE and the QUIT in one batch; a DELE refused does
+// not hold back the others.
+func TestDeleQuit(t *testing.T) {
+	c, srv := start(t, []string{
+		"S: +OK", "C: CAPA", "S: +OK", "S: PIPELINING", "S: .",
+		"C: DELE 1", "C: DELE 2", "C: DELE 3", "C: QUIT",
+		"S: +OK", "S: -ERR [SYS/PERM] message 2 is locked", "S: +OK", "S: +OK bye",
+	}, opts())
+	if _, err := c.Capa(); err != nil {
+		t.Fatal(err)
+	}
+	err := c.DeleQuit([]uint32{1, 2, 3})
+	wantKind(t, err, errkind.Refused, false)
+	var se *ServerError
+	if !errors.As(err, &se) || se.Command != "DELE 2" {
+		t.Errorf("error %v does not name DELE 2", err)
+	}
+	srv.Wait(t)
+}
