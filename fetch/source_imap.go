@@ -220,71 +220,33 @@ func imapSizeLimit(size int64) int64 {
 	return 2*size + 1<<20
 }
 
+// Delete notes msgs for removal; nothing reaches the server until
+// Close(true), which flags, expunges (or moves) and logs out in one
+// round trip. Like POP3's DELE, it takes effect only with the commit, so
+// Close(false) has nothing to roll back.
 func (m *imapMailbox) Delete(ctx context.Context, msgs []Message) error {
-	if len(msgs) == 0 {
-		return nil
+	for _, msg := range msgs {
+		m.deleted = append(m.deleted, msg.Num)
 	}
-	uids := make([]uint32, len(msgs))
-	for i, msg := range msgs {
-		uids[i] = msg.Num
-	}
-	switch {
-	case m.src.MoveTo != "" && m.cl.Has("MOVE"):
-		// RFC 6851: atomic, and the messages are gone from this folder
-		// at once; nothing is left to expunge.
-		return m.cl.Move(ctx, uids, m.src.MoveTo)
-	case m.src.MoveTo != "":
-		if err := m.cl.Copy(ctx, uids, m.src.MoveTo); err != nil {
-			return err
-		}
-	}
-	if err := m.cl.Store(ctx, uids, `\Deleted`, true); err != nil {
-		return err
-	}
-	m.deleted = append(m.deleted, uids...)
 	return nil
 }
 
 func (m *imapMailbox) Close(ctx context.Context, commit bool) error {
-	var errs []error
-	if commit && m.src.Keep && m.src.MarkSeen && len(m.taken) > 0 {
+	defer func() { m.deleted, m.taken = nil, nil }()
+	if !commit {
+		m.cl.Logout(ctx) // best effort: nothing was changed on the server
+		return nil
+	}
+	c := imap.Commit{Delete: m.deleted, MoveTo: m.src.MoveTo, ExpungeAll: strings.EqualFold(m.src.Expunge, "all")}
+	if m.src.Keep && m.src.MarkSeen {
 		// Kept mail is marked read, so that a mail client (and unseen:
 		// true) sees it was fetched; BODY.PEEK left it unread until now.
-		if err := m.cl.Store(ctx, m.taken, `\Seen`, true); err != nil {
-			errs = append(errs, err)
-		}
+		c.Seen = m.taken
 	}
-	m.taken = nil
-	switch {
-	case len(m.deleted) == 0:
-	case !commit:
-		// Roll back, as POP3 does without QUIT: the messages were
-		// recorded, but the caller chose not to commit.
-		if err := m.cl.Store(ctx, m.deleted, `\Deleted`, false); err != nil {
-			errs = append(errs, err)
-		}
-	case m.cl.Has("UIDPLUS"):
-		// RFC 4315 section 2.1: removes exactly our messages, not those
-		// another client flagged \Deleted.
-		if err := m.cl.UIDExpunge(ctx, m.deleted); err != nil {
-			errs = append(errs, err)
-		}
-	case strings.EqualFold(m.src.Expunge, "all"):
-		if err := m.cl.Expunge(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	default:
+	res, err := m.cl.Commit(ctx, c)
+	if res.LeftFlagged > 0 {
 		m.log.Warn("IMAP server lacks UIDPLUS: fetched messages are left flagged \\Deleted, not expunged (set expunge: all to expunge every \\Deleted message of the folder, including other clients')",
-			"server", m.src.Addr, "folder", m.src.Folder, "messages", len(m.deleted))
+			"server", m.src.Addr, "folder", m.src.Folder, "messages", res.LeftFlagged)
 	}
-	m.deleted = nil
-	if err := m.cl.Logout(ctx); err != nil {
-		// Nothing depends on LOGOUT: what had to happen was acknowledged
-		// before it (RFC 3501 section 6.1.3 commits nothing).
-		m.log.Debug("IMAP LOGOUT failed", "server", m.src.Addr, "err", err)
-	}
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return nil
+	return err
 }

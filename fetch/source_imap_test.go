@@ -262,3 +262,27 @@ func TestIMAPSourceTLSRequiredByDefault(t *testing.T) {
 		t.Fatalf("default port: %s", got)
 	}
 }
+
+// A COPY that fails (no such folder) must not be followed by the delete:
+// the messages stay, unflagged, and the commit reports the failure.
+func TestIMAPSourceFailedCopyKeepsMail(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{UIDPlus: true}) // no MOVE
+	s.Append(t, "INBOX", imapMsg(1))
+	s.Append(t, "INBOX", imapMsg(2))
+	src := imapSource(s)
+	src.MoveTo = "NoSuchFolder"
+	ctx := context.Background()
+	mb, err := src.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := mb.List(ctx)
+	retrieveAll(t, mb, msgs)
+	mb.Delete(ctx, msgs)
+	if err := mb.Close(ctx, true); err == nil {
+		t.Fatal("commit with a failed COPY reported success")
+	}
+	if n, d := s.Messages(t, "INBOX"), s.Count(t, "INBOX", imap.FlagDeleted); n != 2 || d != 0 {
+		t.Fatalf("after a failed COPY: %d messages, %d \\Deleted; want 2 and 0", n, d)
+	}
+}

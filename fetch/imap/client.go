@@ -70,7 +70,6 @@ type Client struct {
 	mu        sync.Mutex
 	uni       chan *imapclient.FetchMessageData // FETCH data that go-imap did not route (see Fetch)
 	uniDone   chan struct{}
-	inflight  *imapclient.FetchCommand
 	onMailbox func(*imapclient.UnilateralDataMailbox)
 	onExpunge func(uint32)
 	closed    bool
@@ -167,15 +166,13 @@ func (cl *Client) Close() error {
 	cl.mu.Lock()
 	already := cl.closed
 	cl.closed = true
-	f := cl.inflight
 	cl.mu.Unlock()
 	if already {
 		return nil
 	}
 	cl.wire.Conn.Close()
-	if f != nil {
-		f.Close()
-	}
+	// A FETCH in flight belongs to Fetch, which drains it once its reads
+	// fail (and waits for go-imap's reader where a literal broke off).
 	if cl.c != nil {
 		cl.c.Close()
 	}

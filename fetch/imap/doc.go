@@ -7,9 +7,8 @@
 //	cl, err := imap.Dial(ctx, opts)          // TCP, TLS, login, COMPRESS (our handshake)
 //	sel, list, err := cl.SelectList(ctx, "INBOX")   // SELECT + UID FETCH 1:* (UID RFC822.SIZE FLAGS), one round trip
 //	cl.Fetch(ctx, uids, fn)                  // UID FETCH uids (UID BODY.PEEK[]), each message streamed to fn
-//	cl.Store(ctx, uids, `\Deleted`, true)    // UID STORE +FLAGS.SILENT
-//	cl.UIDExpunge(ctx, uids)                 // only with UIDPLUS (RFC 4315); else Expunge if configured
-//	cl.Logout(ctx)
+//	cl.Commit(ctx, imap.Commit{Delete: uids}) // UID STORE +FLAGS.SILENT (\Deleted), UID EXPUNGE
+//	                                         // (only with UIDPLUS, RFC 4315), LOGOUT: pipelined, one round trip
 //
 // # Why the login is ours
 //

@@ -395,3 +395,51 @@ func TestOversizedLiteralRefusedUnread(t *testing.T) {
 		t.Fatalf("oversized literal: %v (delivered: %v), want a protocol error before delivery", err, called)
 	}
 }
+
+// TestCommitPipelined is the golden transcript of a commit: the three
+// commands leave before any answer is read (one round trip on a slow link).
+func TestCommitPipelined(t *testing.T) {
+	cl, srv := dialScript(t, script(login, selectList, []string{
+		`C: T3 UID STORE 5,7 +FLAGS.SILENT (\Deleted)`,
+		"C: T4 UID EXPUNGE 5,7",
+		"C: T5 LOGOUT",
+		"S: T3 OK stored",
+		"S: * 1 EXPUNGE",
+		"S: * 1 EXPUNGE",
+		"S: T4 OK expunged",
+		"S: * BYE bye",
+		"S: T5 OK done",
+	}))
+	if _, _, err := cl.SelectList(ctxT(t), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.Commit(ctxT(t), Commit{Delete: []uint32{5, 7}})
+	if err != nil || res.LeftFlagged != 0 {
+		t.Fatalf("commit: %+v, %v", res, err)
+	}
+	srv.Wait(t)
+}
+
+// Without UIDPLUS the flags are set, nothing is expunged, and the result
+// says how many were left.
+func TestCommitWithoutUIDPlus(t *testing.T) {
+	cl, srv := dialScript(t, script([]string{
+		"S: * OK [CAPABILITY IMAP4rev1] ready",
+		`C: L1 LOGIN "alice" "secret"`,
+		"S: L1 OK [CAPABILITY IMAP4rev1] in",
+	}, selectList, []string{
+		`C: T3 UID STORE 5 +FLAGS.SILENT (\Deleted)`,
+		"C: T4 LOGOUT",
+		"S: T3 OK stored",
+		"S: * BYE bye",
+		"S: T4 OK done",
+	}))
+	if _, _, err := cl.SelectList(ctxT(t), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.Commit(ctxT(t), Commit{Delete: []uint32{5}})
+	if err != nil || res.LeftFlagged != 1 {
+		t.Fatalf("commit: %+v, %v", res, err)
+	}
+	srv.Wait(t)
+}
