@@ -24,7 +24,7 @@ import (
 // Server is one maildrop served to any number of sequential sessions.
 type Server struct {
 	User, Pass string
-	Pipelining bool        // announce PIPELINING (after login, as Dovecot does)
+	Pipelining bool        // announce PIPELINING (before and after login, as Dovecot does)
 	TLS        *tls.Config // when set, announce and accept STLS
 
 	mu       sync.Mutex
@@ -178,7 +178,7 @@ func (s *Server) Serve(conn net.Conn) error {
 			if s.TLS != nil && !tlsOn && !authed {
 				caps = append(caps, "STLS")
 			}
-			if s.Pipelining && authed {
+			if s.Pipelining {
 				caps = append(caps, "PIPELINING")
 			}
 			err = reply("%s\r\n.", strings.Join(caps, "\r\n"))
