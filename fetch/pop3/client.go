@@ -10,15 +10,22 @@
 //	c.StartTLS(tlsConfig)        // RFC 2595 STLS; caps are dropped, CAPA again
 //	c.Capa()
 //	c.Login(user, pass)          // or c.APOP, or c.Auth(pop3.PlainAuth(..), true)
-//	c.Capa()                     // capabilities may change after login
-//	msgs, _ := c.Scan()          // STAT + UIDL + LIST, pipelined
+//	c.RefreshCapa()              // capabilities may change after login
+//	msgs, _ := c.Scan()          // (CAPA +) STAT + UIDL + LIST, pipelined
 //	c.RetrAll(nums, fn)          // RETR, pipelined, each message streamed to fn
-//	c.DeleAll(nums)              // DELE, pipelined
-//	c.Quit()                     // the deletions take effect (RFC 1939 section 6)
+//	c.DeleQuit(nums)             // DELEs and QUIT in one batch: the deletions
+//	                             // take effect (RFC 1939 section 6)
 //
-// Dropping the connection without Quit (Close) makes the server roll the
+// Dropping the connection without QUIT (Close) makes the server roll the
 // deletions back, which is how a caller that could not record its progress
 // keeps mail on the server.
+//
+// Pipelining (RFC 2449 section 6.6): a writer goroutine sends up to
+// Options.Window commands ahead while the caller's goroutine reads the
+// responses in order, so neither side can stall on a full buffer; when the
+// server does not announce PIPELINING the same code runs with a window of
+// one, in lock step. Responses are matched to commands by position alone,
+// which is why any doubt about the framing breaks the session.
 //
 // Errors: a -ERR answer is a *ServerError wrapped in an errkind error
 // classified by its RFC 2449/3206 response code; any I/O error, timeout or
