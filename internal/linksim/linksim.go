@@ -44,6 +44,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Dir is a direction on the link.
@@ -553,9 +555,41 @@ func (c *conn) cut(mode CutMode) {
 	c.holeCut = mode == BlackHole
 	c.mu.Unlock()
 	if mode == Reset {
+		// A reset discards what still sits in our send buffer: wait
+		// until the peers have taken every byte the line delivered.
+		drained(c.client, c.closed)
+		drained(c.server, c.closed)
 		resetClose(c.client)
 		resetClose(c.server)
 		c.closeAll()
+	}
+}
+
+// drained waits (up to 10 s, or until stop) until conn's send queue is
+// empty, i.e. the peer's kernel acknowledged every byte written to it
+// (SIOCOUTQ, tcp(7)).
+func drained(conn net.Conn, stop <-chan struct{}) {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		queued := 0
+		if err := rc.Control(func(fd uintptr) {
+			queued, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		}); err != nil || queued == 0 {
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 

@@ -19,7 +19,9 @@ func serve(t testing.TB, handler func(net.Conn)) string {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	accepting := make(chan struct{})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -29,7 +31,7 @@ func serve(t testing.TB, handler func(net.Conn)) string {
 			go func() { defer wg.Done(); defer c.Close(); handler(c) }()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(func() { ln.Close(); <-accepting; wg.Wait() })
 	return ln.Addr().String()
 }
 
