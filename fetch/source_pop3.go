@@ -59,8 +59,16 @@ func (s POP3Source) Key() string { return "pop3:" + s.User + "@" + s.addr() }
 func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
 	addr := s.addr()
 	mode := s.TLS
-	if mode == "" {
+	switch mode {
+	case "":
 		mode = netconn.TLSStartTLS
+	case netconn.TLSStartTLS, netconn.TLSImplicit, netconn.TLSNone:
+	default:
+		// Never fall through to plaintext on a mode nobody checked.
+		return nil, errkind.New(errkind.Usage, false, "pop3 "+addr, "unknown tls mode %q (expected starttls, implicit or none)", mode)
+	}
+	if s.User == "" {
+		return nil, errkind.New(errkind.Usage, false, "pop3 "+addr, "no user configured")
 	}
 	log := s.Logger
 	if log == nil {

@@ -155,6 +155,18 @@ func TestPOP3SourcePasswordError(t *testing.T) {
 	}
 }
 
+func TestPOP3SourceBadTLSMode(t *testing.T) {
+	srv := &pop3test.Server{User: "alice", Pass: "pw"}
+	src := plainSource(srv)
+	src.TLS = "startls" // a typo must not mean plaintext
+	dialed := false
+	src.Dial = func(context.Context) (net.Conn, error) { dialed = true; return srv.Pipe(), nil }
+	_, err := src.Open(context.Background())
+	if errkind.KindOf(err) != errkind.Usage || dialed {
+		t.Fatalf("err %v, dialed %v", err, dialed)
+	}
+}
+
 func TestPOP3SourceBadAuthName(t *testing.T) {
 	srv := &pop3test.Server{User: "alice", Pass: "pw"}
 	src := plainSource(srv)
