@@ -1,0 +1,19 @@
+#!/bin/sh
+# Fetch benchmark (issue 5): linkctl against fetchmail and mpop on the same
+# mailboxes in the same run.
+#
+#   bench/fetch.sh            all three: modem link time, loopback msgs/s, peak RSS
+#   bench/fetch.sh Modem      only one (Modem, Loopback or RSS)
+#
+# Needs dovecot (imapd, pop3d), postfix, fetchmail and mpop installed (their
+# system instances are not used: private instances on loopback are started),
+# and root for the private Postfix. Environment: BENCH_LOOPBACK_N (messages
+# for the loopback run, default 5000), BENCH_SESSIONS (linkctl's local SMTP
+# sessions there, default 8). Takes about 10 minutes, most of it fetchmail.
+set -eu
+cd "$(dirname "$0")/.."
+which="${1:-Modem|Loopback|RSS}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/linkctl" ./cmd/linkctl
+LINKCTL_BIN="$tmp/linkctl" exec go test -run '^$' -bench "^BenchmarkFetch($which)\$" -benchtime 1x -timeout 60m ./bench/

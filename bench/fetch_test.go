@@ -1,0 +1,453 @@
+// Package bench measures linkctl's fetch against fetchmail and mpop on the
+// same mailboxes in the same run (issue 5, "Benchmark"). Run it with
+// bench/fetch.sh; `go test ./...` compiles it but runs nothing.
+//
+// Three benchmarks, each printing a table:
+//
+//   - BenchmarkFetchModem: a private Dovecot with 3 mailboxes x 20
+//     messages of realistic sizes (about 280 KB in all) behind linksim (56
+//     kbit/s down, 33.6 kbit/s up, 75 ms each way, one line shared by every
+//     connection). Each tool fetches all three mailboxes (refilled with the
+//     same messages before each tool) into an in-process SMTP sink (mpop:
+//     into a Maildir, it has no SMTP delivery); the table gives the seconds
+//     the link was busy, next to the floor the link allows for the bytes
+//     that crossed it, and to the payload floor (the mail's own bytes at
+//     56 kbit/s).
+//   - BenchmarkFetchLoopback: 5000 small messages (BENCH_LOOPBACK_N) over
+//     loopback into a private Postfix: messages per second, from process
+//     start to exit (fetchmail and linkctl over SMTP, mpop through
+//     Postfix's sendmail as its MDA).
+//   - BenchmarkFetchRSS: one 50 MB message; the peak RSS of the fetching
+//     process (getrusage of the child), delivering into a Maildir (linkctl,
+//     mpop) or the SMTP sink (fetchmail).
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkctl/linkctl/internal/linksim"
+	"github.com/linkctl/linkctl/internal/testpeer"
+)
+
+const password = "bench-pw"
+
+// linkctlBin returns the linkctl binary: $LINKCTL_BIN, or one built now.
+func linkctlBin(b *testing.B) string {
+	if p := os.Getenv("LINKCTL_BIN"); p != "" {
+		return p
+	}
+	out := filepath.Join(b.TempDir(), "linkctl")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/linkctl/linkctl/cmd/linkctl")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("go build linkctl: %v", err)
+	}
+	return out
+}
+
+// message returns a plain mail of about size bytes (LF line ends) with a
+// header like real mail's (a Received chain, MIME headers) and a body of
+// varied text, so nothing about it is unusually compressible or regular.
+func message(rng *rand.Rand, id string, size int) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Return-Path: <list-bounces+%s@lists.example.org>\n", strings.ReplaceAll(id, "@", "="))
+	fmt.Fprintf(&b, "Received: from mx2.example.net (mx2.example.net [192.0.2.25])\n\tby pop.example.com (Postfix) with ESMTPS id 4Zx%dQ\n\tfor <user@example.com>; Tue, 24 Nov 2026 09:%02d:11 +0000 (UTC)\n", rng.IntN(99999), rng.IntN(60))
+	fmt.Fprintf(&b, "Received: from lists.example.org (lists.example.org [198.51.100.7])\n\tby mx2.example.net (Postfix) with ESMTP id 7Ab%dK\n\tfor <user@example.com>; Tue, 24 Nov 2026 09:%02d:10 +0000 (UTC)\n", rng.IntN(99999), rng.IntN(60))
+	fmt.Fprintf(&b, "From: Someone <someone%d@example.org>\nTo: user@example.com\nSubject: benchmark message %s about topic %d\nMessage-ID: <%s>\nDate: Tue, 24 Nov 2026 09:%02d:09 +0000\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n", rng.IntN(500), id, rng.IntN(1000), id, rng.IntN(60))
+	words := []string{"link", "modem", "queue", "relay", "mailbox", "server", "the", "a", "of", "and", "to", "message", "fetch", "deliver", "retry", "night", "window", "dial", "packet", "byte", "uplink", "quota", "spool"}
+	col := 0
+	for b.Len() < size {
+		w := words[rng.IntN(len(words))]
+		if rng.IntN(9) == 0 {
+			w = fmt.Sprintf("%d", rng.IntN(100000))
+		}
+		if col+len(w) > 72 {
+			b.WriteByte('\n')
+			col = 0
+		} else if col > 0 {
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	b.WriteByte('\n')
+	return []byte(b.String())
+}
+
+// modemSizes are the sizes of one mailbox's 20 messages: mostly short
+// notes and list mail, a few longer ones; 3 mailboxes make about 280 KB.
+var modemSizes = []int{1800, 2400, 3100, 2000, 4000, 2800, 11500, 2200, 3500, 1900, 5100, 2600, 21000, 3000, 2100, 8400, 2500, 3800, 2300, 3300}
+
+type mailbox struct {
+	user string
+	msgs [][]byte
+}
+
+func fill(d *testpeer.Dovecot, boxes []mailbox) (bytes int64) {
+	for _, mb := range boxes {
+		d.Clear(mb.user, "INBOX")
+		for _, m := range mb.msgs {
+			d.AddMessage(mb.user, "INBOX", m)
+			// Dovecot serves CRLF: count the octets as they cross the wire.
+			bytes += int64(len(m) + strings.Count(string(m), "\n"))
+		}
+		d.Count(mb.user, "INBOX") // index now, not while a tool runs
+	}
+	return bytes
+}
+
+func left(d *testpeer.Dovecot, boxes []mailbox) int {
+	n := 0
+	for _, mb := range boxes {
+		n += d.Count(mb.user, "INBOX")
+	}
+	return n
+}
+
+// tools: how each program is told to fetch the given POP3 accounts at
+// addr and deliver them.
+type fetchJob struct {
+	dir      string // scratch directory for this run
+	addr     string // POP3 host:port
+	boxes    []mailbox
+	smtp     string // deliver over SMTP here ("" with maildir)
+	maildir  string // or into this Maildir
+	mdaArgv  string // or through this MDA command line (mpop)
+	env      []string
+	sessions int
+}
+
+func writeFile(b *testing.B, path, text string) {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func linkctlCmd(b *testing.B, bin string, j fetchJob) *exec.Cmd {
+	var acc strings.Builder
+	for _, mb := range j.boxes {
+		pw := filepath.Join(j.dir, mb.user+".pass")
+		writeFile(b, pw, password+"\n")
+		fmt.Fprintf(&acc, "    - {name: %s, proto: pop3, server: %q, tls: none, user: %s, password_file: %s, to: rcpt@sink.test}\n", mb.user, j.addr, mb.user, pw)
+	}
+	var dl string
+	switch {
+	case j.smtp != "":
+		dl = fmt.Sprintf("{smtp: %q, sessions: %d}", j.smtp, j.sessions)
+	default:
+		dl = fmt.Sprintf("{maildir: %q}", j.maildir)
+	}
+	cfg := filepath.Join(j.dir, "linkctl.yaml")
+	writeFile(b, cfg, fmt.Sprintf("state_dir: %s\npipeline: [fetch]\nfetch:\n  parallel: %d\n  deliver: %s\n  accounts:\n%s",
+		filepath.Join(j.dir, "state"), len(j.boxes), dl, acc.String()))
+	return exec.Command(bin, "-c", cfg, "fetch")
+}
+
+func fetchmailCmd(b *testing.B, j fetchJob) *exec.Cmd {
+	host, port, _ := strings.Cut(j.addr, ":")
+	var rc strings.Builder
+	rc.WriteString("set no syslog\n")
+	for _, mb := range j.boxes {
+		fmt.Fprintf(&rc, "poll %s service %s proto pop3 auth password\n  user %q there with password %q is rcpt here\n  options no keep fetchall sslproto '' no sslcertck", host, port, mb.user, password)
+		switch {
+		case j.smtp != "":
+			fmt.Fprintf(&rc, " smtphost %q smtpaddress sink.test\n", strings.Replace(j.smtp, ":", "/", 1))
+		default:
+			fmt.Fprintf(&rc, " mda %q\n", j.mdaArgv)
+		}
+	}
+	path := filepath.Join(j.dir, "fetchmailrc")
+	writeFile(b, path, rc.String())
+	cmd := exec.Command("fetchmail", "-f", path, "--nodetach", "--pidfile", filepath.Join(j.dir, "fetchmail.pid"),
+		"--idfile", filepath.Join(j.dir, "fetchids"))
+	cmd.Env = append(os.Environ(), "FETCHMAILHOME="+j.dir)
+	return cmd
+}
+
+func mpopCmd(b *testing.B, j fetchJob) *exec.Cmd {
+	host, port, _ := strings.Cut(j.addr, ":")
+	var rc strings.Builder
+	fmt.Fprintf(&rc, "defaults\nhost %s\nport %s\ntls off\nauth user\nkeep off\nonly_new off\nuidls_file %s/uidls-%%u\n", host, port, j.dir)
+	if j.mdaArgv != "" {
+		fmt.Fprintf(&rc, "delivery mda %s\n", j.mdaArgv)
+	} else {
+		fmt.Fprintf(&rc, "delivery maildir %s\n", j.maildir)
+	}
+	var names []string
+	for _, mb := range j.boxes {
+		fmt.Fprintf(&rc, "account %s\nuser %s\npassword %s\n", mb.user, mb.user, password)
+		names = append(names, mb.user)
+	}
+	path := filepath.Join(j.dir, "mpoprc")
+	writeFile(b, path, rc.String())
+	return exec.Command("mpop", append([]string{"-C", path, "-q"}, names...)...)
+}
+
+// runTool runs cmd and returns its wall time and peak RSS (KiB, -1 when
+// /usr/bin/time is missing).
+func runTool(b *testing.B, name string, cmd *exec.Cmd, env []string) (time.Duration, int64) {
+	if len(env) > 0 {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, env...)
+	}
+	// The peak RSS comes from /usr/bin/time (%M): getrusage of a child of
+	// this process would not do, Linux carries ru_maxrss across exec, so
+	// the child would report this (large) process's size at fork.
+	var rssFile string
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		rssFile = filepath.Join(b.TempDir(), "rss")
+		cmd.Args = append([]string{"/usr/bin/time", "-f", "%M", "-o", rssFile}, cmd.Args...)
+		cmd.Path = "/usr/bin/time"
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		b.Logf("%s: %v\n%s", name, err, out.String())
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			b.Fatalf("%s failed", name)
+		}
+	}
+	var rss int64 = -1
+	if rssFile != "" {
+		if t, err := os.ReadFile(rssFile); err == nil {
+			fmt.Sscan(strings.TrimSpace(string(t[strings.LastIndexByte(strings.TrimSpace(string(t)), '\n')+1:])), &rss)
+		}
+	}
+	return wall, rss
+}
+
+func makeMaildir(b *testing.B, dir string) string {
+	for _, s := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, s), 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func countMaildir(dir string) int {
+	n := 0
+	for _, s := range []string{"cur", "new"} {
+		ents, _ := os.ReadDir(filepath.Join(dir, s))
+		n += len(ents)
+	}
+	return n
+}
+
+func need(b *testing.B) (fetchmail, mpop bool) {
+	_, e1 := exec.LookPath("fetchmail")
+	_, e2 := exec.LookPath("mpop")
+	if e1 != nil || e2 != nil {
+		testpeer.Missing(b, "fetchmail and mpop are compared against: apt-get install fetchmail mpop")
+	}
+	return true, true
+}
+
+func BenchmarkFetchModem(b *testing.B) {
+	need(b)
+	bin := linkctlBin(b)
+	rng := rand.New(rand.NewPCG(5, 20))
+	var boxes []mailbox
+	users := map[string]string{}
+	for u := range 3 {
+		mb := mailbox{user: fmt.Sprintf("user%d", u+1)}
+		for i, size := range modemSizes {
+			mb.msgs = append(mb.msgs, message(rng, fmt.Sprintf("m%d-%d@bench.example.org", u, i), size))
+		}
+		boxes = append(boxes, mb)
+		users[mb.user] = password
+	}
+	d := testpeer.StartDovecot(b, testpeer.DovecotOptions{Users: users})
+	sink := testpeer.StartSink(b, testpeer.SinkOptions{})
+	link := &linksim.Link{Down: 56000, Up: 33600, Delay: 75 * time.Millisecond}
+	proxy, err := link.Listen(d.POP3Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer proxy.Close()
+
+	type row struct {
+		tool          string
+		st            linksim.Stats
+		wall          time.Duration
+		payload       int64
+		delivered, on int
+	}
+	var rows []row
+	for _, tool := range []string{"linkctl", "fetchmail", "mpop"} {
+		b.Run(tool, func(b *testing.B) {
+			for range b.N {
+				dir := b.TempDir()
+				payload := fill(d, boxes)
+				sink.Clear()
+				j := fetchJob{dir: dir, addr: proxy.Addr(), boxes: boxes, smtp: sink.Addr(), sessions: 4}
+				var cmd *exec.Cmd
+				switch tool {
+				case "linkctl":
+					cmd = linkctlCmd(b, bin, j)
+				case "fetchmail":
+					cmd = fetchmailCmd(b, j)
+				case "mpop":
+					j.smtp, j.maildir = "", makeMaildir(b, filepath.Join(dir, "Maildir"))
+					cmd = mpopCmd(b, j)
+				}
+				link.ResetStats()
+				wall, _ := runTool(b, tool, cmd, nil)
+				st := link.Stats()
+				delivered := len(sink.Messages())
+				if tool == "mpop" {
+					delivered = countMaildir(j.maildir)
+				}
+				r := row{tool, st, wall, payload, delivered, left(d, boxes)}
+				if r.delivered != 60 || r.on != 0 {
+					b.Errorf("%s: delivered %d of 60, %d left on the server", tool, r.delivered, r.on)
+				}
+				rows = append(rows, r)
+				b.ReportMetric(st.Busy.Seconds(), "busy-s")
+				b.ReportMetric(st.Busy.Seconds()/payloadFloor(payload).Seconds(), "x-payload-floor")
+			}
+		})
+	}
+	fmt.Printf("\nModem: 3 mailboxes x 20 messages, 56k down / 33.6k up, 75 ms each way, one shared line\n")
+	fmt.Printf("%-10s %8s %8s %8s %10s %11s %9s %9s %6s\n", "tool", "busy s", "floor s", "busy/fl", "payload s", "busy/payld", "down B", "up B", "conns")
+	for _, r := range rows {
+		pf := payloadFloor(r.payload)
+		fmt.Printf("%-10s %8.2f %8.2f %8.3f %10.2f %11.3f %9d %9d %6d\n", r.tool, r.st.Busy.Seconds(), r.st.Floor().Seconds(),
+			r.st.Busy.Seconds()/r.st.Floor().Seconds(), pf.Seconds(), r.st.Busy.Seconds()/pf.Seconds(), r.st.DownBytes, r.st.UpBytes, r.st.Conns)
+	}
+	if len(rows) > 0 {
+		fmt.Printf("payload: %d bytes of mail (as served, CRLF)\n", rows[0].payload)
+	}
+}
+
+// payloadFloor is the mail's own bytes at the 56 kbit/s downlink rate.
+func payloadFloor(n int64) time.Duration {
+	return time.Duration(float64(n*8) / 56000 * float64(time.Second))
+}
+
+func BenchmarkFetchLoopback(b *testing.B) {
+	need(b)
+	bin := linkctlBin(b)
+	n := 5000
+	if s := os.Getenv("BENCH_LOOPBACK_N"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	rng := rand.New(rand.NewPCG(50, 0))
+	mb := mailbox{user: "bulk"}
+	for i := range n {
+		mb.msgs = append(mb.msgs, message(rng, fmt.Sprintf("l%d@bench.example.org", i), 800+rng.IntN(1600)))
+	}
+	boxes := []mailbox{mb}
+	d := testpeer.StartDovecot(b, testpeer.DovecotOptions{Users: map[string]string{"bulk": password}})
+	pf := testpeer.StartPostfix(b, testpeer.PostfixOptions{})
+	type row struct {
+		tool string
+		wall time.Duration
+	}
+	var rows []row
+	for _, tool := range []string{"linkctl", "fetchmail", "mpop"} {
+		b.Run(tool, func(b *testing.B) {
+			for range b.N {
+				dir := b.TempDir()
+				fill(d, boxes)
+				j := fetchJob{dir: dir, addr: d.POP3Addr(), boxes: boxes, smtp: pf.Addr(), sessions: benchSessions()}
+				var cmd *exec.Cmd
+				var env []string
+				switch tool {
+				case "linkctl":
+					cmd = linkctlCmd(b, bin, j)
+				case "fetchmail":
+					cmd = fetchmailCmd(b, j)
+				case "mpop":
+					// mpop has no SMTP delivery: its usual MDA into Postfix.
+					j.mdaArgv = "/usr/sbin/sendmail -oi -oem -f %F -- rcpt@sink.test"
+					env = pf.Env()
+					cmd = mpopCmd(b, j)
+				}
+				wall, _ := runTool(b, tool, cmd, env)
+				if l := left(d, boxes); l != 0 {
+					b.Errorf("%s: %d messages left on the server", tool, l)
+				}
+				rows = append(rows, row{tool, wall})
+				b.ReportMetric(float64(n)/wall.Seconds(), "msgs/s")
+			}
+		})
+	}
+	fmt.Printf("\nLoopback: %d messages (0.8-2.4 KB) from Dovecot POP3 into Postfix\n", n)
+	fmt.Printf("%-10s %9s %9s\n", "tool", "seconds", "msgs/s")
+	for _, r := range rows {
+		fmt.Printf("%-10s %9.2f %9.1f\n", r.tool, r.wall.Seconds(), float64(n)/r.wall.Seconds())
+	}
+}
+
+func BenchmarkFetchRSS(b *testing.B) {
+	need(b)
+	bin := linkctlBin(b)
+	rng := rand.New(rand.NewPCG(7, 7))
+	boxes := []mailbox{{user: "big", msgs: [][]byte{message(rng, "big@bench.example.org", 50<<20)}}}
+	d := testpeer.StartDovecot(b, testpeer.DovecotOptions{Users: map[string]string{"big": password}})
+	sink := testpeer.StartSink(b, testpeer.SinkOptions{})
+	type row struct {
+		tool string
+		rss  int64
+		wall time.Duration
+	}
+	var rows []row
+	for _, tool := range []string{"linkctl", "fetchmail", "mpop"} {
+		b.Run(tool, func(b *testing.B) {
+			for range b.N {
+				dir := b.TempDir()
+				fill(d, boxes)
+				sink.Clear()
+				j := fetchJob{dir: dir, addr: d.POP3Addr(), boxes: boxes, maildir: makeMaildir(b, filepath.Join(dir, "Maildir"))}
+				var cmd *exec.Cmd
+				switch tool {
+				case "linkctl":
+					cmd = linkctlCmd(b, bin, j)
+				case "fetchmail":
+					j.smtp = sink.Addr()
+					cmd = fetchmailCmd(b, j)
+				case "mpop":
+					cmd = mpopCmd(b, j)
+				}
+				wall, rss := runTool(b, tool, cmd, nil)
+				got := countMaildir(j.maildir)
+				if tool == "fetchmail" {
+					got = len(sink.Messages())
+				}
+				if got != 1 {
+					b.Errorf("%s: delivered %d of 1", tool, got)
+				}
+				rows = append(rows, row{tool, rss, wall})
+				b.ReportMetric(float64(rss)/1024, "peak-RSS-MiB")
+			}
+		})
+	}
+	fmt.Printf("\nPeak RSS fetching one 50 MB message\n%-10s %10s %9s\n", "tool", "RSS MiB", "seconds")
+	for _, r := range rows {
+		fmt.Printf("%-10s %10.1f %9.2f\n", r.tool, float64(r.rss)/1024, r.wall.Seconds())
+	}
+}
+
+// benchSessions is linkctl's local delivery sessions for the loopback
+// run (BENCH_SESSIONS, default 8).
+func benchSessions() int {
+	n := 8
+	if s := os.Getenv("BENCH_SESSIONS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	return n
+}
