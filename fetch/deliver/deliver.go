@@ -5,6 +5,27 @@
 // 0, Maildir file fsynced and renamed into new/); only then may the fetch
 // engine record it and delete it from the server (DESIGN.md "No mail is
 // lost").
+//
+// The fetch engine builds one Target from the config ([NewSMTP],
+// [NewLMTP], [NewMDA] or [NewMaildir]), calls Deliver for each message
+// from as many goroutines as it likes, and Close at the end. A message
+// goes through in a stream, never whole in memory:
+//
+//   - SMTP/LMTP: a pool of sessions kept open across messages; MAIL, RCPT
+//     for each recipient, DATA with CRLF and dot-stuffing, delivered on the
+//     250 after the final dot (for LMTP: a 250 for every recipient).
+//   - MDA: the command's stdin, once per message or once per recipient
+//     ("%T"); exit 0 delivers.
+//   - Maildir: tmp/, fsync, rename into new/, fsync of new/.
+//
+// Errors carry errkind.Delivery and say whether a retry may help. Two
+// error types tell the engine more: a *SourceError when the message could
+// not be read (the mailbox connection broke mid-message; the target made
+// sure nothing truncated was delivered), and a *PartialError when some
+// recipients took the message and others did not (not delivered: a retry
+// duplicates it for the former; linkctl prefers a duplicate to a loss).
+// [PrependReceived] adds the trace header naming linkctl, the server and
+// the account.
 package deliver
 
 import (

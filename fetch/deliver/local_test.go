@@ -309,3 +309,16 @@ func TestMaildirDiskFull(t *testing.T) {
 		t.Fatalf("after the full disk: %v", err)
 	}
 }
+
+func TestReceivedLine(t *testing.T) {
+	r := Received{Server: "pop.example.net", Account: "isp (main)", Proto: "POP3S", ID: "UID 17\r\nBcc: evil",
+		For: "chavez", By: "home.example", Time: time.Date(2026, 11, 25, 4, 16, 40, 0, time.UTC)}
+	want := "Received: from pop.example.net (account isp main)\n\tby home.example (linkctl) with POP3S id UID17Bcc:evil\n\tfor <chavez>;\n\tWed, 25 Nov 2026 04:16:40 +0000\n"
+	if got := r.Line(); got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+	b, _ := io.ReadAll(PrependReceived(r, strings.NewReader("Subject: x\n\nbody\n")))
+	if string(b) != want+"Subject: x\n\nbody\n" {
+		t.Errorf("prepended: %q", b)
+	}
+}
