@@ -10,8 +10,9 @@
 //     message it accepts into a Maildir under the demo directory;
 //   - a local outbound queue (files in a directory) that the flush stage
 //     sends to the relay through a helper mode of the linkctl binary;
-//   - a simulated modem (56k down, 33.6k up, a one-way delay) between
-//     linkctl and the remote servers, unless Fast is set.
+//   - a simulated modem (internal/linksim: 56k down, 33.6k up, a one-way
+//     delay, one shared line per direction) between linkctl and the remote
+//     servers, and between the relay and our local MTA, unless Fast is set.
 //
 // [Start] returns an [Env] with the addresses and a linkctl.yaml (also
 // written 0600 to the demo directory) that the CLI runs through the same
@@ -39,6 +40,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/linksim"
 )
 
 // Domain is the demo's own mail domain, the one the relay holds mail for.
@@ -99,7 +101,8 @@ type Env struct {
 	imapLn  net.Listener
 	imapBox *imapmemserver.User
 	sink    *sink
-	modem   *modem
+	out, in *linksim.Link // our connections out; the relay's connection in
+	proxies []*linksim.Proxy
 	ownDir  bool
 	keep    bool
 }
@@ -163,17 +166,26 @@ func Start(ctx context.Context, o Options) (env *Env, err error) {
 		if delay == 0 {
 			delay = 60 * time.Millisecond
 		}
-		e.modem = newModem(down, up, delay)
+		e.out = &linksim.Link{Down: int(down), Up: int(up), Delay: delay}
+		// The relay's deliveries come down the same line; linksim's
+		// directions are seen from the connecting side, so the relay's
+		// connection gets a link of its own with the rates swapped.
+		e.in = &linksim.Link{Down: int(up), Up: int(down), Delay: delay}
 		e.Modem = fmt.Sprintf("%.1fk down / %.1fk up, %v each way", float64(down)/1000, float64(up)/1000, delay)
-		// The relay's delivery comes in over the same line (downlink for
-		// us), so it shares the modem with the fetch.
+		front := func(l *linksim.Link, target string) (string, error) {
+			p, err := l.Listen(target)
+			if err != nil {
+				return "", err
+			}
+			e.proxies = append(e.proxies, p)
+			return p.Addr(), nil
+		}
 		for _, a := range []*string{&e.RelayAddr, &e.POP3Addr, &e.IMAPAddr} {
-			if *a, err = e.modem.front(*a); err != nil {
+			if *a, err = front(e.out, *a); err != nil {
 				return nil, errkind.Wrap(errkind.Internal, false, "demo modem", err)
 			}
 		}
-		inbound := newModemReversed(e.modem)
-		if sinkForRelay, err = inbound.front(e.SinkAddr); err != nil {
+		if sinkForRelay, err = front(e.in, e.SinkAddr); err != nil {
 			return nil, errkind.Wrap(errkind.Internal, false, "demo modem", err)
 		}
 	}
@@ -228,16 +240,6 @@ type discardLogger struct{}
 
 func (discardLogger) Printf(string, ...any) {}
 func (discardLogger) Println(...any)        {}
-
-// newModemReversed shares m's lines with the directions swapped: for a
-// connection the relay opens towards us, its "up" is our downlink.
-func newModemReversed(m *modem) *modem {
-	r := &modem{down: m.up, up: m.down, delay: m.delay, conns: map[net.Conn]bool{}}
-	m.mu.Lock()
-	m.reversed = append(m.reversed, r)
-	m.mu.Unlock()
-	return r
-}
 
 // config writes the linkctl.yaml that runs the demo.
 func (e *Env) config(self, skip []string) []byte {
@@ -332,21 +334,25 @@ func (e *Env) Left() (relay, pop3, imapN, queue int) {
 	return e.relay.heldCount(), e.pop.count(), imapN, len(q)
 }
 
-// LineStats is what crossed the simulated modem.
+// LineStats is what crossed the simulated modem, seen from our side.
 type LineStats struct {
-	Down, Up           int64         // bytes carried towards us and away from us
-	DownFloor, UpFloor time.Duration // the time those bytes occupy the line at its rate
+	Down, Up int64         // bytes carried towards us and away from us
+	Floor    time.Duration // the least time those bytes take on the line
+	Busy     time.Duration // the time the line was in use (what a metered line bills)
 }
 
 // Line reports what crossed the modem (zero when Fast).
 func (e *Env) Line() LineStats {
-	if e.modem == nil {
+	if e.out == nil {
 		return LineStats{}
 	}
-	var s LineStats
-	s.Down, s.DownFloor = e.modem.down.carried()
-	s.Up, s.UpFloor = e.modem.up.carried()
-	return s
+	o, i := e.out.Stats(), e.in.Stats()
+	return LineStats{
+		Down:  o.DownBytes + i.UpBytes,
+		Up:    o.UpBytes + i.DownBytes,
+		Floor: max(o.DownTx+i.UpTx, o.UpTx+i.DownTx),
+		Busy:  o.Busy + i.Busy, // an upper bound: the two may overlap
+	}
 }
 
 // Sent is how many messages the relay accepted for other domains (the
@@ -356,8 +362,8 @@ func (e *Env) Sent() int { return len(e.relay.outbound()) }
 // Close stops every server and, when Start made the directory and Keep is
 // off, removes it.
 func (e *Env) Close() error {
-	if e.modem != nil {
-		e.modem.close()
+	for _, p := range e.proxies {
+		p.Close()
 	}
 	if e.relay != nil {
 		e.relay.close()
