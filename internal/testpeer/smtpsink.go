@@ -1,6 +1,7 @@
 package testpeer
 
 import (
+	"crypto/tls"
 	"io"
 	"log"
 	"net"
@@ -43,6 +44,9 @@ type SinkOptions struct {
 	// delay a hung one, for inactivity-timeout tests.
 	Delay func(msgNo int, stage string) time.Duration
 
+	// TLS, when set, makes the sink offer STARTTLS with this config.
+	TLS *tls.Config
+
 	// MaxLineLength overrides go-smtp's default of 2000 octets; 0 means
 	// 1 MiB, so that tests of long lines measure the client, not the sink.
 	MaxLineLength int
@@ -55,6 +59,7 @@ type SinkMessage struct {
 	From    string   // reverse path without brackets, "" for <>
 	To      []string // recipients accepted (under LMTP: those that got 250 after DATA)
 	Data    []byte   // exactly what arrived between DATA and the final dot, dot-unstuffed, CRLF kept
+	TLS     bool     // the session had done STARTTLS
 }
 
 // Sink is an in-process SMTP (or LMTP) server on 127.0.0.1 that records
@@ -77,6 +82,7 @@ func StartSink(t testing.TB, opts SinkOptions) *Sink {
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "sink.test"
 	srv.LMTP = opts.LMTP
+	srv.TLSConfig = opts.TLS
 	srv.MaxLineLength = opts.MaxLineLength
 	if srv.MaxLineLength == 0 {
 		srv.MaxLineLength = 1 << 20
@@ -207,7 +213,13 @@ func (ss *sinkSession) record(to []string, data []byte) {
 		MsgNo: ss.msgNo, Session: ss.session, From: ss.from,
 		To: append([]string(nil), to...), Data: data,
 	})
+	s.msgs[len(s.msgs)-1].TLS = ss.isTLS()
 	s.mu.Unlock()
+}
+
+func (ss *sinkSession) isTLS() bool {
+	_, ok := ss.conn.TLSConnectionState()
+	return ok
 }
 
 func (ss *sinkSession) Data(r io.Reader) error {
