@@ -78,7 +78,7 @@ type Options struct {
 	SpoolDir string      // default StateDir
 	Received bool        // prepend a Received: line to each message
 	Hostname string      // the "by" of the Received: line (default os.Hostname)
-	Workers  int         // deliveries in flight per account (default 4)
+	Workers  int         // deliveries in flight per account (default 8)
 	Logger   *slog.Logger
 	Now      func() time.Time // for tests (default time.Now)
 }
@@ -512,7 +512,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		workers = e.opts.Workers
 	}
 	if workers <= 0 {
-		workers = 4
+		workers = 8
 	}
 	type job struct {
 		m  Message

@@ -191,9 +191,6 @@ func (a *App) fetchOptions(cfg *config.Config, only []string) (fetch.Options, fu
 			}
 			targets[key] = tgt
 		}
-		if w := ac.Deliver.Sessions; w > opts.Workers {
-			opts.Workers = w
-		}
 		accts, err := a.fetchAccounts(ac, tgt)
 		if err != nil {
 			done()
@@ -225,7 +222,7 @@ func (a *App) fetchAccounts(ac config.Account, tgt deliver.Target) ([]fetch.Acco
 	base := fetch.Account{
 		Name: ac.Name, Proto: ac.Proto, Server: ac.Server, Target: tgt, To: ac.To,
 		Keep: ac.Keep, KeepDays: ac.KeepDays, FetchAll: ac.FetchAll, Limit: ac.Limit,
-		FetchLimit: ac.FetchLimit, CommitEvery: ac.CommitEvery, Workers: ac.Deliver.Sessions,
+		FetchLimit: ac.FetchLimit, CommitEvery: ac.CommitEvery, Workers: workersFor(ac.Deliver),
 	}
 	switch strings.ToLower(ac.Proto) {
 	case "", "pop3":
@@ -254,6 +251,17 @@ func (a *App) fetchAccounts(ac config.Account, tgt deliver.Target) ([]fetch.Acco
 		return out, nil
 	}
 	return nil, errkind.New(errkind.Usage, false, "", "unknown proto %q (expected pop3 or imap)", ac.Proto)
+}
+
+// workersFor is the number of deliveries an account keeps in flight:
+// twice the target's sessions, so that while one delivery waits for the
+// fsync of its seen-store record another already uses the session.
+func workersFor(d config.Deliver) int {
+	s := d.Sessions
+	if s <= 0 {
+		s = 4
+	}
+	return 2 * s
 }
 
 // newTarget builds the delivery target of a config Deliver.
@@ -357,7 +365,7 @@ func (a *App) fetchOneOff(o oneOff, wait bool) error {
 			tgt.Close()
 			return fetch.Options{}, nil, err
 		}
-		return fetch.Options{Accounts: accts, StateDir: stateDir, Received: !o.noReceived, Workers: o.sessions, Logger: a.Log},
+		return fetch.Options{Accounts: accts, StateDir: stateDir, Received: !o.noReceived, Logger: a.Log},
 			func() { tgt.Close() }, nil
 	})
 	return a.runOneStage(stage, filepath.Join(stateDir, "run.lock"), wait, "linkctl fetch --server "+o.server)
