@@ -1,7 +1,9 @@
 package imap
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -152,6 +154,60 @@ func FuzzHandshake(f *testing.F) {
 		}
 		if ctx.Err() != nil {
 			t.Fatal("handshake hung until the context expired")
+		}
+	})
+}
+
+// FuzzFetchResponses answers UID FETCH 5,7 with arbitrary octets and checks
+// that Fetch returns (never panics or hangs) and hands fn only the UIDs it
+// asked for, each at most once.
+func FuzzFetchResponses(f *testing.F) {
+	f.Add([]byte("* 1 FETCH (UID 5 BODY[] {3}\r\nabc)\r\n* 2 FETCH (BODY[] {2}\r\nxy UID 7)\r\nT3 OK done\r\n"))
+	f.Add([]byte("* 1 FETCH (UID 9 BODY[] {3}\r\nabc)\r\nT3 OK done\r\n"))
+	f.Add([]byte("* 1 FETCH (UID 5 BODY[] {30}\r\nabc"))
+	f.Add([]byte("* 1 FETCH (BODY[] {3}\r\nabc)\r\n* 1 FETCH (FLAGS (\\Seen) UID 5)\r\nT3 NO nope\r\n"))
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		c, s := net.Pipe()
+		defer s.Close()
+		go func() {
+			r := bufio.NewReader(s)
+			line := func() { r.ReadString('\n') }
+			io.WriteString(s, "* OK [CAPABILITY IMAP4rev1 UIDPLUS] hi\r\n")
+			line()
+			io.WriteString(s, "L1 OK in\r\n")
+			line() // CAPABILITY (none in the OK)
+			io.WriteString(s, "* CAPABILITY IMAP4rev1\r\nL2 OK\r\n")
+			line()
+			line()
+			io.WriteString(s, "* 2 EXISTS\r\n* OK [UIDVALIDITY 1] x\r\nT1 OK sel\r\n* 1 FETCH (UID 5 RFC822.SIZE 3 FLAGS ())\r\n* 2 FETCH (UID 7 RFC822.SIZE 2 FLAGS ())\r\nT2 OK\r\n")
+			line()
+			s.Write(answer)
+			s.Close()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cl, err := Dial(ctx, Options{Addr: "fuzz:143", TLS: netconn.TLSNone, User: "u", Password: pass("p"),
+			Timeout: time.Second, Dial: func(context.Context) (net.Conn, error) { return c, nil }})
+		if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+		defer cl.Close()
+		if _, _, err := cl.SelectList(ctx, "INBOX"); err != nil {
+			t.Fatalf("select: %v", err)
+		}
+		got := map[uint32]int{}
+		cl.Fetch(ctx, []uint32{5, 7}, func(uid uint32, r io.Reader) error {
+			got[uid]++
+			_, err := io.Copy(io.Discard, r)
+			return err
+		})
+		for uid, n := range got {
+			if uid != 5 && uid != 7 || n != 1 {
+				t.Fatalf("fn got UID %d %d times", uid, n)
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatal("Fetch hung until the context expired")
 		}
 	})
 }
