@@ -434,3 +434,26 @@ func FuzzSMTPRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestLMTPCloseDuringData(t *testing.T) {
+	sink := testpeer.StartSink(t, testpeer.SinkOptions{LMTP: true, CloseDuringData: func(n int) bool { return n == 1 }})
+	tg := NewLMTP(LMTPOptions{Addr: "unix:/nonexistent/socket", Timeout: time.Second})
+	err := tg.Deliver(context.Background(), Envelope{To: []string{"a@x"}}, strings.NewReader("x\n"))
+	if err == nil || !errkind.IsTemporary(err) || !strings.Contains(err.Error(), "/nonexistent/socket") {
+		t.Errorf("missing socket: err %v, want a temporary error naming the socket", err)
+	}
+	tg = NewLMTP(LMTPOptions{Addr: sink.Addr(), Timeout: 5 * time.Second})
+	defer tg.Close()
+	env := Envelope{To: []string{"a@x", "b@x"}}
+	err = tg.Deliver(context.Background(), env, strings.NewReader("x\n"))
+	var pe *PartialError
+	if err == nil || !errkind.IsTemporary(err) || errors.As(err, &pe) {
+		t.Fatalf("err %v, want a temporary error that is not a partial delivery", err)
+	}
+	if err := tg.Deliver(context.Background(), env, strings.NewReader("y\n")); err != nil {
+		t.Fatalf("next message: %v", err)
+	}
+	if msgs := sink.Messages(); len(msgs) != 1 || string(msgs[0].Data) != "y\r\n" {
+		t.Errorf("sink: %+v", msgs)
+	}
+}
