@@ -396,3 +396,42 @@ func fetchChild() {
 	fmt.Println("done", err)
 	os.Exit(0)
 }
+
+// TestDovecotIMAPKeepThenDelete drives the engine over IMAP: keep leaves
+// the mail and a second run downloads nothing; dropping keep deletes the
+// kept mail without downloading it again.
+func TestDovecotIMAPKeepThenDelete(t *testing.T) {
+	testpeer.Short(t)
+	t.Parallel()
+	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Users: map[string]string{"u": "pw"}})
+	sink := testpeer.StartSink(t, testpeer.SinkOptions{})
+	tgt := deliver.NewSMTP(deliver.SMTPOptions{Addr: sink.Addr(), Sessions: 2})
+	defer tgt.Close()
+	want := fillDovecot(d, "u", "imap", 6)
+	src := IMAPSource{Addr: d.IMAPAddr(), TLS: netconn.TLSNone, User: "u", Password: pw("pw"), Timeout: 5 * time.Second, Keep: true}
+	acct := Account{Name: "u", Proto: "imap", Server: d.IMAPAddr(), Open: src.Open, Target: tgt, To: []string{"x@sink.test"}, Keep: true}
+	state := t.TempDir()
+	run := func() AccountResult {
+		t.Helper()
+		res, err := Run(context.Background(), Options{StateDir: state, Accounts: []Account{acct}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Accounts[0]
+	}
+	if a := run(); a.Fetched != 6 || d.Count("u", "INBOX") != 6 {
+		t.Fatalf("keep run: %+v", a)
+	}
+	if a := run(); a.Fetched != 0 || a.Kept != 6 {
+		t.Fatalf("second keep run: %+v", a)
+	}
+	src.Keep, acct.Keep = false, false
+	acct.Open = src.Open
+	if a := run(); a.Fetched != 0 || a.Deleted != 6 {
+		t.Fatalf("run without keep: %+v", a)
+	}
+	checkExactlyOnce(t, idsOf(sink), want)
+	if n := d.Count("u", "INBOX"); n != 0 {
+		t.Errorf("%d left", n)
+	}
+}
