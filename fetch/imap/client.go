@@ -50,6 +50,28 @@ type Options struct {
 	Dial func(ctx context.Context) (net.Conn, error)
 }
 
+// validate rejects option values no server could make sense of, before
+// any connection is made.
+func (o *Options) validate() error {
+	op := "imap " + o.Addr
+	switch o.TLS {
+	case netconn.TLSImplicit, netconn.TLSStartTLS, netconn.TLSNone:
+	default:
+		return errkind.New(errkind.Usage, false, op, "unknown tls mode %q (expected implicit, starttls or none)", o.TLS)
+	}
+	switch strings.ToLower(o.Compress) {
+	case "", "auto", "on", "off":
+	default:
+		return errkind.New(errkind.Usage, false, op, "unknown compress %q (expected auto, on or off)", o.Compress)
+	}
+	switch strings.ToLower(o.Auth) {
+	case "", "auto", "login", "password", "plain", "xoauth2", "oauthbearer":
+	default:
+		return errkind.New(errkind.Usage, false, op, "unknown auth %q for IMAP (expected auto, login, plain, xoauth2 or oauthbearer)", o.Auth)
+	}
+	return nil
+}
+
 func (o *Options) timeout() time.Duration {
 	if o.Timeout <= 0 {
 		return netconn.DefaultTimeout
@@ -84,6 +106,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	}
 	if o.TLS == "" {
 		o.TLS = netconn.TLSStartTLS // secure by default: TLS required
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
 	var raw net.Conn
 	var err error

@@ -1,8 +1,10 @@
 package imap
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 
@@ -212,5 +214,21 @@ func TestFetchCallbackErrorKeepsSession(t *testing.T) {
 	// The rest was drained: the session still works.
 	if got := fetchAll(t, cl, []uint32{list[2].UID}); len(got) != 1 {
 		t.Fatalf("after a failed callback: %v", got)
+	}
+}
+
+func TestBadOptionsRefusedBeforeDialing(t *testing.T) {
+	for _, o := range []Options{
+		{Addr: "x:143", TLS: "maybe"},
+		{Addr: "x:143", TLS: netconn.TLSNone, Compress: "yes"},
+		{Addr: "x:143", TLS: netconn.TLSNone, Auth: "apop"},
+	} {
+		o.Dial = func(context.Context) (net.Conn, error) {
+			t.Fatal("dialed with bad options")
+			return nil, nil
+		}
+		if _, err := Dial(ctxT(t), o); errkind.KindOf(err) != errkind.Usage {
+			t.Errorf("%+v: %v, want a usage error", o, err)
+		}
 	}
 }
