@@ -322,3 +322,34 @@ func TestReceivedLine(t *testing.T) {
 		t.Errorf("prepended: %q", b)
 	}
 }
+
+// As root, delivering into a user's Maildir leaves files the user owns.
+func TestMaildirOwnerAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to own files as another user")
+	}
+	dir := filepath.Join(t.TempDir(), "Maildir")
+	os.Mkdir(dir, 0o700)
+	const uid, gid = 4242, 4243
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Skipf("cannot chown here: %v", err)
+	}
+	os.Chown(filepath.Dir(dir), uid, gid)
+	if err := NewMaildir(MaildirOptions{Path: dir}).Deliver(context.Background(), Envelope{}, strings.NewReader("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "new", "*"))
+	for _, p := range append(paths, filepath.Join(dir, "new"), filepath.Join(dir, "tmp"), filepath.Join(dir, "cur")) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != uid || st.Gid != gid {
+			t.Errorf("%s owned by %d:%d, want %d:%d", p, st.Uid, st.Gid, uid, gid)
+		}
+	}
+	if len(paths) != 1 {
+		t.Fatalf("%d files in new/, want 1", len(paths))
+	}
+}

@@ -30,7 +30,8 @@ type MaildirOptions struct {
 // Dovecot reads as the file's size), then fsync new/ so that the rename
 // survives a crash. Only then is the message delivered. A file left half
 // written (disk full, source broken) is removed from tmp/. cur/, new/ and
-// tmp/ are created (mode 0700) if missing.
+// tmp/ are created (mode 0700) if missing. Running as root, files and
+// directories are given to the owner of the Maildir directory.
 //
 // The envelope's recipients are not used: a Maildir is one mailbox. A
 // full disk or an exceeded quota is a temporary failure.
@@ -75,12 +76,35 @@ func (m *maildir) prepare() error {
 		return nil
 	}
 	for _, sub := range []string{"cur", "new", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(m.opts.Path, sub), 0o700); err != nil {
+		dir := filepath.Join(m.opts.Path, sub)
+		if _, err := os.Stat(dir); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return m.fail("creating "+sub+"/", err)
 		}
+		m.chown(dir)
 	}
 	m.ready = true
 	return nil
+}
+
+// chown gives what root creates in a user's Maildir to the Maildir's
+// owner: a daemon running as root must not leave mail its user cannot
+// read.
+func (m *maildir) chown(path string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(m.opts.Path)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	return os.Lchown(path, int(st.Uid), int(st.Gid))
 }
 
 func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error {
@@ -113,6 +137,9 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 			return sourceErr(m.op("writing tmp/"+base), src.err)
 		}
 		return m.fail("writing tmp/"+base, err)
+	}
+	if err := m.chown(tmp); err != nil {
+		return m.fail("giving tmp/"+base+" to the Maildir's owner", err)
 	}
 	if err := f.Sync(); err != nil {
 		return m.fail("fsync tmp/"+base, err)
