@@ -412,6 +412,9 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 	if err != nil {
 		return false, err
 	}
+	if r.res.Sessions == 1 {
+		e.uidValidityChanged(r, mb.Key())
+	}
 	uids := make([]string, len(list))
 	for i, m := range list {
 		uids[i] = m.UID
@@ -499,6 +502,34 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 		return false, r.lastDeliveryErr()
 	}
 	return more, nil
+}
+
+// uidValidityChanged notices an IMAP folder whose UIDVALIDITY is not the
+// one recorded before: the server renumbered its messages (RFC 3501
+// section 2.3.1.1), so the old UIDs mean nothing now. Every message is
+// new again (duplicates are possible, loss is not); the user is told, and
+// the void record is removed.
+func (e *engine) uidValidityChanged(r *accountRun, key string) {
+	prefix, now, ok := ParseIMAPKey(key)
+	if !ok {
+		return
+	}
+	keys, err := e.store.Keys(prefix)
+	if err != nil {
+		r.log.Warn("seen-store", "err", err)
+		return
+	}
+	for _, k := range keys {
+		if k == key {
+			continue
+		}
+		_, old, _ := ParseIMAPKey(k)
+		r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("the folder's UIDVALIDITY changed from %d to %d: the server renumbered its messages, so every message in it is fetched again (duplicates possible, nothing lost)", old, now)})
+		r.log.Warn("IMAP UIDVALIDITY changed", "old", old, "new", now)
+		if err := e.store.Remove(k); err != nil {
+			r.log.Warn("seen-store", "err", err)
+		}
+	}
 }
 
 // pull retrieves batch and delivers it on workers; it returns the messages

@@ -500,3 +500,38 @@ func FuzzParseHead(f *testing.F) {
 		}
 	})
 }
+
+// A changed IMAP UIDVALIDITY voids the old record: everything is fetched
+// again, the user is told, and the old record is removed.
+func TestFetchUIDValidityChanged(t *testing.T) {
+	e := newRunEnv(t, 3)
+	e.srv.key = IMAPKeyPrefix("u", "h:143", "INBOX") + "7"
+	e.acct.Keep = true
+	if _, err := e.run(); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.key = IMAPKeyPrefix("u", "h:143", "INBOX") + "8"
+	res, err := e.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accounts[0].Fetched != 3 {
+		t.Fatalf("after the change: %+v", res.Accounts[0])
+	}
+	noted := false
+	for _, ev := range e.evs {
+		if ev.Type == event.Note && strings.Contains(ev.Text, "UIDVALIDITY changed from 7 to 8") {
+			noted = true
+		}
+	}
+	if !noted {
+		t.Error("no note about the UIDVALIDITY change")
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "seen", seen.FileName(IMAPKeyPrefix("u", "h:143", "INBOX")+"7"))); !os.IsNotExist(err) {
+		t.Errorf("the void record is still there: %v", err)
+	}
+	// And the new record holds: a third run fetches nothing.
+	if res, _ := e.run(); res.Accounts[0].Fetched != 0 {
+		t.Errorf("third run fetched %d", res.Accounts[0].Fetched)
+	}
+}

@@ -24,6 +24,7 @@
 //	D <uid> <unix-time> <crc>     delivered, first fetched at that time
 //	F <uid> <count> <crc>         delivery failed, count times in all
 //	X <uid> 0 <crc>               forgotten (the server no longer lists it)
+//	K <key> 0 <crc>               the file's key (first record; see Keys)
 //
 // with a CRC-32 of the line's text, so a record torn by a crash (a last
 // line without its newline, or garbage in its place) is recognised and
@@ -128,6 +129,52 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// Keys returns the keys of the stored mailboxes that start with prefix
+// (for IMAP: the same folder under another UIDVALIDITY).
+func (s *Store) Keys(prefix string) ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Internal, false, "seen-store "+s.dir, err)
+	}
+	var keys []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".seen") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(s.dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		line, _ := bufio.NewReader(io.LimitReader(f, 4096)).ReadSlice('\n')
+		f.Close()
+		probe := &Log{entries: map[string]Entry{}}
+		if len(line) == 0 || line[0] != 'K' || !probe.apply(bytes.TrimSuffix(line, []byte("\n"))) {
+			continue
+		}
+		f2 := strings.Fields(string(line))
+		if key, ok := unescape(f2[1]); ok && strings.HasPrefix(key, prefix) {
+			keys = append(keys, key)
+		}
+	}
+	return keys, nil
+}
+
+// Remove deletes the record of key (a mailbox that no longer exists, or
+// an IMAP folder whose UIDVALIDITY changed, which voids its UIDs).
+func (s *Store) Remove(key string) error {
+	s.mu.Lock()
+	if l, ok := s.logs[key]; ok {
+		l.close()
+		delete(s.logs, key)
+	}
+	s.mu.Unlock()
+	err := os.Remove(filepath.Join(s.dir, FileName(key)))
+	if err != nil && !os.IsNotExist(err) {
+		return errkind.Wrap(errkind.Internal, false, "seen-store: cannot remove the record of "+key, err)
+	}
+	return nil
+}
+
 // Entry is what the store knows about one UID.
 type Entry struct {
 	Delivered    bool
@@ -179,6 +226,15 @@ func openLog(path, key string) (*Log, error) {
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
 		f.Close()
 		return nil, errkind.Wrap(errkind.Internal, false, op, err)
+	}
+	if good == 0 {
+		// A new (or wholly torn) file starts with its key, so that
+		// Store.Keys can find it without the key's hash.
+		if _, err := f.Write(record('K', key, 0)); err != nil {
+			f.Close()
+			return nil, errkind.Wrap(errkind.Internal, true, op+": cannot write", err)
+		}
+		l.records++
 	}
 	if l.needsCompaction() {
 		if err := l.compact(); err != nil {
@@ -264,6 +320,8 @@ func (l *Log) apply(line []byte) bool {
 		l.entries[uid] = e
 	case "X":
 		delete(l.entries, uid)
+	case "K":
+		// the file's key: nothing to apply
 	default:
 		return false
 	}
@@ -461,7 +519,8 @@ func (l *Log) compact() error {
 	}
 	defer os.Remove(tmp.Name())
 	w := bufio.NewWriter(tmp)
-	n := 0
+	w.Write(record('K', l.key, 0))
+	n := 1
 	for uid, e := range l.entries {
 		if e.Delivered {
 			w.Write(record('D', uid, e.FirstFetched.Unix()))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,10 +108,10 @@ func TestTornTail(t *testing.T) {
 		os.MkdirAll(filepath.Join(d2, "seen"), 0o700)
 		p2 := filepath.Join(d2, "seen", FileName("k"))
 		os.WriteFile(p2, full[:cut], 0o600)
-		whole := 0
-		for n := 0; n < len(lines); n++ {
+		whole := 0 // whole D records before the cut; lines[0] is the K record
+		for n := 1; n < len(lines); n++ {
 			if len(strings.Join(lines[:n+1], "")) <= cut && strings.HasSuffix(lines[n], "\n") {
-				whole = n + 1
+				whole = n
 			}
 		}
 		st2, l2 := openT(t, d2, "k")
@@ -337,4 +338,41 @@ func FuzzEscape(f *testing.F) {
 			t.Fatalf("escaped UID %q has a separator", escape(uid))
 		}
 	})
+}
+
+func TestKeysAndRemove(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"imap:u@h:143/INBOX;UIDVALIDITY=1", "imap:u@h:143/INBOX;UIDVALIDITY=2", "imap:u@h:143/Sent;UIDVALIDITY=1", "pop3:u@h:110"} {
+		l, err := st.Mailbox(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Delivered("1", time.Unix(1, 0))
+	}
+	st.Close()
+	st, _ = Open(dir)
+	defer st.Close()
+	keys, err := st.Keys("imap:u@h:143/INBOX;UIDVALIDITY=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	if strings.Join(keys, " ") != "imap:u@h:143/INBOX;UIDVALIDITY=1 imap:u@h:143/INBOX;UIDVALIDITY=2" {
+		t.Fatalf("Keys = %q", keys)
+	}
+	if err := st.Remove("imap:u@h:143/INBOX;UIDVALIDITY=1"); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ = st.Keys("imap:")
+	if len(keys) != 2 {
+		t.Fatalf("after Remove: %q", keys)
+	}
+	l, _ := st.Mailbox("imap:u@h:143/INBOX;UIDVALIDITY=1")
+	if l.Seen("1") {
+		t.Error("a removed record came back")
+	}
 }
