@@ -34,7 +34,9 @@ type Options struct {
 	// oauthbearer); called once per login, never logged.
 	Password func(ctx context.Context) (string, error)
 	// Auth is auto (LOGIN, or AUTHENTICATE PLAIN when the server says
-	// LOGINDISABLED), login (or password), plain, xoauth2 or oauthbearer.
+	// LOGINDISABLED), login (or password), plain, xoauth2, oauthbearer, or
+	// external: the connection (a plugin, a tunnel) must arrive already
+	// authenticated, with a PREAUTH greeting.
 	Auth string
 	// Compress is auto (COMPRESS=DEFLATE when offered), on (required) or
 	// off.
@@ -65,7 +67,7 @@ func (o *Options) validate() error {
 		return errkind.New(errkind.Usage, false, op, "unknown compress %q (expected auto, on or off)", o.Compress)
 	}
 	switch strings.ToLower(o.Auth) {
-	case "", "auto", "login", "password", "plain", "xoauth2", "oauthbearer":
+	case "", "auto", "login", "password", "plain", "xoauth2", "oauthbearer", "external":
 	default:
 		return errkind.New(errkind.Usage, false, op, "unknown auth %q for IMAP (expected auto, login, plain, xoauth2 or oauthbearer)", o.Auth)
 	}

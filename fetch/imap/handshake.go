@@ -98,6 +98,10 @@ func (h *handshake) run(ctx context.Context) (*handshakeResult, error) {
 		}
 	}
 
+	if !preauth && strings.EqualFold(o.Auth, "external") {
+		return nil, errkind.New(errkind.Auth, false, h.op("login"),
+			"auth: external expects a pre-authenticated session (a PREAUTH greeting), but the server asks for a login")
+	}
 	if !preauth {
 		if err := h.authenticate(ctx); err != nil {
 			return nil, err

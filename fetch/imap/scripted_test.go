@@ -443,3 +443,20 @@ func TestCommitWithoutUIDPlus(t *testing.T) {
 	}
 	srv.Wait(t)
 }
+
+func TestAuthExternalNeedsPreauth(t *testing.T) {
+	srv := scripted.Start(t, []string{"S: * OK [CAPABILITY IMAP4rev1] ready"})
+	o := scriptOpts(t, srv)
+	o.Auth = "external"
+	if _, err := Dial(ctxT(t), o); errkind.KindOf(err) != errkind.Auth {
+		t.Fatalf("external auth without PREAUTH: %v", err)
+	}
+	srv2 := scripted.Start(t, []string{"S: * PREAUTH [CAPABILITY IMAP4rev1] tunnel"})
+	o = scriptOpts(t, srv2)
+	o.Auth = "external"
+	cl, err := Dial(ctxT(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+}
