@@ -55,7 +55,7 @@ func BenchmarkSMTPDeliver(b *testing.B) {
 			benchDeliver(b, sink.Addr(), sessions)
 		})
 	}
-	for _, sessions := range []int{1, 4} {
+	for _, sessions := range []int{1, 4, 8} {
 		b.Run(fmt.Sprintf("postfix/sessions=%d", sessions), func(b *testing.B) {
 			pf := testpeer.StartPostfix(b, testpeer.PostfixOptions{})
 			benchDeliver(b, pf.Addr(), sessions)
