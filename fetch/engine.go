@@ -420,8 +420,12 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 		uids[i] = m.UID
 	}
 	// The server no longer has what it does not list: forget it, so the
-	// record stays the size of the mailbox.
-	log.Retain(uids)
+	// record stays the size of the mailbox. An empty listing forgets
+	// nothing: a server that shows an empty maildrop by mistake (a lock
+	// held elsewhere) must not make kept mail look new next time.
+	if len(uids) > 0 {
+		log.Retain(uids)
+	}
 
 	now := e.now()
 	var toDelete, candidates []Message
@@ -545,6 +549,10 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 	if workers <= 0 {
 		workers = 8
 	}
+	var totalBytes int64
+	for _, m := range batch {
+		totalBytes += m.Size
+	}
 	type job struct {
 		m  Message
 		sp *spool
@@ -584,7 +592,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 					r.res.Bytes += size
 					count, bytes := r.res.Fetched, r.res.Bytes
 					mu.Unlock()
-					r.sink.Emit(event.Event{Type: event.Message, Count: count, Total: len(batch), Bytes: bytes, Text: "UID " + j.m.UID})
+					r.sink.Emit(event.Event{Type: event.Message, Count: count, Total: len(batch), Bytes: bytes, TotalBytes: totalBytes, Text: "UID " + j.m.UID})
 					continue
 				}
 				if ctx.Err() != nil {
