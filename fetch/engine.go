@@ -549,7 +549,9 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 	if workers <= 0 {
 		workers = 8
 	}
-	var totalBytes int64
+	// Totals for progress: what earlier sessions (commit_every) fetched
+	// plus this batch.
+	total, totalBytes := r.res.Fetched+len(batch), r.res.Bytes
 	for _, m := range batch {
 		totalBytes += m.Size
 	}
@@ -592,7 +594,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 					r.res.Bytes += size
 					count, bytes := r.res.Fetched, r.res.Bytes
 					mu.Unlock()
-					r.sink.Emit(event.Event{Type: event.Message, Count: count, Total: len(batch), Bytes: bytes, TotalBytes: totalBytes, Text: "UID " + j.m.UID})
+					r.sink.Emit(event.Event{Type: event.Message, Count: count, Total: total, Bytes: bytes, TotalBytes: totalBytes, Text: "UID " + j.m.UID})
 					continue
 				}
 				if ctx.Err() != nil {
