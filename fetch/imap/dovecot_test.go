@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,23 @@ func TestDovecotIdle(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("no notification within 30s of new mail\n%s", d.Log())
 		}
+	}
+}
+
+// TestDovecotPluginPreauth runs Dovecot's imap binary pre-authenticated
+// on a pipe (fetchmail's plugin; an ssh tunnel in real life): PREAUTH
+// greeting, no login, mail fetched and expunged. (doveadm exec does not
+// apply "protocol imap" settings, so imap_zlib is not loaded here.)
+func TestDovecotPluginPreauth(t *testing.T) {
+	testpeer.Short(t)
+	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Compress: true})
+	want := fill(d, 3, 2000)
+	argv := d.ExecArgv("user", "imap")
+	o := Options{Addr: "tunnel", TLS: netconn.TLSNone, User: "user", Auth: "external", Timeout: 20 * time.Second,
+		Logger: testLogger(t),
+		Dial: func(ctx context.Context) (net.Conn, error) { return netconn.Plugin(ctx, argv, "", "") }}
+	pullAll(t, o, want)
+	if n := d.Count("user", "INBOX"); n != 0 {
+		t.Fatalf("%d messages left", n)
 	}
 }
