@@ -209,7 +209,7 @@ func TestDovecotPluginPreauth(t *testing.T) {
 	argv := d.ExecArgv("user", "imap")
 	o := Options{Addr: "tunnel", TLS: netconn.TLSNone, User: "user", Auth: "external", Timeout: 20 * time.Second,
 		Logger: testLogger(t),
-		Dial: func(ctx context.Context) (net.Conn, error) { return netconn.Plugin(ctx, argv, "", "") }}
+		Dial:   func(ctx context.Context) (net.Conn, error) { return netconn.Plugin(ctx, argv, "", "") }}
 	pullAll(t, o, want)
 	if n := d.Count("user", "INBOX"); n != 0 {
 		t.Fatalf("%d messages left", n)
