@@ -533,7 +533,7 @@ func (d *Dovecot) Exec(user string, args ...string) *exec.Cmd {
 	return exec.Command(d.doveadm, argv...)
 }
 
-// Argv is the argv of Exec, for code that runs commands itself (a
+// ExecArgv is the argv of Exec, for code that runs commands itself (a
 // plugin/tunnel config).
 func (d *Dovecot) ExecArgv(user string, args ...string) []string {
 	c := d.Exec(user, args...)
