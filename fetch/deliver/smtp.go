@@ -159,6 +159,9 @@ func (p *pool) dial(ctx context.Context) (*session, error) {
 	d := net.Dialer{Timeout: p.timeout}
 	raw, err := d.DialContext(ctx, p.network, p.addr)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errkind.Wrap(errkind.Delivery, true, p.op("connect"), context.Cause(ctx))
+		}
 		hint := "is the local MTA running and listening there?"
 		return nil, errkind.Wrap(errkind.Delivery, true, p.op("connect"), fmt.Errorf("%w (%s)", err, hint))
 	}
