@@ -93,6 +93,8 @@ type pool struct {
 	timeout   time.Duration
 	log       *slog.Logger
 
+	dialer func(context.Context) (net.Conn, error) // tests: scripted servers over net.Pipe
+
 	slots chan struct{} // one token per session allowed at once
 	idle  chan *session // open sessions waiting for a message
 
@@ -156,8 +158,14 @@ func (p *pool) fail(step string, err error) error {
 
 // dial opens a session ready for MAIL.
 func (p *pool) dial(ctx context.Context) (*session, error) {
-	d := net.Dialer{Timeout: p.timeout}
-	raw, err := d.DialContext(ctx, p.network, p.addr)
+	var raw net.Conn
+	var err error
+	if p.dialer != nil {
+		raw, err = p.dialer(ctx)
+	} else {
+		d := net.Dialer{Timeout: p.timeout}
+		raw, err = d.DialContext(ctx, p.network, p.addr)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, errkind.Wrap(errkind.Delivery, true, p.op("connect"), context.Cause(ctx))
