@@ -565,7 +565,7 @@ func (c *conn) cut(mode CutMode) {
 	}
 }
 
-// drained waits (up to 10 s, or until stop) until conn's send queue is
+// drained waits (up to 3 s, or until stop) until conn's send queue is
 // empty, i.e. the peer's kernel acknowledged every byte written to it
 // (SIOCOUTQ, tcp(7)).
 func drained(conn net.Conn, stop <-chan struct{}) {
@@ -577,7 +577,7 @@ func drained(conn net.Conn, stop <-chan struct{}) {
 	if err != nil {
 		return
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		queued := 0
 		if err := rc.Control(func(fd uintptr) {
