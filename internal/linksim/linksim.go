@@ -34,6 +34,11 @@
 // metered or dial-up line pays for: a protocol that waits for a reply
 // before sending the next command keeps the line busy through each round
 // trip without moving bytes, so its Busy exceeds the floor.
+//
+// Not simulated: the TCP handshake (a connection is up at once, where a
+// real line spends about one and a half round trips before the first
+// byte; compare tools that open the same number of connections), loss and
+// retransmission, and MTU framing (the line carries payload bytes only).
 package linksim
 
 import (
