@@ -1,0 +1,189 @@
+package flush
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+)
+
+// The MTAs linkctl drives, as written in the config's `mta:` key.
+const (
+	Auto      = "auto"
+	Postfix   = "postfix"
+	Sendmail  = "sendmail"
+	Exim      = "exim"
+	OpenSMTPD = "opensmtpd"
+	Command   = "command"
+)
+
+// Driver is how linkctl runs one MTA's queue: argv slices, never a shell.
+type Driver struct {
+	Name  string   // postfix, sendmail, exim, opensmtpd, command
+	Flush []string // starts a queue run
+	List  []string // prints the queue
+	Parse func([]byte) ([]Message, error)
+	// Sync: the flush command returns only when its queue run is over
+	// (exim -qff, sendmail -q run the queue in the foreground), so every
+	// message queued before it has had its attempt by then.
+	Sync bool
+	// FlushesHeld: the flush also sends messages the listing marks held
+	// (exim -qff thaws frozen messages for the run).
+	FlushesHeld bool
+	// Reasons, when set, finds deferral reasons the listing lacks (exim:
+	// the message log), message by message.
+	Reasons func(ctx context.Context, r *Runner, id string) map[string]string
+}
+
+// searchDirs are tried after $PATH: MTA commands live in sbin, which a
+// user's PATH (or a systemd unit's) may lack.
+var searchDirs = []string{"/usr/sbin", "/usr/bin", "/sbin", "/usr/lib", "/usr/local/sbin"}
+
+// lookPath finds name in $PATH, then in searchDirs.
+func lookPath(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		if _, err := os.Stat(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range searchDirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
+// NewDriver returns the driver for mta (see the constants). For Auto it
+// looks for postqueue, exim4/exim, smtpctl, then sendmail (last: Postfix
+// and Exim ship a sendmail too) and says which it found in the driver's
+// Name. For Command, flush and list are the user's argv.
+func NewDriver(mta string, flush, list []string) (Driver, error) {
+	switch mta {
+	case "", Auto:
+		for _, try := range []struct{ bin, mta string }{
+			{"postqueue", Postfix}, {"exim4", Exim}, {"exim", Exim}, {"smtpctl", OpenSMTPD}, {"sendmail", Sendmail},
+		} {
+			if _, err := lookPath(try.bin); err == nil {
+				return NewDriver(try.mta, nil, nil)
+			}
+		}
+		return Driver{}, errkind.New(errkind.Usage, false, "flush: mta auto",
+			"found none of postqueue, exim4, exim, smtpctl, sendmail in $PATH or %s; install the MTA or set flush.mta: command with flush_command and list_command",
+			strings.Join(searchDirs, ", "))
+	case Postfix:
+		return Driver{Name: Postfix, Flush: []string{"postqueue", "-f"}, List: []string{"postqueue", "-j"}, Parse: ParsePostfixJSON}, nil
+	case Sendmail:
+		return Driver{Name: Sendmail, Flush: []string{"sendmail", "-q"}, List: []string{"sendmail", "-bp"}, Parse: ParseSendmail, Sync: true}, nil
+	case Exim:
+		bin := "exim4" // Debian's name
+		if _, err := lookPath(bin); err != nil {
+			bin = "exim"
+		}
+		return Driver{Name: Exim, Flush: []string{bin, "-qff"}, List: []string{bin, "-bp"}, Parse: ParseExim,
+			Sync: true, FlushesHeld: true, Reasons: eximReasons(bin)}, nil
+	case OpenSMTPD:
+		return Driver{Name: OpenSMTPD, Flush: []string{"smtpctl", "schedule", "all"}, List: []string{"smtpctl", "show", "queue"}, Parse: ParseOpenSMTPD}, nil
+	case Command:
+		if len(flush) == 0 {
+			return Driver{}, errkind.New(errkind.Usage, false, "flush: mta command", "flush_command is empty: give the argv that starts a queue run")
+		}
+		return Driver{Name: Command, Flush: flush, List: list, Parse: ParseAuto}, nil
+	}
+	return Driver{}, errkind.New(errkind.Usage, false, "flush", "unknown mta %q (expected auto, postfix, sendmail, exim, opensmtpd or command)", mta)
+}
+
+func eximReasons(bin string) func(context.Context, *Runner, string) map[string]string {
+	return func(ctx context.Context, r *Runner, id string) map[string]string {
+		out, err := r.Run(ctx, []string{bin, "-Mvl", id})
+		if err != nil {
+			return nil
+		}
+		return ParseEximMsglog(out)
+	}
+}
+
+// Runner runs MTA commands: argv only, a timeout on each, linkctl's
+// environment plus Env (MAIL_CONFIG selects a Postfix instance).
+type Runner struct {
+	Env     []string
+	Timeout time.Duration // per command (default 60s)
+}
+
+// Run runs argv and returns its stdout. A missing binary is a permanent
+// errkind.Usage error with a hint; exit status 75 (EX_TEMPFAIL) is
+// temporary, any other failure permanent; stderr is quoted in the error.
+func (r *Runner) Run(ctx context.Context, argv []string) ([]byte, error) {
+	if len(argv) == 0 {
+		return nil, errkind.New(errkind.Usage, false, "flush", "empty command")
+	}
+	op := "flush: " + strings.Join(argv, " ")
+	path, err := lookPath(argv[0])
+	if err != nil {
+		return nil, errkind.New(errkind.Usage, false, op, "%s not found in $PATH or %s: is the MTA installed? (set flush.mta to the one you run)",
+			argv[0], strings.Join(searchDirs, ", "))
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, path, argv[1:]...)
+	cmd.Env = append(os.Environ(), r.Env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 4096}
+	cmd.WaitDelay = time.Second // a child holding the pipes open must not hang us
+	err = cmd.Run()
+	if err == nil {
+		return stdout.Bytes(), nil
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if msg == "" {
+		msg = strings.TrimSpace(firstLine(stdout.String()))
+	}
+	switch {
+	case cctx.Err() != nil && ctx.Err() == nil:
+		return nil, errkind.New(errkind.Delivery, true, op, "no answer after %v (stderr: %q)", timeout, msg)
+	case ctx.Err() != nil:
+		return nil, errkind.Wrap(errkind.Delivery, true, op, context.Cause(ctx))
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code := ee.ExitCode()
+		// sysexits.h EX_TEMPFAIL: the MTA says "try again later".
+		return nil, errkind.New(errkind.Delivery, code == 75, op, "exit status %d: %q", code, msg)
+	}
+	return nil, errkind.Wrap(errkind.Delivery, false, op, fmt.Errorf("%w (stderr: %q)", err, msg))
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// limitedBuffer keeps the first max bytes written: enough stderr to quote.
+type limitedBuffer struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}

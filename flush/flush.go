@@ -1,0 +1,327 @@
+// Package flush runs the local MTA's outbound queue while the link is up
+// and tells when it has gone out, which the MTA itself never does:
+// `postqueue -f` only asks for a queue run.
+//
+// The flow of [Run]: pick the driver ([NewDriver]: Postfix, sendmail,
+// Exim, OpenSMTPD, found by `mta: auto` or named, or the user's own
+// commands); list the queue (the snapshot: what was waiting before the
+// flush); run the flush command; then poll the listing, 1 s at first and
+// backing off, until no message of the snapshot is still waiting for its
+// first attempt of this run. A message counts as attempted when it has
+// left the queue (delivered, or bounced), when it was seen being delivered
+// (active, inflight), when its last-attempt time or its deferral reason
+// changed since the flush started, when the flush command itself ran the
+// queue in the foreground (exim -qff, sendmail -q), or, for MTAs that run
+// it in the background (Postfix, OpenSMTPD), when nothing at all has been
+// in delivery for Settle after the flush (the queue manager has been
+// through the queue and deferred the rest again: a refused connection
+// defers a message in milliseconds, faster than any poll). Messages
+// deferred again are done-but-deferred and reported with their reason;
+// messages queued after the flush started are counted as new, not waited
+// for; held, frozen or quarantined mail is counted apart. Timeout ends the
+// wait with a temporary error.
+//
+// Every command is an argv slice run without a shell, with a timeout and
+// linkctl's environment plus Options.Env (so MAIL_CONFIG selects a Postfix
+// instance); stderr is quoted in errors; exit 75 is temporary; a missing
+// binary is a permanent error with a hint. The package never reads or
+// writes queue files: only the MTA's own commands.
+package flush
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/event"
+)
+
+// Wait modes, as in the config's `wait:` key.
+const (
+	WaitDrained = "drained"
+	WaitNone    = "none"
+)
+
+// Options configure the flush stage. The zero value flushes the MTA found
+// by auto-detection and waits up to 5 minutes for the queue to drain.
+type Options struct {
+	MTA          string   // auto (default) | postfix | sendmail | exim | opensmtpd | command
+	Wait         string   // drained (default) | none
+	FlushCommand []string // mta: command
+	ListCommand  []string // mta: command; without it there is no drain wait
+	// Timeout bounds the drain wait, and the flush command of an MTA that
+	// runs the queue in the foreground (default 5m).
+	Timeout time.Duration
+	// ExecTimeout bounds each listing (default 60s).
+	ExecTimeout time.Duration
+	// Env is added to linkctl's environment for every command
+	// ("MAIL_CONFIG=/etc/postfix-out").
+	Env []string
+	// Poll is the first interval between listings (default 1s); it backs
+	// off by half up to 10 s.
+	Poll time.Duration
+	// Settle is how long nothing may be in delivery, after the flush, for
+	// a background queue run to count as finished (default 2s).
+	Settle time.Duration
+	Logger *slog.Logger
+	// Driver, when set, is used instead of MTA (tests, odd set-ups).
+	Driver *Driver
+}
+
+// Deferred is a message that was attempted during the run and is still
+// queued.
+type Deferred struct {
+	ID         string
+	Recipients int
+	Reason     string // the MTA's words, "" when it does not say
+}
+
+// Result is what the flush stage did.
+type Result struct {
+	MTA       string // the driver used ("postfix"; auto says which it found)
+	Waited    bool   // the drain wait ran
+	Drained   bool   // nothing queued before the flush still waits for its attempt
+	Before    int    // messages queued before the flush (not held)
+	Delivered int    // of those, gone from the queue (delivered, or bounced)
+	Deferred  []Deferred
+	Waiting   int // of those, still waiting when the wait ended (timeout)
+	Held      int // held, frozen, quarantined or paused: not sent by a flush
+	New       int // queued after the flush started
+	Elapsed   time.Duration
+}
+
+// Counts returns named figures for metrics and the pipeline report.
+func (r Result) Counts() map[string]int64 {
+	return map[string]int64{"queued": int64(r.Before), "delivered": int64(r.Delivered), "deferred": int64(len(r.Deferred)),
+		"waiting": int64(r.Waiting), "held": int64(r.Held), "new": int64(r.New)}
+}
+
+// Reasons groups the deferral reasons: "connect to ...: Connection
+// refused" -> 3.
+func (r Result) Reasons() map[string]int {
+	m := map[string]int{}
+	for _, d := range r.Deferred {
+		reason := d.Reason
+		if reason == "" {
+			reason = "reason not given by the MTA"
+		}
+		m[reason]++
+	}
+	return m
+}
+
+// Summary is one line for the run summary and status.
+func (r Result) Summary() string {
+	if !r.Waited {
+		return fmt.Sprintf("%s: queue run started for %d message(s) (not waiting)", r.MTA, r.Before)
+	}
+	if r.Before == 0 {
+		s := r.MTA + ": nothing was queued"
+		if r.Held > 0 {
+			s += fmt.Sprintf(" (%d held)", r.Held)
+		}
+		return s
+	}
+	parts := []string{fmt.Sprintf("%d delivered", r.Delivered)}
+	if len(r.Deferred) > 0 {
+		reasons := r.Reasons()
+		keys := make([]string, 0, len(reasons))
+		for k := range reasons {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			return reasons[keys[i]] > reasons[keys[j]] || reasons[keys[i]] == reasons[keys[j]] && keys[i] < keys[j]
+		})
+		var rs []string
+		for _, k := range keys {
+			rs = append(rs, fmt.Sprintf("%d: %s", reasons[k], k))
+		}
+		parts = append(parts, fmt.Sprintf("%d deferred (%s)", len(r.Deferred), strings.Join(rs, "; ")))
+	}
+	if r.Waiting > 0 {
+		parts = append(parts, fmt.Sprintf("%d still waiting", r.Waiting))
+	}
+	if r.Held > 0 {
+		parts = append(parts, fmt.Sprintf("%d held", r.Held))
+	}
+	if r.New > 0 {
+		parts = append(parts, fmt.Sprintf("%d new", r.New))
+	}
+	state := "drained"
+	if !r.Drained {
+		state = "not drained"
+	}
+	return fmt.Sprintf("%s: %s of %d; %s after %v", r.MTA, strings.Join(parts, ", "), r.Before, state, r.Elapsed.Round(100*time.Millisecond))
+}
+
+// Run flushes the local MTA's queue and, unless Wait is none, waits until
+// it has drained (see the package comment).
+func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var d Driver
+	if opts.Driver != nil {
+		d = *opts.Driver
+	} else {
+		var err error
+		if d, err = NewDriver(opts.MTA, opts.FlushCommand, opts.ListCommand); err != nil {
+			return Result{}, err
+		}
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Minute
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Settle <= 0 {
+		opts.Settle = 2 * time.Second
+	}
+	res := Result{MTA: d.Name}
+	lister := &Runner{Env: opts.Env, Timeout: opts.ExecTimeout}
+	flusher := &Runner{Env: opts.Env, Timeout: opts.ExecTimeout}
+	if d.Sync {
+		flusher.Timeout = opts.Timeout
+	}
+	log.Info("flushing the outbound queue", "mta", d.Name, "flush", d.Flush, "list", d.List)
+	sink.Emit(event.Event{Type: event.Note, Account: d.Name, Text: "mta " + d.Name + ": " + strings.Join(d.Flush, " ")})
+
+	// The snapshot: what waits before the flush.
+	pre := map[string]Message{}
+	var before map[string]bool
+	if len(d.List) > 0 {
+		msgs, err := listQueue(ctx, lister, d)
+		if err != nil {
+			return res, err
+		}
+		before = map[string]bool{}
+		for _, m := range msgs {
+			before[m.ID] = true
+			if m.Held && !d.FlushesHeld {
+				res.Held++
+				continue
+			}
+			pre[m.ID] = m
+		}
+		res.Before = len(pre)
+	}
+	start := time.Now()
+	if _, err := flusher.Run(ctx, d.Flush); err != nil {
+		return res, err
+	}
+	if opts.Wait == WaitNone || len(d.List) == 0 {
+		if len(d.List) == 0 {
+			log.Info("no list command: not waiting for the queue to drain")
+		}
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
+	res.Waited = true
+
+	seenActive := map[string]bool{}
+	idleSince := time.Time{} // when nothing was last seen in delivery
+	poll := opts.Poll
+	if d.Sync {
+		poll = 0 // the queue run is over: look once, now
+	}
+	for {
+		if poll > 0 {
+			t := time.NewTimer(poll)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				res.Elapsed = time.Since(start)
+				return res, errkind.Wrap(errkind.Delivery, true, "flush: waiting for the queue to drain", context.Cause(ctx))
+			case <-t.C:
+			}
+			poll = min(poll*3/2, 10*time.Second)
+		} else {
+			poll = opts.Poll
+		}
+		msgs, err := listQueue(ctx, lister, d)
+		if err != nil {
+			res.Elapsed = time.Since(start)
+			return res, err
+		}
+		now := time.Now()
+		anyActive := false
+		for _, m := range msgs {
+			if m.Active {
+				anyActive = true
+				seenActive[m.ID] = true
+			}
+		}
+		if anyActive {
+			idleSince = time.Time{}
+		} else if idleSince.IsZero() {
+			idleSince = now
+		}
+		settled := !anyActive && now.Sub(idleSince) >= opts.Settle
+		res.Delivered, res.Deferred, res.Waiting, res.New = 0, nil, 0, 0
+		present := map[string]Message{}
+		for _, m := range msgs {
+			present[m.ID] = m
+			if !before[m.ID] {
+				res.New++
+			}
+		}
+		for id, old := range pre {
+			m, ok := present[id]
+			switch {
+			case !ok:
+				res.Delivered++
+			case m.Active:
+				res.Waiting++
+			case d.Sync || settled || seenActive[id] || m.Reason != old.Reason ||
+				// OpenSMTPD's lasttry has whole seconds.
+				!m.LastTry.IsZero() && !m.LastTry.Before(start.Truncate(time.Second)):
+				res.Deferred = append(res.Deferred, Deferred{ID: id, Recipients: len(m.Recipients), Reason: m.Reason})
+			default:
+				res.Waiting++
+			}
+		}
+		res.Elapsed = time.Since(start)
+		done := res.Before - res.Waiting
+		sink.Emit(event.Event{Type: event.Progress, Account: d.Name, Count: done, Total: res.Before,
+			Text: fmt.Sprintf("%d delivered, %d deferred, %d waiting", res.Delivered, len(res.Deferred), res.Waiting)})
+		if res.Waiting == 0 {
+			res.Drained = true
+			sort.Slice(res.Deferred, func(i, j int) bool { return res.Deferred[i].ID < res.Deferred[j].ID })
+			if d.Reasons != nil {
+				for i := range res.Deferred {
+					if res.Deferred[i].Reason == "" && i < 20 {
+						for _, r := range d.Reasons(ctx, lister, res.Deferred[i].ID) {
+							res.Deferred[i].Reason = r
+							break
+						}
+					}
+				}
+			}
+			log.Info("outbound queue drained", "summary", res.Summary())
+			return res, nil
+		}
+		if now.Sub(start) >= opts.Timeout {
+			return res, errkind.New(errkind.Network, true, "flush: "+d.Name,
+				"outbound queue not drained after %v: %d of %d message(s) still waiting for delivery (link too slow? raise flush.timeout)",
+				opts.Timeout, res.Waiting, res.Before)
+		}
+	}
+}
+
+func listQueue(ctx context.Context, r *Runner, d Driver) ([]Message, error) {
+	out, err := r.Run(ctx, d.List)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := d.Parse(out)
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Protocol, false, "flush: "+strings.Join(d.List, " "), err)
+	}
+	return msgs, nil
+}
