@@ -353,3 +353,56 @@ func TestMaildirOwnerAsRoot(t *testing.T) {
 		t.Fatalf("%d files in new/, want 1", len(paths))
 	}
 }
+
+func TestMaildirConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	tg := NewMaildir(MaildirOptions{Path: dir})
+	const workers, each = 8, 20
+	errs := make(chan error, workers*each)
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				errs <- tg.Deliver(context.Background(), Envelope{}, strings.NewReader(fmt.Sprintf("m %d %d\n", w, i)))
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := readMaildir(t, dir)
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		seen[m] = true
+	}
+	if len(msgs) != workers*each || len(seen) != workers*each {
+		t.Errorf("%d files, %d distinct, want %d", len(msgs), len(seen), workers*each)
+	}
+}
+
+// FuzzReceived: whatever the server, account, UID or recipient hold, the
+// trace header stays one header field: its first line starts with
+// "Received:", every other line is a folded continuation, and it ends
+// with exactly one LF.
+func FuzzReceived(f *testing.F) {
+	f.Add("pop.example.net", "isp", "POP3", "17", "chavez")
+	f.Add("a\r\nBcc: x", "(x)\\", "I\nMAP", "u id", "<a@b>")
+	f.Fuzz(func(t *testing.T, server, account, proto, id, rcpt string) {
+		line := Received{Server: server, Account: account, Proto: proto, ID: id, For: rcpt, By: "h", Time: time.Unix(0, 0)}.Line()
+		if !strings.HasPrefix(line, "Received: from ") || !strings.HasSuffix(line, "\n") || strings.HasSuffix(line, "\n\n") {
+			t.Fatalf("malformed: %q", line)
+		}
+		for i, l := range strings.Split(strings.TrimSuffix(line, "\n"), "\n") {
+			if i > 0 && !strings.HasPrefix(l, "\t") || strings.ContainsAny(l, "\r\x00") {
+				t.Fatalf("line %d %q of %q", i, l, line)
+			}
+		}
+	})
+}
