@@ -367,8 +367,11 @@ func (p *pool) transact(s *session, from string, rcpts []string, msg io.Reader) 
 	if errors.As(err, &le) && len(le) > 0 {
 		if !isOnlyLMTP(err) {
 			// The connection broke in the middle of the replies: the
-			// session is in no known state.
-			return "end of DATA", err
+			// session is in no known state, and the recipients not yet
+			// answered may or may not have the message. Temporary,
+			// whatever the replies read so far said (%v drops them
+			// from the chain so they cannot decide the class).
+			return "end of DATA", fmt.Errorf("connection lost among the per-recipient replies: %v", err)
 		}
 		pe := &PartialError{Failed: map[string]error{}}
 		for _, r := range rcpts {

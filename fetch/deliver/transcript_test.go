@@ -131,3 +131,32 @@ func TestLMTPTranscript(t *testing.T) {
 	tg.Close()
 	srv.Wait(t)
 }
+
+// The connection drops after the first of two per-recipient replies: the
+// outcome for the second is unknown, so the failure is temporary even
+// though the reply read was a 5xx.
+func TestLMTPDropAmongReplies(t *testing.T) {
+	tg, srv := scriptedTarget(t, true, []string{
+		"S: 220 mta.test LMTP",
+		"C: LHLO linkctl.test",
+		"S: 250 mta.test",
+		"C: MAIL FROM:<f@x.test>",
+		"S: 250 ok",
+		"C: RCPT TO:<a@x.test>",
+		"S: 250 ok",
+		"C: RCPT TO:<b@x.test>",
+		"S: 250 ok",
+		"C: DATA",
+		"S: 354 go",
+		"C: hello",
+		"C: .",
+		"S: 550 5.1.1 <a@x.test> gone",
+		"CLOSE",
+	})
+	defer tg.Close()
+	err := tg.Deliver(context.Background(), Envelope{From: "f@x.test", To: []string{"a@x.test", "b@x.test"}}, strings.NewReader("hello\n"))
+	if err == nil || !errkind.IsTemporary(err) {
+		t.Fatalf("err %v, want temporary", err)
+	}
+	srv.Wait(t)
+}
