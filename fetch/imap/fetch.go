@@ -219,9 +219,30 @@ func (f *fetchRun) deliver(uid uint32, body io.Reader) {
 		return
 	}
 	f.done[uid] = true
-	if err := f.fn(uid, &lfReader{src: body}); err != nil && f.fnErr == nil {
+	// While fn runs, the server owes nothing but the octets fn reads: the
+	// wire is disarmed, and each read of the body arms it for itself.
+	// Otherwise go-imap's read-ahead, waiting for the next response after
+	// the last message of a batch, would time out while a slow local
+	// delivery keeps fn busy, and take the session down.
+	f.cl.wire.disarm()
+	err := f.fn(uid, &lfReader{src: &armedReader{r: body, w: f.cl.wire}})
+	f.cl.wire.arm()
+	if err != nil && f.fnErr == nil {
 		f.fnErr = err // if the link failed under fn, linkFailed overrides
 	}
+}
+
+// armedReader bounds each read of a message body by the inactivity
+// timeout, and nothing else.
+type armedReader struct {
+	r io.Reader
+	w *wireConn
+}
+
+func (a *armedReader) Read(p []byte) (int, error) {
+	a.w.arm()
+	defer a.w.disarm()
+	return a.r.Read(p)
 }
 
 // linkFailed handles a literal that could not be read to its end. go-imap

@@ -460,3 +460,54 @@ func TestAuthExternalNeedsPreauth(t *testing.T) {
 	}
 	cl.Close()
 }
+
+// TestSlowDeliveryOutlivesTimeout: the local side may take longer than
+// the inactivity timeout to accept the last message of a batch (a slow
+// MDA); the server owes nothing meanwhile, so the session must survive.
+func TestSlowDeliveryOutlivesTimeout(t *testing.T) {
+	cl, srv := dialScript(t, script(login, selectList, []string{
+		"C: T3 UID FETCH 5 (UID BODY.PEEK[])",
+		"RAW: * 1 FETCH (UID 5 BODY[] {3}\r\nabc)\r\n",
+		"S: T3 OK done",
+		"C: T4 NOOP",
+		"S: T4 OK still here",
+	}))
+	cl.wire.timeout = 100 * time.Millisecond
+	if _, _, err := cl.SelectList(ctxT(t), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	err := cl.Fetch(ctxT(t), []uint32{5}, func(uid uint32, r io.Reader) error {
+		io.Copy(io.Discard, r)
+		time.Sleep(time.Second) // the MTA thinks (go-imap gives up after a few timed-out reads)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Noop(ctxT(t)); err != nil {
+		t.Fatalf("session died while the local side was busy: %v", err)
+	}
+	srv.Wait(t)
+}
+
+// TestStallMidLiteralTimesOut: a server that stops in the middle of a
+// message is noticed by the reads fn makes, even though fn itself is
+// not bounded.
+func TestStallMidLiteralTimesOut(t *testing.T) {
+	cl, _ := dialScript(t, script(login, selectList, []string{
+		"C: T3 UID FETCH 5 (UID BODY.PEEK[])",
+		"RAW: * 1 FETCH (UID 5 BODY[] {30}\r\nabc",
+		"HANG",
+	}))
+	cl.wire.timeout = 100 * time.Millisecond
+	if _, _, err := cl.SelectList(ctxT(t), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	err := cl.Fetch(ctxT(t), []uint32{5}, func(uid uint32, r io.Reader) error {
+		_, err := io.Copy(io.Discard, r)
+		return err
+	})
+	if errkind.KindOf(err) != errkind.Network || !strings.Contains(err.Error(), "no answer") {
+		t.Fatalf("stalled literal: %v", err)
+	}
+}
