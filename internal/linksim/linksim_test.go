@@ -306,3 +306,47 @@ func BenchmarkModem(b *testing.B) {
 		b.ReportMetric(s.Floor().Seconds(), "floor-s")
 	}
 }
+
+// Busy is the metric the fetch benchmark reports: a lock-step exchange of
+// K commands keeps the line busy for K round trips, a pipelined one for
+// about one, although both move the same bytes.
+func TestBusyShowsRoundTrips(t *testing.T) {
+	const k, delay = 20, 10 * time.Millisecond
+	echo := serve(t, func(c net.Conn) { io.Copy(c, c) })
+	cmd := []byte("RETR 1\r\n")
+	run := func(pipelined bool) Stats {
+		link := &Link{Down: 1_000_000, Up: 1_000_000, Delay: delay}
+		addr, stop := link.Proxy(echo)
+		defer stop()
+		c := dial(t, addr) // sends "go"
+		buf := make([]byte, 2+k*len(cmd))
+		if pipelined {
+			c.Write(bytes.Repeat(cmd, k))
+			if _, err := io.ReadFull(c, buf); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			if _, err := io.ReadFull(c, buf[:2]); err != nil {
+				t.Fatal(err)
+			}
+			for range k {
+				c.Write(cmd)
+				if _, err := io.ReadFull(c, buf[:len(cmd)]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return link.Stats()
+	}
+	lock, pipe := run(false), run(true)
+	t.Logf("lock step: %v\npipelined: %v", lock, pipe)
+	if lock.DownBytes != pipe.DownBytes || lock.UpBytes != pipe.UpBytes {
+		t.Fatalf("different bytes: %v vs %v", lock, pipe)
+	}
+	if lock.Busy < 2*k*delay {
+		t.Errorf("lock step busy %v, want at least %d round trips (%v)", lock.Busy, k, 2*k*delay)
+	}
+	if pipe.Busy >= lock.Busy/2 {
+		t.Errorf("pipelined busy %v, want far below lock step %v", pipe.Busy, lock.Busy)
+	}
+}
