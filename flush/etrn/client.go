@@ -30,9 +30,13 @@ type ClientOptions struct {
 	// Trace, when set, receives the transcript one line at a time,
 	// prefixed "C: " or "S: ", with AUTH secrets replaced by "***".
 	Trace func(line string)
-	// Logger receives the transcript at debug level (nil: discard).
+	// Logger receives the transcript at LevelTrace (nil: discard).
 	Logger *slog.Logger
 }
+
+// LevelTrace is the slog level of transcripts: below debug, as linkctl's
+// -vv (secrets are "***" already).
+const LevelTrace = slog.Level(-8)
 
 // Client is an SMTP client that speaks just enough for ETRN (RFC 1985):
 // greeting, EHLO, STARTTLS, AUTH, ETRN, QUIT. It takes a connected
@@ -94,7 +98,7 @@ func (c *Client) trace(line string) {
 	if c.opts.Trace != nil {
 		c.opts.Trace(line)
 	}
-	c.opts.Logger.Debug("smtp", "server", c.opts.Server, "line", line)
+	c.opts.Logger.Log(context.Background(), LevelTrace, "smtp", "server", c.opts.Server, "line", line)
 }
 
 // read reads one reply within the timeout.
