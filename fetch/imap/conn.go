@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"compress/flate"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -50,6 +51,14 @@ func (c *wireConn) Read(p []byte) (int, error) {
 	c.read.Add(int64(n))
 	if err != nil {
 		c.readErr.CompareAndSwap(nil, &err)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// The server was silent for the whole timeout while it owed an
+			// answer: the session is over. Closing makes every later read
+			// fail at once; go-imap's decoder would otherwise retry a
+			// timed-out read several times, multiplying the wait.
+			c.Conn.Close()
+		}
 	}
 	return n, err
 }
