@@ -178,8 +178,14 @@ func TestCutResetExact(t *testing.T) {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err == nil {
 			c.SetDeadline(time.Now().Add(20 * time.Second))
-			c.Write([]byte("go"))
-			got, err = io.ReadAll(c)
+			// The kernel reports a reset once: to the write, when it
+			// comes that early, and the read then sees EOF.
+			_, err = c.Write([]byte("go"))
+			var rerr error
+			got, rerr = io.ReadAll(c)
+			if rerr != nil {
+				err = rerr
+			}
 			c.Close()
 		}
 		if int64(len(got)) != after || !bytes.Equal(got, payload(100_000)[:after]) {
