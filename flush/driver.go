@@ -26,7 +26,10 @@ const (
 
 // Driver is how linkctl runs one MTA's queue: argv slices, never a shell.
 type Driver struct {
-	Name  string   // postfix, sendmail, exim, opensmtpd, command
+	Name string // postfix, sendmail, exim, opensmtpd, command
+	// Found says what mta: auto found ("/usr/sbin/postqueue"); "" when
+	// the MTA was named.
+	Found string
 	Flush []string // starts a queue run
 	List  []string // prints the queue
 	Parse func([]byte) ([]Message, error)
@@ -76,8 +79,10 @@ func NewDriver(mta string, flush, list []string) (Driver, error) {
 		for _, try := range []struct{ bin, mta string }{
 			{"postqueue", Postfix}, {"exim4", Exim}, {"exim", Exim}, {"smtpctl", OpenSMTPD}, {"sendmail", Sendmail},
 		} {
-			if _, err := lookPath(try.bin); err == nil {
-				return NewDriver(try.mta, nil, nil)
+			if p, err := lookPath(try.bin); err == nil {
+				d, err := NewDriver(try.mta, nil, nil)
+				d.Found = p
+				return d, err
 			}
 		}
 		return Driver{}, errkind.New(errkind.Usage, false, "flush: mta auto",

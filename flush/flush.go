@@ -126,7 +126,7 @@ func (r Result) Summary() string {
 		}
 		return s
 	}
-	parts := []string{fmt.Sprintf("%d delivered", r.Delivered)}
+	parts := []string{fmt.Sprintf("%d of %d delivered", r.Delivered, r.Before)}
 	if len(r.Deferred) > 0 {
 		reasons := r.Reasons()
 		keys := make([]string, 0, len(reasons))
@@ -138,9 +138,13 @@ func (r Result) Summary() string {
 		})
 		var rs []string
 		for _, k := range keys {
-			rs = append(rs, fmt.Sprintf("%d: %s", reasons[k], k))
+			if len(keys) == 1 {
+				rs = append(rs, k)
+			} else {
+				rs = append(rs, fmt.Sprintf("%d: %s", reasons[k], k))
+			}
 		}
-		parts = append(parts, fmt.Sprintf("%d deferred (%s)", len(r.Deferred), strings.Join(rs, "; ")))
+		parts = append(parts, fmt.Sprintf("%d deferred: %s", len(r.Deferred), strings.Join(rs, "; ")))
 	}
 	if r.Waiting > 0 {
 		parts = append(parts, fmt.Sprintf("%d still waiting", r.Waiting))
@@ -151,11 +155,16 @@ func (r Result) Summary() string {
 	if r.New > 0 {
 		parts = append(parts, fmt.Sprintf("%d new", r.New))
 	}
-	state := "drained"
-	if !r.Drained {
+	var state string
+	switch {
+	case !r.Drained:
 		state = "not drained"
+	case len(r.Deferred) == 0:
+		state = "drained"
+	default:
+		state = "queue run over"
 	}
-	return fmt.Sprintf("%s: %s of %d; %s after %v", r.MTA, strings.Join(parts, ", "), r.Before, state, r.Elapsed.Round(100*time.Millisecond))
+	return fmt.Sprintf("%s: %s; %s after %v", r.MTA, strings.Join(parts, ", "), state, r.Elapsed.Round(100*time.Millisecond))
 }
 
 // Run flushes the local MTA's queue and, unless Wait is none, waits until
@@ -189,8 +198,12 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 	if d.Sync {
 		flusher.Timeout = opts.Timeout
 	}
-	log.Info("flushing the outbound queue", "mta", d.Name, "flush", d.Flush, "list", d.List)
-	sink.Emit(event.Event{Type: event.Note, Account: d.Name, Text: "mta " + d.Name + ": " + strings.Join(d.Flush, " ")})
+	log.Info("flushing the outbound queue", "mta", d.Name, "found", d.Found, "flush", d.Flush, "list", d.List)
+	note := "mta " + d.Name + ": " + strings.Join(d.Flush, " ")
+	if d.Found != "" {
+		note = "mta auto found " + d.Name + " (" + d.Found + "): " + strings.Join(d.Flush, " ")
+	}
+	sink.Emit(event.Event{Type: event.Note, Account: d.Name, Text: note})
 
 	// The snapshot: what waits before the flush.
 	pre := map[string]Message{}
@@ -303,8 +316,12 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 					}
 				}
 			}
-			log.Info("outbound queue drained", "summary", res.Summary())
+			log.Info("outbound queue run over", "summary", res.Summary())
 			return res, nil
+		}
+		if !anyActive && !settled && !d.Sync {
+			// Look again as soon as the queue can count as settled.
+			poll = max(min(poll, opts.Settle-now.Sub(idleSince)+10*time.Millisecond), 10*time.Millisecond)
 		}
 		if now.Sub(start) >= opts.Timeout {
 			return res, errkind.New(errkind.Network, true, "flush: "+d.Name,

@@ -96,6 +96,7 @@ func TestETRNCommand(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := linkctl(t, nil, tc.args...)
+			t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
 			all := out + errOut
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
