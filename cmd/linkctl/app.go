@@ -170,7 +170,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if a.ConfigPath == "" {
 		a.ConfigPath = config.DefaultPath()
 	}
-	a.Log = newLogger(stderr, a.level(), a.LogFormat)
+	termLog.w, termLog.verbose = stderr, a.Verbose
+	termLog.level.Set(a.level())
+	a.Log = newLogger(&termLog, &termLog.level, a.LogFormat)
 
 	err = run(a, positional)
 	return a.exit(name, err)
@@ -236,7 +238,7 @@ func (a *App) Config() (*config.Config, error) {
 		return nil, err
 	}
 	a.cfg = cfg
-	a.Log = withConfigLog(a.Log, a.Stderr, a.level(), a.LogFormat, cfg.Log)
+	a.Log = withConfigLog(a.Log, &termLog, &termLog.level, a.LogFormat, cfg.Log)
 	return cfg, nil
 }
 

@@ -22,7 +22,7 @@ func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	if f, ok := w.(*os.File); ok && onJournal(f) {
+	if f, ok := w.(interface{ Fd() uintptr }); ok && onJournal(f.Fd()) {
 		return slog.New(&journalHandler{w: w, level: level})
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -82,7 +82,7 @@ func minLevel(a slog.Leveler, b slog.Level) slog.Leveler {
 	return b
 }
 
-func onJournal(f *os.File) bool {
+func onJournal(fd uintptr) bool {
 	js := os.Getenv("JOURNAL_STREAM")
 	if js == "" {
 		return false
@@ -92,7 +92,7 @@ func onJournal(f *os.File) bool {
 		return false
 	}
 	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+	if err := syscall.Fstat(int(fd), &st); err != nil {
 		return false
 	}
 	return strconv.FormatUint(st.Dev, 10) == dev && strconv.FormatUint(st.Ino, 10) == ino

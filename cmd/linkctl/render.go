@@ -37,7 +37,63 @@ type progressLine struct {
 }
 
 func newRenderer(w io.Writer, log *slog.Logger) *renderer {
-	return &renderer{w: w, log: log, live: isTerminal(w), progress: map[string]*progressLine{}}
+	r := &renderer{w: w, log: log, live: isTerminal(w), progress: map[string]*progressLine{}}
+	if r.live {
+		termLog.attach(r)
+	}
+	return r
+}
+
+// termLog is where the logger writes on stderr. While a live progress line
+// is on the terminal, a log line first clears it and then redraws it, and
+// below -v only warnings are logged: the progress display already tells
+// the story that the info lines would repeat.
+var termLog logWriter
+
+type logWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	r       *renderer
+	level   slog.LevelVar
+	verbose int
+}
+
+func (l *logWriter) attach(r *renderer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w != r.w {
+		return
+	}
+	l.r = r
+	if l.verbose == 0 && l.level.Level() < slog.LevelWarn {
+		l.level.Set(slog.LevelWarn)
+	}
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	r, w := l.r, l.w
+	l.mu.Unlock()
+	if w == nil {
+		return len(p), nil
+	}
+	if r == nil {
+		return w.Write(p)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clear()
+	n, err := w.Write(p)
+	r.draw(true)
+	return n, err
+}
+
+// Fd lets newLogger see the terminal or journal behind the writer.
+func (l *logWriter) Fd() uintptr {
+	if f, ok := l.w.(interface{ Fd() uintptr }); ok {
+		return f.Fd()
+	}
+	return ^uintptr(0)
 }
 
 func isTerminal(w io.Writer) bool {
@@ -86,7 +142,7 @@ func (r *renderer) Sink(e event.Event) {
 				delete(r.progress, k)
 			}
 		}
-		line := fmt.Sprintf("  %-9s %-10s %s", e.Result, e.Stage, e.Text)
+		line := fmt.Sprintf("  %-9s %-10s %s", e.Result, e.Stage, indent(e.Text, 23))
 		if e.Elapsed > 0 {
 			line += fmt.Sprintf(" (%s)", roundDur(e.Elapsed))
 		}
@@ -229,6 +285,12 @@ func printSummary(w io.Writer, rep pipeline.RunReport) {
 		if s.Err != "" {
 			text = s.Err
 		}
-		fmt.Fprintf(w, "  %-10s %-9s %s\n", s.Name, s.Result, text)
+		fmt.Fprintf(w, "  %-10s %-9s %s\n", s.Name, s.Result, indent(text, 23))
 	}
+}
+
+// indent keeps a multi-line text (one line per account or relay) in its
+// column.
+func indent(text string, col int) string {
+	return strings.ReplaceAll(strings.TrimRight(text, "\n"), "\n", "\n"+strings.Repeat(" ", col))
 }
