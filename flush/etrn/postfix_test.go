@@ -49,7 +49,7 @@ func TestPostfixRelayETRN(t *testing.T) {
 		Ports: []int{homePort}, CountLoopback: true,
 		// Long enough for Postfix to open its delivery connection after
 		// the ETRN reply, however slow the machine.
-		Quiet: 2 * time.Second, QuietMax: time.Minute,
+		Quiet: 4 * time.Second, QuietMax: time.Minute,
 		Trace: func(_, l string) { tr.add(l) },
 	}, nil)
 	returned := time.Now()

@@ -234,3 +234,50 @@ func TestAuthNeedsTLS(t *testing.T) {
 		t.Errorf("client sent %q", srv.Lines())
 	}
 }
+
+// TestImplicitTLS: tls: implicit dials TLS from the first byte (port 465
+// by default), sends no STARTTLS, and counts as secure for AUTH.
+func TestImplicitTLS(t *testing.T) {
+	cert, pool := testCert(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []string, 1)
+	go func() {
+		var lines []string
+		defer func() { got <- lines }()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		r := bufio.NewReader(c)
+		c.Write([]byte("220 relay.test ESMTP\r\n"))
+		for _, reply := range []string{"250-relay.test\r\n250-AUTH PLAIN\r\n250 ETRN\r\n", "235 ok\r\n", "251 nothing waiting\r\n", "221 bye\r\n"} {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines = append(lines, strings.Fields(l)[0])
+			c.Write([]byte(reply))
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	// Dial 127.0.0.1 but verify the certificate for relay.test.
+	srv := Server{Addr: "127.0.0.1:" + port, Domains: []string{"example.org"}, TLS: netconn.TLSImplicit,
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: "relay.test"}, Helo: "client.test", Timeout: 5 * time.Second,
+		User: "u", Password: func(context.Context) (string, error) { return "pw", nil }}
+	res := Ask(context.Background(), srv, nil, nil)
+	if res.Err != nil || res.Domains[0].Outcome != NothingWaiting {
+		t.Fatalf("res = %+v", res)
+	}
+	if l := <-got; strings.Join(l, " ") != "EHLO AUTH ETRN QUIT" {
+		t.Errorf("client sent %v, want EHLO AUTH ETRN QUIT (no STARTTLS)", l)
+	}
+	if (Server{Addr: "relay.test", TLS: netconn.TLSImplicit}).DialAddr() != "relay.test:465" {
+		t.Error("implicit TLS does not default to port 465")
+	}
+}
