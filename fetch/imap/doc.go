@@ -49,10 +49,18 @@
 // TLS and deflate, so it also counts the octets that really cross the
 // link) gives every write, and every read while an answer is due, an
 // inactivity deadline (Options.Timeout): a transfer that keeps moving is
-// never cut, a silent server is noticed after Timeout. Between commands
-// (while a message is delivered locally, or during IDLE) reads wait
-// without a deadline, because the library always has a read pending.
-// Context cancellation closes the connection, which unblocks everything.
+// never cut, a silent server is noticed after Timeout, and the session is
+// then closed at once (go-imap would retry the timed-out read several
+// times). Between commands, during IDLE, and while the caller's callback
+// delivers a message locally, reads wait without a deadline, because the
+// library always has a read pending and the server owes nothing; the
+// callback's own reads of the message are bounded. Context cancellation
+// closes the connection, which unblocks everything.
+//
+// go-imap reads a literal through a LimitReader: a connection cut in the
+// middle of a message looks like the message's normal end. Fetch checks
+// every literal against its announced size, so a truncated message fails
+// (io.ErrUnexpectedEOF) instead of being delivered and then deleted.
 //
 // # Aborting
 //
