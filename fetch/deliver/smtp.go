@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -323,6 +324,15 @@ func (p *pool) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 	}
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 func isLMTPReplies(err error) bool {
 	var pe *PartialError
 	return errors.As(err, &pe)
@@ -330,7 +340,17 @@ func isLMTPReplies(err error) bool {
 
 // transact runs one mail transaction and names the step that failed.
 func (p *pool) transact(s *session, from string, rcpts []string, msg io.Reader) (string, error) {
-	if err := s.c.Mail(from, nil); err != nil {
+	var mo *smtp.MailOptions
+	if !isASCII(from) || slices.IndexFunc(rcpts, func(r string) bool { return !isASCII(r) }) >= 0 {
+		// An address outside ASCII needs SMTPUTF8 (RFC 6531 section
+		// 3.4); without it the server would refuse or mangle it.
+		if ok, _ := s.c.Extension("SMTPUTF8"); !ok {
+			return "SMTPUTF8", errkind.New(errkind.Delivery, false, "",
+				"an address is not ASCII and the server does not offer SMTPUTF8 (enable smtputf8_enable in Postfix)")
+		}
+		mo = &smtp.MailOptions{UTF8: true}
+	}
+	if err := s.c.Mail(from, mo); err != nil {
 		return "MAIL FROM", err
 	}
 	for _, r := range rcpts {

@@ -457,3 +457,19 @@ func TestLMTPCloseDuringData(t *testing.T) {
 		t.Errorf("sink: %+v", msgs)
 	}
 }
+
+func TestSMTPUTF8Addresses(t *testing.T) {
+	env := Envelope{From: "jürgen@example.org", To: []string{"u@sink.test"}}
+	plain := testpeer.StartSink(t, testpeer.SinkOptions{})
+	err := newSMTPTarget(t, plain.Addr(), 1).Deliver(context.Background(), env, strings.NewReader("x\n"))
+	if err == nil || errkind.IsTemporary(err) || !strings.Contains(err.Error(), "SMTPUTF8") {
+		t.Fatalf("err %v, want a permanent error asking for SMTPUTF8", err)
+	}
+	utf8 := testpeer.StartSink(t, testpeer.SinkOptions{SMTPUTF8: true})
+	if err := newSMTPTarget(t, utf8.Addr(), 1).Deliver(context.Background(), env, strings.NewReader("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	if m := utf8.Messages(); len(m) != 1 || m[0].From != env.From {
+		t.Errorf("sink: %+v", m)
+	}
+}

@@ -44,6 +44,9 @@ type SinkOptions struct {
 	// delay a hung one, for inactivity-timeout tests.
 	Delay func(msgNo int, stage string) time.Duration
 
+	// SMTPUTF8 makes the sink offer SMTPUTF8 (RFC 6531).
+	SMTPUTF8 bool
+
 	// TLS, when set, makes the sink offer STARTTLS with this config.
 	TLS *tls.Config
 
@@ -83,6 +86,7 @@ func StartSink(t testing.TB, opts SinkOptions) *Sink {
 	srv.Domain = "sink.test"
 	srv.LMTP = opts.LMTP
 	srv.TLSConfig = opts.TLS
+	srv.EnableSMTPUTF8 = opts.SMTPUTF8
 	srv.MaxLineLength = opts.MaxLineLength
 	if srv.MaxLineLength == 0 {
 		srv.MaxLineLength = 1 << 20
