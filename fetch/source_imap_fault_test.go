@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/linkctl/linkctl/fetch/deliver"
 	"github.com/linkctl/linkctl/internal/netconn"
 	"github.com/linkctl/linkctl/internal/testpeer"
@@ -198,6 +200,84 @@ func TestIMAPLinkCutAtManyOffsets(t *testing.T) {
 			}
 			if left := d.Count("user", "INBOX"); left != 0 {
 				t.Errorf("%d messages left on the server after the clean rerun", left)
+			}
+		})
+	}
+}
+
+// TestIMAPLocalMTARefuses: the local MTA answers 451 or 554 after DATA, or
+// drops the connection during DATA, for the third message: over IMAP that
+// message stays on the server, the others are delivered and expunged, and
+// a later run delivers it exactly once. The IMAP twin of the POP3 test.
+func TestIMAPLocalMTARefuses(t *testing.T) {
+	testpeer.Short(t)
+	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{})
+	for _, tc := range []struct {
+		name string
+		opts func(bad *atomic.Int64) testpeer.SinkOptions
+	}{
+		{"451", func(bad *atomic.Int64) testpeer.SinkOptions {
+			return testpeer.SinkOptions{Reply: func(n int, stage string) *smtp.SMTPError {
+				if stage == "DATA" && int64(n) == bad.Load() {
+					return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+				}
+				return nil
+			}}
+		}},
+		{"554", func(bad *atomic.Int64) testpeer.SinkOptions {
+			return testpeer.SinkOptions{Reply: func(n int, stage string) *smtp.SMTPError {
+				if stage == "DATA" && int64(n) == bad.Load() {
+					return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "rejected"}
+				}
+				return nil
+			}}
+		}},
+		{"close-during-data", func(bad *atomic.Int64) testpeer.SinkOptions {
+			return testpeer.SinkOptions{CloseDuringData: func(n int) bool { return int64(n) == bad.Load() }}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var bad atomic.Int64
+			bad.Store(3)
+			sink := testpeer.StartSink(t, tc.opts(&bad))
+			tgt := deliver.NewSMTP(deliver.SMTPOptions{Addr: sink.Addr(), Sessions: 1, Timeout: 5 * time.Second})
+			defer tgt.Close()
+			var want []string
+			for i := range 5 {
+				id := fmt.Sprintf("%s-%d@example.org", tc.name, i)
+				d.AddMessage("user", "INBOX", []byte(fmt.Sprintf("From: a@example.org\nTo: u@example.net\nSubject: %s\nMessage-ID: <%s>\n\nbody %d\n", id, id, i)))
+				want = append(want, id)
+			}
+			sort.Strings(want)
+			src := IMAPSource{Addr: d.IMAPAddr(), TLS: netconn.TLSNone, User: "user", Password: pw("password"), Timeout: 5 * time.Second}
+			acct := Account{Name: "u", Proto: "imap", Server: d.IMAPAddr(), Open: src.Open, Target: tgt, To: []string{"u@example.net"}}
+			state := t.TempDir()
+			res, err := Run(context.Background(), Options{StateDir: state, Workers: 1, Accounts: []Account{acct}}, nil)
+			if err == nil {
+				t.Fatal("the refusal was not reported")
+			}
+			if res.Accounts[0].Fetched != 4 || res.Accounts[0].Failed != 1 {
+				t.Fatalf("%s", res.Summary())
+			}
+			if left := d.Count("user", "INBOX"); left != 1 {
+				t.Fatalf("%d messages on the server, want the refused one", left)
+			}
+			bad.Store(-1)
+			if _, err := Run(context.Background(), Options{StateDir: state, Workers: 1, Accounts: []Account{acct}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range sink.Messages() {
+				if x := imapMsgIDRe.FindSubmatch(m.Data); x != nil {
+					got = append(got, string(x[1]))
+				}
+			}
+			sort.Strings(got)
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("delivered %v, want each of %v once", got, want)
+			}
+			if left := d.Count("user", "INBOX"); left != 0 {
+				t.Errorf("%d left", left)
 			}
 		})
 	}
