@@ -10,10 +10,10 @@
 // every byte of every connection reserved before) and lasts bytes*8/rate.
 // The chunk becomes visible to the receiver one Delay after its
 // transmission ends, as on a real line where bits take time to cross. The
-// pump then sleeps until shortly (50 ms) before the transmission it just
+// pump then sleeps until shortly (250 ms) before the transmission it just
 // reserved starts, and reads again: the sender feels the line's back
-// pressure, at most 50 ms of line time per connection waits ahead of the
-// line, and a late wake-up on a loaded machine does not leave the line
+// pressure, at most 250 ms of line time per connection waits ahead of the
+// line (a modem's buffer), and a late wake-up on a loaded machine does not leave the line
 // idle. A writer goroutine delivers chunks at their due time. Pacing is by sleeping, so a
 // 56 kbit/s transfer costs next to no CPU.
 //
@@ -420,10 +420,12 @@ func (c *conn) allow(d Dir, n int) (int, *CutMode) {
 }
 
 // lookahead is how far ahead of the line a pump may reserve: the slack a
-// sleeping pump has before its lateness would leave the line idle (and
-// the bytes a sender may have queued in the modem, at most 350 bytes at
-// 56 kbit/s).
-const lookahead = 50 * time.Millisecond
+// sleeping pump has before its lateness would leave the line idle, and so
+// the modem's buffer (1.75 KB at 56 kbit/s). 50 ms was not enough on a
+// loaded 2-core machine, where the process may not run for 100-500 ms:
+// a 280 KB transfer then showed 3 to 7% of idle line that a real modem
+// would not have.
+const lookahead = 250 * time.Millisecond
 
 type chunk struct {
 	data []byte
