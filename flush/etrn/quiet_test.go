@@ -213,7 +213,7 @@ func TestRunStageAll251(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.NothingWaiting || res.Quiet.Waited || c.calls != 0 || !res.WentQuiet() {
+	if !res.NothingWaiting || res.Quiet.Waited || c.calls != 0 || !res.WentQuiet() || res.Counts()["inbound_quiet"] != 1 {
 		t.Errorf("result = %+v, counter asked %d times; want nothing waiting and no wait", res, c.calls)
 	}
 	if !strings.Contains(res.Summary(), "251") || len(notes) != 3 {

@@ -58,8 +58,14 @@ func (r Result) Counts() map[string]int64 {
 			}
 		}
 	}
+	quiet := int64(0)
+	if r.WentQuiet() {
+		quiet = 1
+	}
+	// inbound_quiet (1/0) carries WentQuiet through pipeline.Report for
+	// the drop stage.
 	return map[string]int64{"started": started, "nothing_waiting": nothing, "refused": failed,
-		"inbound_sessions_max": int64(r.Quiet.MaxSessions)}
+		"inbound_sessions_max": int64(r.Quiet.MaxSessions), "inbound_quiet": quiet}
 }
 
 // Summary is one line for the run summary and status.
