@@ -227,6 +227,7 @@ func TestIMAPSourceUIDValidityChangeInSession(t *testing.T) {
 	steps := []string{"S: * OK [CAPABILITY IMAP4rev1 UIDPLUS] ready", `C: L1 LOGIN "alice" "secret"`, "S: L1 OK [CAPABILITY IMAP4rev1 UIDPLUS] in"}
 	steps = append(steps, sel("T1", "T2", "42")...)
 	steps = append(steps, sel("T3", "T4", "43")...)
+	steps = append(steps, "C: T5 LOGOUT", "S: * BYE bye", "S: T5 OK done")
 	srv := scripted.Start(t, steps)
 	src := IMAPSource{Addr: "imap.test:143", TLS: netconn.TLSNone, User: "alice", Password: pw("secret"), Timeout: 5 * time.Second,
 		Dial: func(context.Context) (net.Conn, error) { return srv.Conn, nil }}
@@ -235,7 +236,6 @@ func TestIMAPSourceUIDValidityChangeInSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer mb.Close(ctx, false)
 	if !strings.HasSuffix(mb.Key(), ";UIDVALIDITY=42") {
 		t.Fatalf("key %q", mb.Key())
 	}
@@ -245,6 +245,7 @@ func TestIMAPSourceUIDValidityChangeInSession(t *testing.T) {
 	if _, err := mb.List(ctx); err == nil || !strings.Contains(err.Error(), "UIDVALIDITY changed") {
 		t.Fatalf("second list after a UIDVALIDITY change: %v", err)
 	}
+	mb.Close(ctx, false)
 	srv.Wait(t)
 }
 
