@@ -117,34 +117,43 @@ func TestCountSockets(t *testing.T) {
 	}
 }
 
-// TestCountInboundLive asks the kernel for a real loopback session.
+// TestCountInboundLive asks the kernel for real loopback sessions, over
+// IPv4 and (where the host has it) IPv6.
 func TestCountInboundLive(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if network == "tcp6" {
+				addr = "[::1]:0"
+			}
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				t.Skipf("no %s loopback here: %v", network, err)
+			}
+			defer ln.Close()
+			port := ln.Addr().(*net.TCPAddr).Port
+			c, err := net.Dial(network, ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			n, err := CountInbound([]int{port}, true)
+			if err != nil {
+				t.Skipf("sock_diag not available here: %v", err)
+			}
+			if n != 1 {
+				t.Errorf("with loopback: %d sessions, want 1", n)
+			}
+			if n, _ := CountInbound([]int{port}, false); n != 0 {
+				t.Errorf("without loopback: %d sessions, want 0", n)
+			}
+		})
 	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := CountInbound([]int{port}, true)
-	if err != nil {
-		t.Skipf("sock_diag not available here: %v", err)
-	}
-	if n != 1 {
-		t.Errorf("with loopback: %d sessions, want 1", n)
-	}
-	if n, _ := CountInbound([]int{port}, false); n != 0 {
-		t.Errorf("without loopback: %d sessions, want 0", n)
-	}
-	c.Close()
-	s.Close()
 }
 
 // fakeRelay answers ETRN on a loopback port with the replies given per
