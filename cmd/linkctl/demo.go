@@ -46,6 +46,7 @@ summary as linkctl run, and says where the delivered messages are.
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			sendQueue := fs.String("send-queue", "", "send the demo queue in `dir`")
 			relay := fs.String("relay", "", "to the demo relay at `addr`")
+			listQueue := fs.String("list-queue", "", "list the demo queue in `dir` as postqueue -j does")
 			hangup := fs.Bool("hangup", false, "hang up the demo modem")
 			return func(a *App, args []string) error {
 				switch {
@@ -53,6 +54,8 @@ summary as linkctl run, and says where the delivered messages are.
 					n, err := demo.SendQueue(a.Ctx, *sendQueue, *relay)
 					fmt.Fprintf(a.Stdout, "queue run: %d message(s) sent to the relay\n", n)
 					return err
+				case *listQueue != "":
+					return demo.ListQueue(*listQueue, a.Stdout)
 				case *hangup:
 					fmt.Fprintln(a.Stdout, "ATH0: NO CARRIER (the demo's modem hung up)")
 					return nil

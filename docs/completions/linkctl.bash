@@ -15,7 +15,7 @@ _linkctl() {
 	done
 	case "$prev" in
 	--log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
-	--auth|--commit-every|--config|--deliver|--drop-command|--etrn-domain|--etrn-server|--fetchlimit|--folder|--grace|--iface|--limit|--mta|--password-command|--password-file|--proto|--secret-dir|--server|--sessions|--state-dir|--timeout|--tls|--to|--user|-c|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--auth|--commit-every|--config|--deliver|--drop-command|--etrn-domain|--etrn-server|--fetchlimit|--folder|--grace|--helo|--iface|--limit|--mta|--password-command|--password-file|--port|--proto|--secret-dir|--server|--sessions|--state-dir|--timeout|--tls|--to|--user|-c|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	esac
 	if [[ -z $cmd ]]; then
 		if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$globals" -- "$cur")); else COMPREPLY=($(compgen -W "$cmds" -- "$cur")); fi
@@ -26,7 +26,9 @@ _linkctl() {
 	daemon) flags="--grace" ;;
 	up) flags="--no-wait" ;;
 	run) flags="--iface --wait" ;;
+	etrn) flags="--force --helo --password-file --port --timeout --tls --user" ;;
 	fetch) flags="--auth --commit-every --deliver --fetchall --fetchlimit --folder --keep --limit --no-received --password-file --proto --server --sessions --state-dir --timeout --tls --to --user --wait" ;;
+	flush) flags="--no-wait --wait-lock" ;;
 	status) flags="--json" ;;
 	check) flags="--offline --quiet" ;;
 	import-fetchmailrc) flags="--force -o --secret-dir" ;;

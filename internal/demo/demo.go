@@ -23,6 +23,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,8 +72,8 @@ type Options struct {
 	Delay          time.Duration
 	// Self is the argv that runs this program's demo helper (the CLI passes
 	// [/path/to/linkctl, demo-helper]); Start appends "--send-queue DIR --relay ADDR"
-	// for the flush stage and "--hangup" for the drop stage. Without it the
-	// pipeline has no flush and no drop stage.
+	// and "--list-queue DIR" for the flush stage and "--hangup" for the drop
+	// stage. Without it the pipeline has no flush and no drop stage.
 	Self []string
 	// Skip leaves these stages out of the config ("flush", "etrn", "drop"),
 	// for a linkctl built without them.
@@ -280,8 +281,9 @@ func (e *Env) config(self, skip []string) []byte {
 		w("  - drop\n")
 	}
 	if has("flush") {
-		w("flush:\n  mta: command\n  wait: none\n")
+		w("flush:\n  mta: command\n  wait: drained\n")
 		w("  flush_command: %s\n", argv(append(append([]string(nil), self...), "--send-queue", e.QueueDir, "--relay", e.RelayAddr)...))
+		w("  list_command: %s\n", argv(append(append([]string(nil), self...), "--list-queue", e.QueueDir)...))
 	}
 	if has("etrn") {
 		w("etrn:\n")
@@ -436,6 +438,45 @@ func SendQueue(ctx context.Context, dir, addr string) (int, error) {
 	}
 	_ = c.Quit()
 	return sent, nil
+}
+
+// ListQueue prints the queue in dir as `postqueue -j` does (one JSON object
+// per message), the listing flush's `mta: command` understands: it lets the
+// flush stage see the queue drain.
+func ListQueue(dir string, w io.Writer) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return errkind.Wrap(errkind.Internal, false, "demo queue "+dir, err)
+	}
+	enc := json.NewEncoder(w)
+	for _, x := range ents {
+		p := filepath.Join(dir, x.Name())
+		from, to, text, err := readQueued(p)
+		if err != nil {
+			continue // sent and removed meanwhile, or not a queue file
+		}
+		fi, _ := x.Info()
+		var arrival int64
+		if fi != nil {
+			arrival = fi.ModTime().Unix()
+		}
+		type rcpt struct {
+			Address string `json:"address"`
+			Reason  string `json:"delay_reason"`
+		}
+		if err := enc.Encode(struct {
+			Queue      string `json:"queue_name"`
+			ID         string `json:"queue_id"`
+			Arrival    int64  `json:"arrival_time"`
+			Size       int    `json:"message_size"`
+			Sender     string `json:"sender"`
+			Recipients []rcpt `json:"recipients"`
+		}{"deferred", strings.TrimSuffix(x.Name(), ".msg"), arrival, len(text), from,
+			[]rcpt{{to, "waiting for the link to come up"}}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readQueued(p string) (from, to, text string, err error) {

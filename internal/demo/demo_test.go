@@ -300,3 +300,23 @@ func TestConfigSkipsStages(t *testing.T) {
 		t.Errorf("pipeline %v, want etrn fetch", names)
 	}
 }
+
+func TestListQueueIsPostqueueJSON(t *testing.T) {
+	e := start(t, Options{Fast: true})
+	var b strings.Builder
+	if err := ListQueue(e.QueueDir, &b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"queue_id":"001"`) ||
+		!strings.Contains(lines[0], `"recipients":[{"address":"anna@partner.example"`) {
+		t.Errorf("listing:\n%s", b.String())
+	}
+	if _, err := SendQueue(context.Background(), e.QueueDir, e.RelayAddr); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if err := ListQueue(e.QueueDir, &b); err != nil || b.Len() != 0 {
+		t.Errorf("empty queue listed %q, %v", b.String(), err)
+	}
+}
