@@ -57,7 +57,7 @@ func (s *sink) close() error { return s.srv.Close() }
 // store writes one message into the Maildir.
 func (s *sink) store(from string, to []string, data []byte) error {
 	host, _ := os.Hostname()
-	name := fmt.Sprintf("%d.M%dP%d.%s", time.Now().Unix(), s.seq.Add(1), os.Getpid(), host)
+	name := fmt.Sprintf("%d.M%04dP%d.%s", time.Now().Unix(), s.seq.Add(1), os.Getpid(), host)
 	tmp := filepath.Join(s.maildir, "tmp", name)
 	var hdr bytes.Buffer
 	fmt.Fprintf(&hdr, "Delivered-To: %s\n", first(to))
