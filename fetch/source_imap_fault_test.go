@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -137,20 +138,35 @@ func maildirIDs(t *testing.T, dir string) []string {
 // IMAP twin of the POP3 fault matrix.
 func TestIMAPLinkCutAtManyOffsets(t *testing.T) {
 	testpeer.Short(t)
-	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{})
+	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Compress: true})
+	for _, compress := range []string{"off", "on"} {
+		t.Run("compress="+compress, func(t *testing.T) { imapCutMatrix(t, d, compress) })
+	}
+}
+
+// imapCutMatrix is TestIMAPLinkCutAtManyOffsets for one compress mode;
+// with COMPRESS the cuts fall inside the deflate stream.
+func imapCutMatrix(t *testing.T, d *testpeer.Dovecot, compress string) {
 	fill := func(tag string, n int) []string {
 		var ids []string
 		for i := range n {
 			id := fmt.Sprintf("%s-%d@example.org", tag, i)
+			// Text that deflate cannot collapse, so that with COMPRESS the
+			// cuts still fall inside the messages.
+			r := rand.New(rand.NewPCG(uint64(i), uint64(len(tag))))
+			var body strings.Builder
+			for range 20 + 30*i {
+				fmt.Fprintf(&body, "line %x %x\n", r.Uint64(), r.Uint32())
+			}
 			d.AddMessage("user", "INBOX", []byte(fmt.Sprintf("From: a@example.org\nTo: u@example.net\nSubject: %s\nMessage-ID: <%s>\n\n%s",
-				id, id, strings.Repeat("a line of body text to fill the message up\n", 20+30*i))))
+				id, id, body.String())))
 			ids = append(ids, id)
 		}
 		sort.Strings(ids)
 		return ids
 	}
 	run := func(addr, state, maildir string, timeout time.Duration) (Result, error) {
-		src := IMAPSource{Addr: addr, TLS: netconn.TLSNone, User: "user", Password: pw("password"), Timeout: timeout}
+		src := IMAPSource{Addr: addr, TLS: netconn.TLSNone, User: "user", Password: pw("password"), Timeout: timeout, Compress: compress}
 		acct := Account{Name: "u", Proto: "imap", Server: addr, Open: src.Open,
 			Target: deliver.NewMaildir(deliver.MaildirOptions{Path: maildir}), To: []string{"u@example.net"}}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -172,16 +188,20 @@ func TestIMAPLinkCutAtManyOffsets(t *testing.T) {
 		blackHole bool
 	}
 	var cuts []cut
-	for _, f := range []float64{0, 0.01, 0.05, 0.1, 0.35, 0.5, 0.8, 0.9, 0.97, 0.999} {
+	resets, holes := []float64{0, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.999}, []float64{0.1, 0.9}
+	if compress == "on" {
+		resets, holes = []float64{0.03, 0.3, 0.6, 0.9, 0.99}, []float64{0.5}
+	}
+	for _, f := range resets {
 		cuts = append(cuts, cut{f, false})
 	}
-	for _, f := range []float64{0.1, 0.5, 0.99} {
+	for _, f := range holes {
 		cuts = append(cuts, cut{f, true})
 	}
 	for i, c := range cuts {
 		after := int64(c.frac * float64(total))
 		t.Run(fmt.Sprintf("%d-at%d-blackhole=%v", i, after, c.blackHole), func(t *testing.T) {
-			want := fill(fmt.Sprintf("cut%d", i), 6)
+			want := fill(fmt.Sprintf("cut%s%d", compress, i), 6)
 			p := startCutProxy(t, d.IMAPAddr(), after, c.blackHole)
 			state, maildir := t.TempDir(), t.TempDir()
 			timeout := 5 * time.Second
