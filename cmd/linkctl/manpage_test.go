@@ -81,6 +81,33 @@ func roff(s string) string {
 	return b.String()
 }
 
+// helpRoff lets roff fill a command's help text, except indented lines
+// (examples), which keep their layout.
+func helpRoff(help string) string {
+	var b strings.Builder
+	literal := false
+	for _, l := range strings.Split(strings.TrimSpace(help), "\n") {
+		indented := strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t")
+		switch {
+		case indented && !literal:
+			b.WriteString(".nf\n")
+			literal = true
+		case !indented && literal:
+			b.WriteString(".fi\n")
+			literal = false
+		}
+		if strings.TrimSpace(l) == "" {
+			b.WriteString(".IP\n")
+			continue
+		}
+		b.WriteString(roff(l))
+	}
+	if literal {
+		b.WriteString(".fi\n")
+	}
+	return b.String()
+}
+
 func roffOpt(s string) string {
 	return strings.ReplaceAll(strings.TrimSuffix(roff(strings.TrimSpace(s)), "\n"), "-", `\-`)
 }
@@ -101,7 +128,7 @@ func genMan() []byte {
 		}
 		w("\n%s", roff(c.Summary+"."))
 		if c.Help != "" {
-			w(".IP\n.nf\n%s.fi\n", roff(strings.TrimSpace(c.Help)))
+			w(".IP\n%s", helpRoff(c.Help))
 		}
 		var local []docFlag
 		for _, f := range c.flags {
