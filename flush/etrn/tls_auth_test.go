@@ -281,3 +281,5 @@ func TestImplicitTLS(t *testing.T) {
 		t.Error("implicit TLS does not default to port 465")
 	}
 }
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

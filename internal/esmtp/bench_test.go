@@ -1,4 +1,4 @@
-package etrn
+package esmtp
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ func BenchmarkReadReply(b *testing.B) {
 	r := bufio.NewReader(nil)
 	for b.Loop() {
 		r.Reset(bytes.NewReader(data))
-		if _, err := readReply(r, nil); err != nil {
+		if _, err := ReadReply(r, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

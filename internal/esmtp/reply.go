@@ -1,4 +1,4 @@
-package etrn
+package esmtp
 
 import (
 	"bufio"
@@ -73,13 +73,13 @@ func readLine(br *bufio.Reader, max int) (string, error) {
 	return strings.TrimSuffix(s, "\r"), nil
 }
 
-// readReply reads one possibly multi-line reply (RFC 5321 section 4.2.1:
+// ReadReply reads one possibly multi-line reply (RFC 5321 section 4.2.1:
 // "250-text" continues, "250 text" ends; every line carries the same
 // code). Overlong lines, too many lines, a missing or changing code are
 // protocol errors; I/O errors (including deadline expiry) are returned as
 // they are for the caller to classify.
 // onLine, when set, sees every raw line (for the transcript).
-func readReply(br *bufio.Reader, onLine func(string)) (Reply, error) {
+func ReadReply(br *bufio.Reader, onLine func(string)) (Reply, error) {
 	var r Reply
 	for n := 0; ; n++ {
 		if n == maxReplyLines {
