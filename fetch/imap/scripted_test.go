@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -509,5 +510,36 @@ func TestStallMidLiteralTimesOut(t *testing.T) {
 	})
 	if errkind.KindOf(err) != errkind.Network || !strings.Contains(err.Error(), "no answer") {
 		t.Fatalf("stalled literal: %v", err)
+	}
+}
+
+// TestCorruptDeflateStream: after COMPRESS the server sends octets that
+// are not deflate: the next command fails as a protocol error, no hang.
+func TestCorruptDeflateStream(t *testing.T) {
+	c, s := net.Pipe()
+	t.Cleanup(func() { c.Close(); s.Close() })
+	go func() {
+		r := bufio.NewReader(s)
+		io.WriteString(s, "* OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] hi\r\n")
+		r.ReadString('\n') // LOGIN
+		io.WriteString(s, "L1 OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] in\r\n")
+		r.ReadString('\n') // COMPRESS DEFLATE
+		io.WriteString(s, "L2 OK compressing\r\n")
+		go io.Copy(io.Discard, r)
+		s.Write(bytes.Repeat([]byte{0xff}, 64)) // reserved block type: invalid deflate
+	}()
+	o := Options{Addr: "imap.test:143", TLS: netconn.TLSNone, User: "alice", Password: pass("secret"),
+		Timeout: 5 * time.Second, Logger: testLogger(t), Dial: func(context.Context) (net.Conn, error) { return c, nil }}
+	cl, err := Dial(ctxT(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if !cl.Compressed() {
+		t.Fatal("COMPRESS not active")
+	}
+	_, _, err = cl.SelectList(ctxT(t), "INBOX")
+	if errkind.KindOf(err) != errkind.Protocol {
+		t.Fatalf("corrupt deflate: %v (kind %v), want a protocol error", err, errkind.KindOf(err))
 	}
 }
