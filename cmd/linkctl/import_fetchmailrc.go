@@ -75,7 +75,11 @@ func (a *App) importFetchmailrc(file, out, secretDir string, force bool) error {
 	}
 
 	opts := fetchmailrc.Options{InlineSecrets: out != "", SecretDir: secretDir, LocalUser: localUser(), Hostname: hostname()}
-	if opts.SecretDir == "" {
+	switch {
+	case opts.SecretDir != "":
+	case out != "":
+		opts.SecretDir = filepath.Dir(out) // beside the config
+	default:
 		opts.SecretDir = filepath.Dir(config.DefaultPath())
 	}
 	if abs, err := filepath.Abs(opts.SecretDir); err == nil {

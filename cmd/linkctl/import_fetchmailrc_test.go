@@ -91,3 +91,24 @@ func TestImportFetchmailrcSyntaxError(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+// The shipped samples convert into configs `linkctl check` accepts (offline:
+// the sample servers are not ours to resolve).
+func TestImportedSamplesPassCheck(t *testing.T) {
+	// The shared samples (the kitchen-sink has an account without a password,
+	// whose password_file the user must fill first).
+	files, _ := filepath.Glob("../../config/fetchmailrc/testdata/book-*.rc")
+	if len(files) < 2 {
+		t.Fatalf("samples: %v", files)
+	}
+	for _, rc := range files {
+		out := filepath.Join(t.TempDir(), "linkctl.yaml")
+		if _, errOut, code := linkctl(t, nil, "import-fetchmailrc", "-o", out, rc); code != 0 {
+			t.Errorf("%s: import exited %d: %s", rc, code, errOut)
+			continue
+		}
+		if stdout, errOut, code := linkctl(t, nil, "-c", out, "check", "--offline"); code != 0 {
+			t.Errorf("%s: check exited %d:\n%s\n%s", rc, code, stdout, errOut)
+		}
+	}
+}
