@@ -236,6 +236,7 @@ func TestNetworkdDispatcher(t *testing.T) {
 	}{
 		{[]string{"IFACE=wwan0", "STATE=routable", "ADDR=192.0.2.7", "IP_ADDRS=192.0.2.7"}, "up --no-wait wwan0"},
 		{[]string{"IFACE=wwan0", "STATE=off"}, "down wwan0"},
+		{[]string{"IFACE=wwan0", "OperationalState=routable", "AdministrativeState=configured"}, "up --no-wait wwan0"},
 		{[]string{"IFACE=wwan0", "STATE=no-carrier"}, "down wwan0"},
 		{[]string{"IFACE=wwan0", "STATE=degraded"}, ""},
 		{[]string{"IFACE=wwan0", "STATE=configuring"}, ""},
