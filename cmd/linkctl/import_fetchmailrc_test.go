@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,5 +111,17 @@ func TestImportedSamplesPassCheck(t *testing.T) {
 		if stdout, errOut, code := linkctl(t, nil, "-c", out, "check", "--offline"); code != 0 {
 			t.Errorf("%s: check exited %d:\n%s\n%s", rc, code, stdout, errOut)
 		}
+	}
+}
+
+func TestImportFetchmailrcFromStdin(t *testing.T) {
+	cmd := exec.Command(linkctlBin, "import-fetchmailrc", "--secret-dir", t.TempDir(), "-")
+	cmd.Stdin = strings.NewReader("poll imap.example.net proto imap user u password p ssl\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	if !strings.Contains(string(out), "proto: imap") || !strings.Contains(string(out), "converted from (stdin)") {
+		t.Errorf("output:\n%s", out)
 	}
 }
