@@ -2,16 +2,11 @@ package fetch
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"syscall"
@@ -22,6 +17,7 @@ import (
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 	"github.com/linkctl/linkctl/internal/scripted"
+	"github.com/linkctl/linkctl/internal/testpeer"
 )
 
 func pw(s string) func(context.Context) (string, error) {
@@ -194,23 +190,8 @@ func TestPOP3SourceSTLSMissing(t *testing.T) {
 }
 
 func testCA(t *testing.T) (*x509.CertPool, tls.Certificate) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pop.test"}, DNSNames: []string{"pop.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	cert, pool := testpeer.SelfSigned(t, "pop.test")
+	return pool, cert
 }
 
 func loopback(t *testing.T, srv *pop3test.Server) string {

@@ -3,17 +3,11 @@ package etrn
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/md5"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
@@ -22,30 +16,8 @@ import (
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 	"github.com/linkctl/linkctl/internal/scripted"
+	"github.com/linkctl/linkctl/internal/testpeer"
 )
-
-// testCert makes a self-signed certificate for relay.test.
-func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay.test"},
-		DNSNames: []string{"relay.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
 
 // tlsRelay plays a relay that offers STARTTLS, over a loopback TCP pair
 // (net.Pipe has no buffer, and a client that aborts a handshake half-way
@@ -108,7 +80,7 @@ func tlsRelay(t *testing.T, cert tls.Certificate, afterTLS []string) (net.Conn, 
 // TestStartTLSThenETRN: STARTTLS with a trusted certificate, EHLO again
 // over TLS, AUTH (allowed now that the session is encrypted), ETRN.
 func TestStartTLSThenETRN(t *testing.T) {
-	cert, pool := testCert(t)
+	cert, pool := testpeer.SelfSigned(t, "relay.test")
 	conn, got := tlsRelay(t, cert, []string{
 		"C: EHLO", "S: 250-relay.test", "S: 250-AUTH PLAIN LOGIN", "S: 250 ETRN",
 		"C: AUTH", "S: 235 2.7.0 ok", "C: ETRN", "S: 250 Queuing started", "C: QUIT", "S: 221 bye",
@@ -134,7 +106,7 @@ func TestStartTLSThenETRN(t *testing.T) {
 // TestStartTLSUntrusted: a certificate we do not trust ends the session
 // before anything is sent over it, permanently.
 func TestStartTLSUntrusted(t *testing.T) {
-	cert, _ := testCert(t)
+	cert, _ := testpeer.SelfSigned(t, "relay.test")
 	conn, got := tlsRelay(t, cert, []string{"C: EHLO"})
 	s := plainServer("example.org")
 	s.TLS = netconn.TLSStartTLS // system roots: the test CA is unknown
@@ -238,7 +210,7 @@ func TestAuthNeedsTLS(t *testing.T) {
 // TestImplicitTLS: tls: implicit dials TLS from the first byte (port 465
 // by default), sends no STARTTLS, and counts as secure for AUTH.
 func TestImplicitTLS(t *testing.T) {
-	cert, pool := testCert(t)
+	cert, pool := testpeer.SelfSigned(t, "relay.test")
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
