@@ -25,6 +25,10 @@
 // STATUS line always names what is going on ("run 4: fetch", "idle: ppp0 is
 // up with ..."). An idle daemon wakes up for nothing: the interval timer
 // only runs while the link is up.
+//
+// While the link is up, the accounts of Options.Idle are watched (IMAP
+// IDLE, or polling): new mail there is fetched within seconds by a run of
+// that account's fetch alone; see idle.go.
 package daemon
 
 import (
@@ -59,6 +63,7 @@ type Watcher interface {
 type Reloaded struct {
 	Steps    []pipeline.Step
 	Interval time.Duration
+	Idle     []IdleAccount // replaces Options.Idle: the watchers restart
 }
 
 // Options configures the daemon.
@@ -71,6 +76,10 @@ type Options struct {
 	Steps    []pipeline.Step
 	Interval time.Duration // re-run while up; 0: only on triggers
 	Grace    time.Duration // SIGTERM: the run in flight may finish this long (default 30s)
+
+	// Idle are the accounts watched while the link is up (IMAP IDLE);
+	// new mail there is fetched by a run of the account's Fetch alone.
+	Idle []IdleAccount
 
 	Watcher Watcher
 	// Reload re-reads the config on SIGHUP. nil: SIGHUP is logged and ignored.
@@ -91,6 +100,10 @@ type Status struct {
 	Pending      bool            `json:"pending"` // a follow-up run is queued
 	NextInterval time.Time       `json:"next_interval,omitzero"`
 	Stopping     bool            `json:"stopping,omitempty"`
+	// Watchers are the IMAP watchers of the idle accounts (while up).
+	Watchers []WatcherStatus `json:"watchers,omitempty"`
+	// IdlePending are the accounts whose idle-triggered fetch is queued.
+	IdlePending []string `json:"idle_pending,omitempty"`
 }
 
 // LinkStatus is the watcher's last word.
@@ -125,12 +138,20 @@ type Daemon struct {
 	runID    uint64
 	runs     sync.WaitGroup
 	runCtx   context.Context
+	steps    []pipeline.Step // the pipeline (the runner's steps are set per run)
+
+	idle        []IdleAccount
+	idlePending []idleWork
+	idleGen     uint64
+	watch       *watchSet // nil while no watchers run
+	watchers    sync.WaitGroup
 }
 
 // batch is the triggers one run serves.
 type batch struct {
 	reqs    []pipeline.Request
 	waiters []*waiter
+	idle    string // the account of an idle-triggered fetch ("" for the pipeline)
 }
 
 // waiter is a `linkctl up --wait` client.
@@ -155,7 +176,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notify, quitReq: make(chan struct{}, 1),
 		runDone: make(chan struct{}, 1), next: &batch{}, interval: opts.Interval, met: newMetrics(),
-		stage: map[string]bool{}}
+		stage: map[string]bool{}, steps: opts.Steps, idle: opts.Idle}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -235,7 +256,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// runCtx outlives ctx's first phase: only an explicit cancel stops runs.
 	runCtx, cancelRuns := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancelRuns(errors.New("daemon exiting"))
+	d.mu.Lock()
 	d.runCtx = runCtx
+	d.mu.Unlock()
+	defer func() {
+		d.stopWatchers(causeShutdown())
+		d.waitWatchers()
+	}()
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	var bg sync.WaitGroup
@@ -303,6 +330,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		running := d.cur != nil
 		d.mu.Unlock()
 		dropped.fail(errkind.New(errkind.Internal, true, "", "the daemon is stopping"))
+		d.stopWatchers(causeShutdown())
 		stopT()
 		d.notify("STOPPING=1\nSTATUS=stopping: " + why)
 		if running {
@@ -378,6 +406,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // exitNow cancels everything and returns without waiting for stages.
 func (d *Daemon) exitNow(cancelRuns context.CancelCauseFunc, why string) {
 	d.notify("STOPPING=1\nSTATUS=exiting: " + why)
+	d.stopWatchers(causeShutdown())
 	d.runner.Cancel(errkind.New(errkind.Internal, true, "", "shutdown"))
 	cancelRuns(errkind.New(errkind.Internal, true, "", "shutdown"))
 	d.mu.Lock()
@@ -416,9 +445,11 @@ func (d *Daemon) onEdge(e linkwatch.Edge) {
 	running := d.cur != nil
 	d.mu.Unlock()
 	if e.Up {
+		d.startWatchers(false)
 		d.status("")
 		return
 	}
+	d.stopWatchers(causeLinkDown())
 	dropped.fail(errkind.New(errkind.Network, true, "", "link down"))
 	if running && d.runner.Cancel(errkind.New(errkind.Network, true, "", "link down")) {
 		d.log.Warn("link down: cancelling the run in flight", "reason", e.Reason)
@@ -449,16 +480,26 @@ func (d *Daemon) trigger(req pipeline.Request, w *waiter) bool {
 	return true
 }
 
+// startLocked starts the next run: the queued pipeline run if any, else
+// the first queued idle-triggered fetch.
 func (d *Daemon) startLocked() {
+	if len(d.next.reqs) == 0 {
+		d.startIdleLocked()
+		return
+	}
 	b := d.next
 	d.next, d.cur = &batch{}, b
 	req := b.reqs[0]
 	if n := len(b.reqs); n > 1 {
 		req.Cause = fmt.Sprintf("%s (+%d coalesced)", req.Cause, n-1)
 	}
+	steps := d.steps
 	d.runs.Add(1)
 	go func() {
 		defer d.runs.Done()
+		// Only the daemon's runs use the runner, one at a time: the steps
+		// set here are the ones Run takes.
+		d.runner.SetSteps(steps)
 		rep, _ := d.runner.Run(d.runCtx, req)
 		d.finish(b, rep)
 	}()
@@ -467,6 +508,9 @@ func (d *Daemon) startLocked() {
 func (d *Daemon) finish(b *batch, rep pipeline.RunReport) {
 	d.mu.Lock()
 	d.met.addRun(rep)
+	if b.idle != "" {
+		d.met.idleRun(rep)
+	}
 	// The metrics are on disk before anyone hears the run ended.
 	d.saveMetricsLocked()
 	d.mu.Unlock()
@@ -475,7 +519,7 @@ func (d *Daemon) finish(b *batch, rep pipeline.RunReport) {
 	}
 	d.mu.Lock()
 	d.cur = nil
-	if len(d.next.reqs) > 0 && !d.stopping {
+	if (len(d.next.reqs) > 0 || len(d.idlePending) > 0) && !d.stopping {
 		d.startLocked()
 	}
 	d.mu.Unlock()
@@ -550,6 +594,9 @@ func (d *Daemon) status(extra string) {
 		s = fmt.Sprintf("run %d", d.runID)
 	case d.link.Up:
 		s = "idle: " + d.link.Reason
+		if d.watch != nil {
+			s += fmt.Sprintf("; watching %d IMAP folder(s)", len(d.watch.status))
+		}
 	default:
 		s = "waiting for the link"
 		if d.link.Reason != "" {
@@ -574,11 +621,19 @@ func (d *Daemon) reload() {
 		d.status("reload failed")
 		return
 	}
-	d.runner.SetSteps(r.Steps)
 	d.mu.Lock()
+	d.steps = r.Steps
 	d.interval = r.Interval
+	d.idle = r.Idle
+	restart := d.watch != nil || (d.link.Up && len(r.Idle) > 0)
 	d.mu.Unlock()
-	d.log.Info("config reloaded: the next run uses it", "stages", len(r.Steps), "interval", r.Interval)
+	d.log.Info("config reloaded: the next run uses it", "stages", len(r.Steps), "interval", r.Interval, "idle_accounts", len(r.Idle))
+	if restart {
+		// The new watchers' first connections do not notify: one catch-up
+		// fetch per account covers mail that arrived in between.
+		d.stopWatchers(errkind.New(errkind.Internal, true, "", "config reloaded"))
+		d.startWatchers(true)
+	}
 }
 
 // Snapshot returns the daemon's status.
@@ -586,6 +641,10 @@ func (d *Daemon) Snapshot() Status {
 	st := Status{PID: os.Getpid(), Runner: d.runner.Status()}
 	d.mu.Lock()
 	st.Link, st.Pending, st.NextInterval, st.Stopping = d.link, len(d.next.reqs) > 0, d.nextTick, d.stopping
+	st.Watchers = d.watcherStatusLocked()
+	for _, w := range d.idlePending {
+		st.IdlePending = append(st.IdlePending, w.account)
+	}
 	d.mu.Unlock()
 	// Between edges the watcher knows the newer reason ("ppp0 has no
 	// global address yet").
@@ -616,6 +675,7 @@ func (d *Daemon) handle(ctx context.Context, req control.Request, send func(even
 		d.mu.Lock()
 		dropped := d.next
 		d.next = &batch{}
+		d.idlePending = nil // the watchers stay: the link state is the watcher's
 		d.mu.Unlock()
 		dropped.fail(errkind.New(errkind.Network, true, "", "link down"))
 		if d.runner.Cancel(errkind.New(errkind.Network, true, "", "link down")) {

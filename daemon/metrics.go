@@ -22,13 +22,16 @@ type metrics struct {
 	stageLastEnd map[string]time.Time
 	lastRunEnd   time.Time
 	lastRunDur   time.Duration
-	upSeconds    time.Duration // closed up intervals
-	upSince      time.Time     // zero while down
+	upSeconds    time.Duration       // closed up intervals
+	upSince      time.Time           // zero while down
+	idleNotes    map[[2]string]int64 // account, folder -> IMAP watcher notifications
+	idleRuns     map[string]int64    // result -> idle-triggered fetch runs (also in runs)
 }
 
 func newMetrics() *metrics {
 	return &metrics{runs: map[string]int64{}, stageRuns: map[[2]string]int64{},
-		counts: map[[2]string]int64{}, stageLastEnd: map[string]time.Time{}}
+		counts: map[[2]string]int64{}, stageLastEnd: map[string]time.Time{},
+		idleNotes: map[[2]string]int64{}, idleRuns: map[string]int64{}}
 }
 
 func (m *metrics) addRun(rep pipeline.RunReport) {
@@ -44,6 +47,15 @@ func (m *metrics) addRun(rep pipeline.RunReport) {
 		}
 	}
 }
+
+// idleNotify counts a watcher's notification.
+func (m *metrics) idleNotify(account, folder string) {
+	m.idleNotes[[2]string{account, folder}]++
+}
+
+// idleRun counts an idle-triggered fetch run (addRun counted it as a run
+// too: its fetch figures are in the fetch stage's series).
+func (m *metrics) idleRun(rep pipeline.RunReport) { m.idleRuns[string(rep.Result)]++ }
 
 func (m *metrics) linkUp(up bool, at time.Time) {
 	switch {
@@ -98,6 +110,14 @@ func (m *metrics) render(now time.Time) []byte {
 		fmt.Fprintf(&b, "linkctl_last_run_timestamp_seconds %s\n", unixTime(m.lastRunEnd))
 		head("linkctl_last_run_duration_seconds", "gauge", "How long the last run took.")
 		fmt.Fprintf(&b, "linkctl_last_run_duration_seconds %.3f\n", m.lastRunDur.Seconds())
+	}
+	head("linkctl_idle_notifications_total", "counter", "New-mail notifications from the IMAP watchers (IDLE or polling), by account and folder.")
+	for _, k := range sortedPairs(m.idleNotes) {
+		fmt.Fprintf(&b, "linkctl_idle_notifications_total{account=%s,folder=%s} %d\n", label(k[0]), label(k[1]), m.idleNotes[k])
+	}
+	head("linkctl_idle_fetch_runs_total", "counter", "Runs that fetched one account after an IMAP watcher's notification (also counted in linkctl_runs_total), by result.")
+	for _, k := range sortedKeys(m.idleRuns) {
+		fmt.Fprintf(&b, "linkctl_idle_fetch_runs_total{result=%s} %d\n", label(k), m.idleRuns[k])
 	}
 	up, total := 0, m.upSeconds
 	if !m.upSince.IsZero() {

@@ -61,6 +61,10 @@ func (a *App) daemon(grace time.Duration) error {
 	if err != nil {
 		return err
 	}
+	idle, err := a.idleAccounts(cfg)
+	if err != nil {
+		return err
+	}
 	w, err := linkwatch.NewWatcher(linkwatch.Options{Watch: cfg.Link.Watch, Settle: cfg.Link.Settle, Logger: a.Log})
 	if err != nil {
 		return err
@@ -74,6 +78,7 @@ func (a *App) daemon(grace time.Duration) error {
 		Steps:         steps,
 		Interval:      cfg.Link.Interval,
 		Grace:         grace,
+		Idle:          idle,
 		Watcher:       w,
 		Reload:        func() (daemon.Reloaded, error) { return a.reload(cfg) },
 		Sink:          r.Sink,
@@ -100,11 +105,15 @@ func (a *App) reload(old *config.Config) (daemon.Reloaded, error) {
 	if err != nil {
 		return daemon.Reloaded{}, err
 	}
+	idle, err := a.idleAccounts(cfg)
+	if err != nil {
+		return daemon.Reloaded{}, err
+	}
 	if !slices.Equal(cfg.Link.Watch, old.Link.Watch) || cfg.Link.Settle != old.Link.Settle ||
 		cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket || cfg.MetricsFile != old.MetricsFile {
 		a.Log.Warn("config reloaded, but link.watch, link.settle, state_dir, control_socket and metrics_file change only on a restart")
 	}
-	return daemon.Reloaded{Steps: steps, Interval: cfg.Link.Interval}, nil
+	return daemon.Reloaded{Steps: steps, Interval: cfg.Link.Interval, Idle: idle}, nil
 }
 
 // buildDropStage turns the drop section into the last pipeline stage.
