@@ -270,7 +270,9 @@ func TestNoWatchersWhileDown(t *testing.T) {
 	imap := newFakeIMAP()
 	h := start(t, nil, func(o *Options) {
 		o.Idle = []IdleAccount{imap.account("work", work, "INBOX")}
-		o.Reload = func() (Reloaded, error) { return Reloaded{Idle: []IdleAccount{imap.account("work", work, "INBOX")}}, nil }
+		o.Reload = func() (Reloaded, error) {
+			return Reloaded{Idle: []IdleAccount{imap.account("work", work, "INBOX")}}, nil
+		}
 	})
 	h.sigs <- syscall.SIGHUP // a reload while down starts nothing
 	h.sigs <- syscall.SIGUSR1

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkctl/linkctl/config"
+	"github.com/linkctl/linkctl/daemon"
+	"github.com/linkctl/linkctl/fetch/imap/imaptest"
+	"github.com/linkctl/linkctl/internal/event"
+	"github.com/linkctl/linkctl/internal/testpeer"
+	"github.com/linkctl/linkctl/linkwatch"
+)
+
+// edgeFeed is the daemon's link watcher, driven by the test.
+type edgeFeed struct{ edges chan linkwatch.Edge }
+
+func (f *edgeFeed) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (f *edgeFeed) Edges() <-chan linkwatch.Edge  { return f.edges }
+
+type idleTestLog struct{ t *testing.T }
+
+func (w idleTestLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func idleTestMessage(i int) string {
+	return fmt.Sprintf("From: a@example.org\r\nSubject: idle %d\r\nMessage-ID: <idle%d@t>\r\n\r\nbody %d\r\n", i, i, i)
+}
+
+// TestDaemonIdleDeliversNewMail: the daemon, built from a config as
+// `linkctl daemon` builds it, watches an IMAP account with idle: true
+// while the link is up. A message appended to the server is delivered to
+// the local MTA by the watcher's fetch alone: the pipeline has no fetch
+// stage. On the down edge the watcher stops and status lists none.
+func TestDaemonIdleDeliversNewMail(t *testing.T) {
+	srv := imaptest.Start(t, imaptest.Options{UIDPlus: true})
+	sink := testpeer.StartSink(t, testpeer.SinkOptions{})
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`state_dir: %s/state
+link: {watch: [lktnone9]}
+pipeline:
+  - exec: [sh, -c, "true"]
+fetch:
+  deliver: {smtp: "%s"}
+  accounts:
+    - {name: work, proto: imap, server: "%s", tls: none, user: %s, password: %s, to: [chavez@sink.test], idle: true}
+    - {name: other, proto: imap, server: "127.0.0.1:1", tls: none, user: x, password: y, to: [chavez@sink.test]}
+`, dir, sink.Addr(), srv.Addr, srv.User, srv.Pass)
+	cfg, err := config.Parse(dir+"/linkctl.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(idleTestLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := &App{Ctx: ctx, Stdout: io.Discard, Stderr: io.Discard, Log: log}
+	idle, err := a.idleAccounts(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(idle) != 1 || idle[0].Name != "work" || len(idle[0].Folders) != 1 || idle[0].Folders[0] != "INBOX" {
+		t.Fatalf("idle accounts %+v: want work/INBOX only (other has no idle)", idle)
+	}
+	steps, err := a.BuildSteps(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := &edgeFeed{edges: make(chan linkwatch.Edge)}
+	fetched := make(chan string, 64)
+	d, err := daemon.New(daemon.Options{
+		StateDir: cfg.StateDir, LockPath: RunLockPath(cfg), Steps: steps, Idle: idle, Watcher: feed,
+		Signals: make(chan os.Signal), Notify: func(string) {}, Logger: log,
+		Sink: func(e event.Event) {
+			if e.Type == event.RunEnd {
+				fetched <- e.Text
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	feed.edges <- linkwatch.Edge{Up: true, Iface: "ppp0", Reason: "ppp0 is up", Cause: "test", Time: time.Now()}
+	<-fetched // the up edge's pipeline run: exec true, no fetch
+
+	// Until the watcher idles, an appended message is not noticed (its
+	// first SELECT counts it as old mail); it is fetched with the next one.
+	// So append one at a time until the sink has mail, then wait for all.
+	appended := 0
+	deadline := time.Now().Add(20 * time.Second) // a hang guard, not a speed target
+	for len(sink.Messages()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no message delivered after %d appends while idling: %+v", appended, d.Snapshot())
+		}
+		appended++
+		srv.Append(t, "INBOX", idleTestMessage(appended))
+		for i := 0; i < 50 && len(sink.Messages()) == 0; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for len(sink.Messages()) < appended || srv.Messages(t, "INBOX") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages delivered, %d left on the server", len(sink.Messages()), appended, srv.Messages(t, "INBOX"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	msgs := sink.Messages()
+	if len(msgs) != appended {
+		t.Errorf("sink got %d messages for %d appended (duplicates?)", len(msgs), appended)
+	}
+	if !bytes.Contains(msgs[0].Data, []byte("Subject: idle ")) || len(msgs[0].To) != 1 || !strings.HasPrefix(msgs[0].To[0], "chavez@sink.test") {
+		t.Errorf("first delivery %q -> %v", msgs[0].Data, msgs[0].To)
+	}
+
+	st := d.Snapshot()
+	if len(st.Watchers) != 1 || st.Watchers[0].Account != "work" || st.Watchers[0].Folder != "INBOX" ||
+		st.Watchers[0].Mode != "idle" || st.Watchers[0].Notifications == 0 {
+		t.Errorf("watchers %+v", st.Watchers)
+	}
+	if lr := st.Runner.LastRun; lr == nil || !strings.HasPrefix(lr.Cause, "new mail (IDLE): work/INBOX") ||
+		len(lr.Stages) != 1 || lr.Stages[0].Name != "fetch" {
+		t.Errorf("last run %+v", lr)
+	}
+	var out bytes.Buffer
+	printWatchers(&out, st.Watchers, nil)
+	if !strings.Contains(out.String(), "work/INBOX") || !strings.Contains(out.String(), "idle") ||
+		!strings.Contains(out.String(), "last new mail") {
+		t.Errorf("status text:\n%s", out.String())
+	}
+
+	feed.edges <- linkwatch.Edge{Up: false, Reason: "ppp0 is down", Cause: "test", Time: time.Now()}
+	for i := 0; len(d.Snapshot().Watchers) != 0; i++ {
+		if i > 2000 {
+			t.Fatal("the watchers still run after the down edge")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// While down, new mail waits on the server.
+	srv.Append(t, "INBOX", idleTestMessage(999))
+	before := len(sink.Messages())
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil
+	if n := len(sink.Messages()); n != before || srv.Messages(t, "INBOX") != 1 {
+		t.Errorf("mail was fetched while the link was down: sink %d (was %d), server %d", n, before, srv.Messages(t, "INBOX"))
+	}
+}
