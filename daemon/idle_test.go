@@ -244,6 +244,9 @@ func TestIdleWatchersStopOnShutdown(t *testing.T) {
 	h.edge(up("ppp0"))
 	w := imap.watches(t, 1)["INBOX"]
 	h.lastRun(1)
+	want := "STATUS=idle: ppp0 is up with 192.0.2.7/32; watching 1 IMAP folder(s)"
+	for n := wait(t, h.notes, "STATUS"); n != want; n = wait(t, h.notes, "STATUS") {
+	}
 	h.sigs <- syscall.SIGTERM
 	if c := wait(t, w.ended, "the watcher to stop"); c.Error() != "shutdown" {
 		t.Errorf("watcher ended with %v", c)

@@ -43,6 +43,30 @@ func idleTestMessage(i int) string {
 // stage. On the down edge the watcher stops and status lists none.
 func TestDaemonIdleDeliversNewMail(t *testing.T) {
 	srv := imaptest.Start(t, imaptest.Options{UIDPlus: true})
+	idleDaemonTest(t, idleServer{addr: srv.Addr, user: srv.User, pass: srv.Pass,
+		add:   func(msg string) { srv.Append(t, "INBOX", msg) },
+		count: func() int { return srv.Messages(t, "INBOX") }})
+}
+
+// TestDaemonIdleDovecot: the same against a real Dovecot, with
+// COMPRESS=DEFLATE under the IDLE connection.
+func TestDaemonIdleDovecot(t *testing.T) {
+	testpeer.Short(t)
+	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Compress: true})
+	d.AddMessage("user", "INBOX", []byte(idleTestMessage(0))) // the folder exists
+	d.Clear("user", "INBOX")
+	idleDaemonTest(t, idleServer{addr: d.IMAPAddr(), user: "user", pass: "password",
+		add:   func(msg string) { d.AddMessage("user", "INBOX", []byte(msg)) },
+		count: func() int { return d.Count("user", "INBOX") }})
+}
+
+type idleServer struct {
+	addr, user, pass string
+	add              func(msg string)
+	count            func() int
+}
+
+func idleDaemonTest(t *testing.T, srv idleServer) {
 	sink := testpeer.StartSink(t, testpeer.SinkOptions{})
 	dir := t.TempDir()
 	yaml := fmt.Sprintf(`state_dir: %s/state
@@ -54,7 +78,7 @@ fetch:
   accounts:
     - {name: work, proto: imap, server: "%s", tls: none, user: %s, password: %s, to: [chavez@sink.test], idle: true}
     - {name: other, proto: imap, server: "127.0.0.1:1", tls: none, user: x, password: y, to: [chavez@sink.test]}
-`, dir, sink.Addr(), srv.Addr, srv.User, srv.Pass)
+`, dir, sink.Addr(), srv.addr, srv.user, srv.pass)
 	cfg, err := config.Parse(dir+"/linkctl.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -108,18 +132,19 @@ fetch:
 			t.Fatalf("no message delivered after %d appends while idling: %+v", appended, d.Snapshot())
 		}
 		appended++
-		srv.Append(t, "INBOX", idleTestMessage(appended))
+		srv.add(idleTestMessage(appended))
 		for i := 0; i < 50 && len(sink.Messages()) == 0; i++ {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	for len(sink.Messages()) < appended || srv.Messages(t, "INBOX") != 0 {
+	for len(sink.Messages()) < appended || srv.count() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d messages delivered, %d left on the server", len(sink.Messages()), appended, srv.Messages(t, "INBOX"))
+			t.Fatalf("%d of %d messages delivered, %d left on the server", len(sink.Messages()), appended, srv.count())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	msgs := sink.Messages()
+	t.Logf("%d message(s) appended while idling, all delivered by idle-triggered fetches", appended)
 	if len(msgs) != appended {
 		t.Errorf("sink got %d messages for %d appended (duplicates?)", len(msgs), appended)
 	}
@@ -151,14 +176,14 @@ fetch:
 		time.Sleep(5 * time.Millisecond)
 	}
 	// While down, new mail waits on the server.
-	srv.Append(t, "INBOX", idleTestMessage(999))
+	srv.add(idleTestMessage(999))
 	before := len(sink.Messages())
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	done <- nil
-	if n := len(sink.Messages()); n != before || srv.Messages(t, "INBOX") != 1 {
-		t.Errorf("mail was fetched while the link was down: sink %d (was %d), server %d", n, before, srv.Messages(t, "INBOX"))
+	if n := len(sink.Messages()); n != before || srv.count() != 1 {
+		t.Errorf("mail was fetched while the link was down: sink %d (was %d), server %d", n, before, srv.count())
 	}
 }
