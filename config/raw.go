@@ -109,6 +109,7 @@ type rawDeliver struct {
 	MDA      *yaml.Node `yaml:"mda"`
 	Maildir  *yaml.Node `yaml:"maildir"`
 	Sessions *yaml.Node `yaml:"sessions"`
+	TLS      *yaml.Node `yaml:"tls"`
 }
 
 type rawAccount struct {

@@ -91,6 +91,7 @@ type outDeliver struct {
 	MDA      []string `yaml:"mda,omitempty,flow"`
 	Maildir  string   `yaml:"maildir,omitempty"`
 	Sessions int      `yaml:"sessions"`
+	TLS      string   `yaml:"tls,omitempty"`
 }
 
 type outFetch struct {
@@ -182,7 +183,7 @@ func outSec(s Secret) outSecret {
 }
 
 func outDel(d Deliver) outDeliver {
-	return outDeliver{SMTP: d.SMTP, LMTP: d.LMTP, MDA: d.MDA, Maildir: d.Maildir, Sessions: d.Sessions}
+	return outDeliver{SMTP: d.SMTP, LMTP: d.LMTP, MDA: d.MDA, Maildir: d.Maildir, Sessions: d.Sessions, TLS: d.TLS}
 }
 
 func outSteps(steps []Step) []any {
@@ -272,7 +273,7 @@ func sameDeliver(a, b Deliver) bool {
 			return false
 		}
 	}
-	return a.SMTP == b.SMTP && a.LMTP == b.LMTP && a.Maildir == b.Maildir && a.Sessions == b.Sessions
+	return a.SMTP == b.SMTP && a.LMTP == b.LMTP && a.Maildir == b.Maildir && a.Sessions == b.Sessions && a.TLS == b.TLS
 }
 
 // Hosts lists the host names (without port) of every remote server the

@@ -132,6 +132,10 @@ type Deliver struct {
 	MDA      []string // argv; %F sender and %T recipient as whole elements
 	Maildir  string   // path of a Maildir
 	Sessions int      // parallel SMTP/LMTP sessions (default 4)
+	// TLS for SMTP delivery: "starttls" (required; the default for an MTA
+	// that is not on loopback) or "none" (the default on loopback, and
+	// only when written out elsewhere).
+	TLS string
 }
 
 // Account is one mailbox to pull.

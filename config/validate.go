@@ -241,6 +241,24 @@ func (c *checker) deliver(r *rawDeliver, p string, def Deliver) Deliver {
 			d.SMTP = netconn.HostPort(host, port)
 		}
 	}
+	// Secure by default (DESIGN.md): mail handed to an MTA on another host
+	// crosses a network, so STARTTLS is required there unless the config
+	// says tls: none.
+	switch tls := c.str(r.TLS, p+".tls", ""); tls {
+	case "":
+		if d.SMTP != "" && !netconn.IsLoopback(d.SMTP) {
+			d.TLS = "starttls"
+		} else {
+			d.TLS = "none"
+		}
+	case "starttls", "none":
+		if isNull(r.SMTP) {
+			c.add(r.TLS, p+".tls", "applies only to smtp delivery", "expected no tls key for lmtp, mda or maildir")
+		}
+		d.TLS = tls
+	default:
+		c.add(r.TLS, p+".tls", fmt.Sprintf("unknown mode %q", tls), "expected starttls or none")
+	}
 	if !isNull(r.LMTP) {
 		n++
 		s := c.str(r.LMTP, p+".lmtp", "")
@@ -291,7 +309,7 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 		Timeout:  c.dur(r.Timeout, "fetch.timeout", 0),
 		OnError:  c.onError(r.OnError, "fetch.on_error", Continue),
 	}
-	f.Deliver = c.deliver(r.Deliver, "fetch.deliver", Deliver{SMTP: DefaultSMTP, Sessions: 4})
+	f.Deliver = c.deliver(r.Deliver, "fetch.deliver", Deliver{SMTP: DefaultSMTP, Sessions: 4, TLS: "none"})
 	if present && len(r.Accounts) == 0 && (isNull(r.AccountsNode) || r.AccountsNode.Kind == yaml.SequenceNode) {
 		at := r.AccountsNode
 		if at == nil {

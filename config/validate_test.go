@@ -77,6 +77,8 @@ func TestValidationMessages(t *testing.T) {
 		{"bad envelope", "fetch:\n  accounts:\n    - {server: s, proto: pop3, user: u, password_file: /p, to: me, envelope: \"X:Y\", localdomains: [a]}\n", []string{`t.yaml:3: fetch.accounts[0].envelope: invalid header name "X:Y" (expected e.g. Delivered-To, X-Original-To, Envelope-To, or none)`}},
 		{"qvirtual without envelope", "fetch:\n  accounts:\n    - {server: s, proto: pop3, user: u, password_file: /p, to: me, qvirtual: x-}\n", []string{`t.yaml:3: fetch.accounts[0].qvirtual: set without an envelope header (expected envelope: HEADER too)`}},
 		{"deliver none", "fetch:\n  deliver: {sessions: 2}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver: names no target (expected exactly one of smtp, lmtp, mda, maildir)`}},
+		{"deliver tls unknown", "fetch:\n  deliver: {smtp: mx.example.net, tls: yes-please}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver.tls: unknown mode "yes-please" (expected starttls or none)`}},
+		{"deliver tls on maildir", "fetch:\n  deliver: {maildir: /m, tls: none}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver.tls: applies only to smtp delivery (expected no tls key for lmtp, mda or maildir)`}},
 		{"deliver two", "fetch:\n  deliver: {smtp: localhost, maildir: /m}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver: names more than one target (expected exactly one of smtp, lmtp, mda, maildir)`}},
 		{"mda embedded %T", "fetch:\n  deliver: {mda: [procmail, \"-d%T\"]}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver.mda[1]: "-d%T" embeds %F or %T (expected %F and %T as arguments of their own, e.g. [procmail, -f, %F])`}},
 		{"mda %T without to", "fetch:\n  deliver: {mda: [procmail, -d, \"%T\"]}\n  accounts:\n    - {server: s, proto: pop3, user: u, password_file: /p}\n", []string{`t.yaml:4: fetch.accounts[0].to: missing: the mda command uses %T (expected the local user, e.g. to: chavez)`}},
@@ -103,5 +105,22 @@ func TestValidationMessages(t *testing.T) {
 				t.Errorf("input:\n%s\ngot:\n%s\nwant:\n%s", tc.in, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
+	}
+}
+
+func TestDeliverTLSDefaults(t *testing.T) {
+	for body, want := range map[string]string{
+		"{smtp: 127.0.0.1:25}":              "none",
+		"{smtp: mx.example.net}":            "starttls",
+		"{smtp: mx.example.net, tls: none}": "none",
+		"{lmtp: /run/dovecot/lmtp}":         "none",
+	} {
+		cfg, err := Parse("t.yaml", []byte("fetch:\n  deliver: "+body+"\n  accounts:\n    - {server: 127.0.0.1, proto: pop3, user: u, password_file: /p, to: me}\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if cfg.Fetch.Deliver.TLS != want {
+			t.Errorf("deliver %s: tls %q, want %q", body, cfg.Fetch.Deliver.TLS, want)
+		}
 	}
 }

@@ -272,7 +272,7 @@ func newTarget(d config.Deliver, stateDir string, a *App) (deliver.Target, error
 	}
 	switch {
 	case d.SMTP != "":
-		return deliver.NewSMTP(deliver.SMTPOptions{Addr: d.SMTP, Sessions: sessions, Logger: a.Log}), nil
+		return deliver.NewSMTP(deliver.SMTPOptions{Addr: d.SMTP, Sessions: sessions, StartTLS: d.TLS == "starttls", Logger: a.Log}), nil
 	case d.LMTP != "":
 		return deliver.NewLMTP(deliver.LMTPOptions{Addr: d.LMTP, Sessions: sessions, Logger: a.Log}), nil
 	case len(d.MDA) > 0:
