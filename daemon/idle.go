@@ -28,7 +28,19 @@ package daemon
 // pipeline run fetches what arrived while the link was down. After a
 // reload, whose new watchers might miss mail that arrived between the old
 // watcher's end and the new one's SELECT, every idle account gets one
-// catch-up fetch.
+// catch-up fetch. Mail that lands after the up edge's pipeline run listed
+// a folder but before its watcher's first SELECT is noticed with the next
+// notification (or interval run), not at once.
+//
+// In status and metrics an idle-triggered fetch is a run like any other:
+// it takes the next run number, `linkctl status` shows it as the last run
+// with its cause, its stage is named "fetch" (so the fetch stage's last
+// report is the idle fetch's, and linkctl_runs_total, linkctl_stage_* and
+// linkctl_fetched_* count it). Two series tell it apart:
+// linkctl_idle_fetch_runs_total{result} (a subset of linkctl_runs_total)
+// and linkctl_idle_notifications_total{account,folder}. Status lists the
+// watchers (WatcherStatus) and the accounts with a queued fetch, and the
+// systemd STATUS line says "idle: ...; watching N IMAP folder(s)".
 
 import (
 	"context"
@@ -62,7 +74,8 @@ type WatcherStatus struct {
 	Account string `json:"account"`
 	Folder  string `json:"folder"`
 	// Mode is "connecting" until the watcher knows whether the server
-	// offers IDLE, then "idle" or "polling"; "failed" when it gave up
+	// offers IDLE, then "idle" or "polling" ("unknown" when it could not
+	// ask: the watcher retries on its own); "failed" when it gave up
 	// (Error says why).
 	Mode          string    `json:"mode"`
 	Since         time.Time `json:"since"`

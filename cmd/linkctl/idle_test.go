@@ -187,3 +187,24 @@ fetch:
 		t.Errorf("mail was fetched while the link was down: sink %d (was %d), server %d", n, before, srv.count())
 	}
 }
+
+func TestPrintWatchers(t *testing.T) {
+	var out bytes.Buffer
+	printWatchers(&out, nil, nil)
+	if out.Len() != 0 {
+		t.Errorf("no watchers printed %q", out.String())
+	}
+	now := time.Now()
+	printWatchers(&out, []daemon.WatcherStatus{
+		{Account: "work", Folder: "INBOX", Mode: "polling", Since: now, Notifications: 2, LastNotify: now},
+		{Account: "isp", Folder: "Lists", Mode: "failed", Since: now, Error: "imap: LOGIN refused"},
+		{Account: "isp", Folder: "INBOX", Mode: "idle", Since: now},
+	}, []string{"work"})
+	got := out.String()
+	for _, want := range []string{"work/INBOX", "polling", "last new mail " + now.Local().Format("2006-01-02 15:04:05") + " (2 notifications)",
+		"isp/Lists", "failed", "LOGIN refused", "isp/INBOX", "no new mail yet", "fetch queued for: work"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("status text lacks %q:\n%s", want, got)
+		}
+	}
+}
