@@ -31,6 +31,14 @@
 // commit_every N ends the session with QUIT after N messages and opens a
 // new one, so that a flaky link loses at most N messages' worth of DELEs.
 //
+// Multidrop (see [Multidrop]): the recipients of each message come from
+// the topmost envelope header instead of Account.To; a message naming no
+// local recipient, with no default, stays on the server and is reported.
+//
+// Push accounts (ODMR) have no Mailbox: the relay pushes into the target
+// over the turned-around connection; they share the fan-out, results and
+// events with the others.
+//
 // Events: one event.Message per delivered message (Count and Bytes so far
 // for the account), event.Note for skipped or failed messages.
 package fetch
@@ -44,6 +52,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -84,14 +93,31 @@ type Options struct {
 }
 
 // Account is one mailbox to pull.
+//
+// Several users on one server are several Accounts with the same Server
+// and different logins, each with its own To: POP3 (RFC 1939) and IMAP
+// (RFC 3501) authenticate one user per connection, so each needs its own
+// connection; the engine runs them side by side (Options.Parallel), and
+// each has its own seen-store record (the Mailbox key holds the user).
 type Account struct {
 	Name   string
-	Proto  string // "pop3" or "imap": the "with" of the Received: line
+	Proto  string // "pop3", "imap" or "odmr": the "with" of the Received: line
 	Server string // the "from" of the Received: line
 	// Open connects and logs in; see POP3Source.Open and IMAPSource.Open.
-	Open   func(ctx context.Context) (Mailbox, error)
+	Open func(ctx context.Context) (Mailbox, error)
+	// Push, instead of Open, is an account whose server pushes its mail
+	// into Target itself (ODMR, RFC 2645): the engine runs it in the same
+	// fan-out and reports its figures; the seen-store, limits and keep do
+	// not apply (the relay deletes what was answered 250).
+	Push   func(ctx context.Context, sink event.Sink) (PushResult, error)
 	Target deliver.Target
-	To     []string // envelope recipients
+	// To are the envelope recipients. With Multidrop, "*" passes every
+	// local recipient of the envelope header through and the other
+	// entries are the default recipients (see Multidrop).
+	To []string
+	// Multidrop, when set, sorts the mailbox among local users by an
+	// envelope header.
+	Multidrop *Multidrop
 	// Keep leaves fetched mail on the server (seen UIDs are skipped);
 	// KeepDays > 0 with Keep deletes it that many days after the first fetch.
 	Keep     bool
@@ -105,6 +131,13 @@ type Account struct {
 	// CommitEvery (0 never): QUIT and reconnect after this many messages.
 	CommitEvery int
 	Workers     int // overrides Options.Workers
+}
+
+// PushResult is what a Push account delivered.
+type PushResult struct {
+	Messages int   // accepted by the local side
+	Bytes    int64 // their size
+	Failed   int   // refused by the local side (the server keeps or bounces them)
 }
 
 // AccountResult is what happened to one account.
@@ -368,6 +401,10 @@ func (e *engine) account(ctx context.Context, a Account, sink event.Sink) Accoun
 	if a.FetchLimit > 0 {
 		r.budget = a.FetchLimit
 	}
+	if a.Push != nil {
+		e.push(ctx, r)
+		return r.res
+	}
 	for {
 		more, err := e.session(ctx, r)
 		if err != nil && ctx.Err() != nil && errkind.KindOf(err) == errkind.Internal {
@@ -386,10 +423,27 @@ func (e *engine) account(ctx context.Context, a Account, sink event.Sink) Accoun
 	return r.res
 }
 
+// push runs a Push account (ODMR): one session, the server drives it.
+func (e *engine) push(ctx context.Context, r *accountRun) {
+	pr, err := r.a.Push(ctx, r.sink)
+	r.res.Sessions = 1
+	r.res.Fetched, r.res.Bytes, r.res.Failed = pr.Messages, pr.Bytes, pr.Failed
+	if err != nil && ctx.Err() != nil && errkind.KindOf(err) == errkind.Internal {
+		err = errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name+" interrupted", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+	}
+	if err != nil {
+		r.res.Err = err
+		r.log.Warn("fetch failed", "err", err)
+	}
+}
+
 // session runs one login-to-logout session; more says another session
 // should follow (commit_every).
 func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err error) {
 	a := r.a
+	if a.Multidrop == nil && slices.Contains(a.To, "*") {
+		return false, errkind.New(errkind.Usage, false, "fetch "+a.Name, `to: "*" needs multidrop (an envelope header and localdomains)`)
+	}
 	if a.Open == nil || a.Target == nil {
 		return false, errkind.New(errkind.Usage, false, "fetch "+a.Name, "account has no source or no delivery target")
 	}
@@ -605,11 +659,16 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 				if messageSpecific(err) {
 					n = log.Failed(j.m.UID)
 				}
+				var nr *NoRecipientError
 				mu.Lock()
 				r.res.Failed++
 				failed++
 				r.lastErr = err
-				consecutive++
+				if !errors.As(err, &nr) {
+					// A stray in a multidrop box says nothing about the
+					// local side: it does not count towards stopping.
+					consecutive++
+				}
 				if consecutive >= maxConsecutiveFailures {
 					stop.Store(true)
 				}
@@ -672,11 +731,23 @@ func (r *accountRun) lastDeliveryErr() error {
 
 // deliverOne hands one spooled message to the target.
 func (e *engine) deliverOne(ctx context.Context, r *accountRun, m Message, sp *spool) error {
-	info := parseHead(sp.head())
+	md := r.a.Multidrop
+	envHeader := ""
+	if md != nil {
+		envHeader = md.Envelope
+	}
+	info := parseHeadEnv(sp.head(), envHeader)
 	env := deliver.Envelope{From: info.ReturnPath, To: r.a.To}
+	if md != nil {
+		to, err := md.recipients(info, r.a.To)
+		if err != nil {
+			return err
+		}
+		env.To = to
+	}
 	var body io.Reader = sp.reader()
 	if e.opts.Received {
-		body = io.MultiReader(bytes.NewReader(receivedLine(r.a.Server, e.host, r.a.Proto, r.a.Name, r.a.To, e.now())), body)
+		body = io.MultiReader(bytes.NewReader(receivedLine(r.a.Server, e.host, r.a.Proto, r.a.Name, env.To, e.now())), body)
 	}
 	return r.a.Target.Deliver(ctx, env, body)
 }

@@ -12,18 +12,35 @@ type headerInfo struct {
 	ReturnPath    string // the address inside <>, "" for <> or none
 	HasReturnPath bool
 	MessageID     string
+	// Envelope holds the addresses of the topmost field named by the
+	// account's envelope header (multidrop), HasEnvelope whether there was
+	// one at all.
+	Envelope    []string
+	HasEnvelope bool
 }
 
 // parseHead scans the header section of head (which may be cut short) for
 // the first Return-Path and Message-ID fields, unfolding continuation
 // lines (RFC 5322 section 2.2.3). The topmost Return-Path is the one the
 // last delivering MTA wrote (RFC 5321 section 4.4).
-func parseHead(head []byte) headerInfo {
+func parseHead(head []byte) headerInfo { return parseHeadEnv(head, "") }
+
+// parseHeadEnv is parseHead that also reads the topmost field named
+// envelope (case-insensitive; "" for none): the envelope recipient as the
+// final MTA at the provider wrote it (Delivered-To, X-Original-To,
+// Envelope-To). Only the topmost counts: lower ones were added by earlier
+// hops, a mailing list's or a forwarder's, and would loop or misroute.
+// Exim's Envelope-To may list several addresses separated by commas.
+func parseHeadEnv(head []byte, envelope string) headerInfo {
 	var h headerInfo
 	var name string
 	var value strings.Builder
 	flush := func() {
 		v := strings.TrimSpace(value.String())
+		if envelope != "" && !h.HasEnvelope && name != "" && strings.EqualFold(name, envelope) {
+			h.HasEnvelope = true
+			h.Envelope = addrList(v)
+		}
 		switch strings.ToLower(name) {
 		case "return-path":
 			if !h.HasReturnPath {
@@ -80,6 +97,19 @@ func angleAddr(v string) string {
 		return ""
 	}
 	return v
+}
+
+// addrList splits an envelope header's value into addresses: commas
+// separate them, each may be bare or in angle brackets; "<>" and garbage
+// are left out.
+func addrList(v string) []string {
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		if a := angleAddr(strings.TrimSpace(part)); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // receivedLine builds the trace field prepended to each fetched message

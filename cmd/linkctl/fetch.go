@@ -14,6 +14,7 @@ import (
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/fetch"
 	"github.com/linkctl/linkctl/fetch/deliver"
+	"github.com/linkctl/linkctl/fetch/odmr"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/internal/netconn"
@@ -224,7 +225,19 @@ func (a *App) fetchAccounts(ac config.Account, tgt deliver.Target) ([]fetch.Acco
 		Keep: ac.Keep, KeepDays: ac.KeepDays, FetchAll: ac.FetchAll, Limit: ac.Limit,
 		FetchLimit: ac.FetchLimit, CommitEvery: ac.CommitEvery, Workers: workersFor(ac.Deliver),
 	}
+	if ac.Envelope != "" && ac.Envelope != "none" {
+		// Multidrop: recipients from the envelope header (issue 9).
+		base.Multidrop = &fetch.Multidrop{Envelope: ac.Envelope, LocalDomains: ac.LocalDomains, QVirtual: ac.QVirtual}
+	}
 	switch strings.ToLower(ac.Proto) {
+	case "odmr":
+		// RFC 2645: the relay pushes over the turned-around connection
+		// straight into the target; AUTH is required (odmr.Run checks).
+		helo, _ := os.Hostname()
+		base.Push = fetch.ODMRPush(odmr.Options{Addr: ac.Server, TLS: mode, Helo: helo, User: ac.User,
+			Password: password, Domains: ac.Domains, Target: tgt, Timeout: ac.Timeout, Logger: a.Log,
+			Account: ac.Name, Dial: dial})
+		return []fetch.Account{base}, nil
 	case "", "pop3":
 		src := fetch.POP3Source{Addr: ac.Server, TLS: mode, User: ac.User, Password: password,
 			Auth: ac.Auth, Timeout: ac.Timeout, Logger: a.Log, Dial: dial}
@@ -250,7 +263,7 @@ func (a *App) fetchAccounts(ac config.Account, tgt deliver.Target) ([]fetch.Acco
 		}
 		return out, nil
 	}
-	return nil, errkind.New(errkind.Usage, false, "", "unknown proto %q (expected pop3 or imap)", ac.Proto)
+	return nil, errkind.New(errkind.Usage, false, "", "unknown proto %q (expected pop3, imap or odmr)", ac.Proto)
 }
 
 // workersFor is the number of deliveries an account keeps in flight:

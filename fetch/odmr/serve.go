@@ -80,8 +80,15 @@ func Serve(ctx context.Context, conn net.Conn, buffered []byte, opts ServeOption
 	if err != nil && !errors.Is(err, errListenerDone) {
 		return res, errkind.Wrap(errkind.Network, true, "odmr: serving the relay", err)
 	}
-	if e := b.firstErr.Load(); e != nil && res.Messages == 0 && res.Deferred+res.Rejected > 0 {
-		return res, *e
+	if e := b.firstErr.Load(); e != nil && res.Deferred+res.Rejected > 0 {
+		// Some messages were not taken (the relay keeps the deferred ones
+		// and bounces the rejected): the run must say so even when others
+		// went through, as a POP3/IMAP account's failed deliveries do.
+		if res.Messages == 0 {
+			return res, *e
+		}
+		return res, fmt.Errorf("%d of the relay's messages not delivered (%d deferred, kept by the relay; %d refused): %w",
+			res.Deferred+res.Rejected, res.Deferred, res.Rejected, *e)
 	}
 	return res, nil
 }
