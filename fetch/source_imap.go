@@ -110,7 +110,7 @@ func (s IMAPSource) Open(ctx context.Context) (Mailbox, error) {
 		Auth: s.Auth, Compress: s.Compress, Timeout: s.Timeout, Logger: log, Dial: s.Dial,
 	})
 	if err != nil {
-		return nil, err
+		return nil, oauthRefused("imap", s.Addr, s.User, s.Auth, err)
 	}
 	sel, entries, err := cl.SelectList(ctx, s.Folder)
 	if err != nil {

@@ -158,7 +158,7 @@ func (s POP3Source) login(ctx context.Context, c *pop3.Client, mode netconn.TLSM
 		return errkind.New(errkind.Usage, false, "pop3 "+s.addr(), "unknown auth %q (expected auto, password, apop, plain, login, xoauth2 or oauthbearer)", s.Auth)
 	}
 	if err != nil {
-		return err
+		return oauthRefused("pop3", s.addr(), s.User, auth, err)
 	}
 	// RFC 2449 section 5: the capabilities may change after login
 	// (PIPELINING, for one, is often announced only then). When the

@@ -25,6 +25,11 @@ type Server struct {
 type Options struct {
 	UIDPlus bool
 	Move    bool
+	// Token, when set, is the one OAuth bearer token accepted with
+	// AUTHENTICATE XOAUTH2 and OAUTHBEARER (RFC 7628); any other gets the
+	// error challenge and then NO [AUTHENTICATIONFAILED], as an expired
+	// token does. (The session then hides optional extensions such as MOVE.)
+	Token string
 }
 
 // Start starts a server; t.Cleanup stops it.
@@ -46,6 +51,9 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			if o.Token != "" {
+				return &tokenSession{Session: mem.NewSession(), s: s, token: o.Token}, nil, nil
+			}
 			return mem.NewSession(), nil, nil
 		},
 		Caps:         caps,

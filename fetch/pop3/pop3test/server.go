@@ -26,6 +26,11 @@ type Server struct {
 	User, Pass string
 	Pipelining bool        // announce PIPELINING (before and after login, as Dovecot does)
 	TLS        *tls.Config // when set, announce and accept STLS
+	// Token, when set, is the one OAuth bearer token accepted for User
+	// with SASL XOAUTH2 and OAUTHBEARER (RFC 7628), both announced; any
+	// other token gets the error challenge and then -ERR [AUTH], as an
+	// expired token does at Gmail or Outlook.
+	Token string
 
 	mu       sync.Mutex
 	msgs     []msg
@@ -175,6 +180,9 @@ func (s *Server) Serve(conn net.Conn) error {
 		switch {
 		case verb == "CAPA":
 			caps := []string{"+OK", "TOP", "UIDL", "USER", "RESP-CODES", "AUTH-RESP-CODE", "SASL PLAIN"}
+			if s.Token != "" {
+				caps[len(caps)-1] += " XOAUTH2 OAUTHBEARER"
+			}
 			if s.TLS != nil && !tlsOn && !authed {
 				caps = append(caps, "STLS")
 			}
@@ -234,6 +242,38 @@ func (s *Server) Serve(conn net.Conn) error {
 			} else {
 				err = reply("-ERR [AUTH] invalid login")
 			}
+		case !authed && verb == "AUTH" && s.Token != "":
+			mech, ir, _ := strings.Cut(arg, " ")
+			mech = strings.ToUpper(mech)
+			if mech != "XOAUTH2" && mech != "OAUTHBEARER" {
+				err = reply("-ERR unsupported mechanism")
+				break
+			}
+			if ir == "" {
+				// Two-step form: ask for the response (RFC 5034 section 4).
+				if err = reply("+ "); err != nil {
+					return err
+				}
+				if ir, err = tr.ReadString('\n'); err != nil {
+					return err
+				}
+				ir = strings.TrimRight(ir, "\r\n")
+			}
+			resp, _ := base64.StdEncoding.DecodeString(ir)
+			if bearerOK(mech, string(resp), s.User, s.Token) {
+				authed = true
+				err = reply("+OK logged in")
+				break
+			}
+			// RFC 7628 section 3.2.2: an error challenge, then the client's
+			// dummy response, then the failure.
+			if err = reply("+ %s", base64.StdEncoding.EncodeToString([]byte(`{"status":"invalid_token","schemes":"bearer"}`))); err != nil {
+				return err
+			}
+			if _, err = tr.ReadString('\n'); err != nil {
+				return err
+			}
+			err = reply("-ERR [AUTH] invalid token")
 		case !authed:
 			err = reply("-ERR not logged in")
 		case verb == "NOOP":
@@ -280,4 +320,14 @@ func (s *Server) Serve(conn net.Conn) error {
 			return err
 		}
 	}
+}
+
+// bearerOK checks an XOAUTH2 ("user=U^Aauth=Bearer T^A^A") or OAUTHBEARER
+// ("n,a=U,^Aauth=Bearer T^A^A", RFC 7628 section 3.1) response.
+func bearerOK(mech, resp, user, token string) bool {
+	want := "user=" + user + "\x01auth=Bearer " + token + "\x01\x01"
+	if mech == "OAUTHBEARER" {
+		want = "n,a=" + user + ",\x01auth=Bearer " + token + "\x01\x01"
+	}
+	return resp == want
 }
