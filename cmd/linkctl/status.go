@@ -135,7 +135,8 @@ func printStatus(w io.Writer, s statusOut, socket string) {
 			if st.Err != "" {
 				text = st.Err
 			}
-			fmt.Fprintf(w, "  %-10s %-9s %s  %s\n", n, st.Result, at(st.End), text)
+			fmt.Fprintf(w, "  %-10s %-9s %s  %s\n", n, st.Result, at(st.End), indent(text, 34))
 		}
 	}
+	printWatchers(w, s.Watchers, s.IdlePending)
 }
