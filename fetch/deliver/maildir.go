@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/linkctl/linkctl/internal/durable"
 	"github.com/linkctl/linkctl/internal/errkind"
 )
 
@@ -153,22 +154,13 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 	}
 	done = true
 	// The rename is durable only once the directory is synced.
-	if err := syncDir(filepath.Join(m.opts.Path, "new")); err != nil {
+	if err := durable.SyncDir(filepath.Join(m.opts.Path, "new")); err != nil {
 		// The file is in new/ and may be read by the user's mail reader:
 		// undoing would be worse than reporting. The error is temporary
 		// and the retry may duplicate; nothing is lost.
 		return m.fail("fsync new/ (the message may be delivered twice)", err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // ctxReader stops a long copy when the context ends.

@@ -59,6 +59,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/linkctl/linkctl/internal/durable"
 	"github.com/linkctl/linkctl/internal/errkind"
 )
 
@@ -542,7 +543,7 @@ func (l *Log) compact() error {
 		err = os.Rename(tmp.Name(), l.path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(l.path))
+		err = durable.SyncDir(filepath.Dir(l.path))
 	}
 	if err != nil {
 		tmp.Close()
@@ -556,15 +557,6 @@ func (l *Log) compact() error {
 		return errkind.Wrap(errkind.Internal, true, op, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func (l *Log) close() error {
