@@ -46,13 +46,23 @@ func Plugin(ctx context.Context, argv []string, host, port string) (net.Conn, er
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Internal, false, "plugin", err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	// Our own pipe rather than StdoutPipe: Wait closes a StdoutPipe as
+	// soon as the command exits, which would throw away what it wrote
+	// last (and turn the end of the stream into "file already closed"
+	// instead of an EOF that quotes the command's stderr). This read end
+	// stays open until Close.
+	stdout, childOut, err := os.Pipe()
 	if err != nil {
+		stdin.Close()
 		return nil, errkind.Wrap(errkind.Internal, false, "plugin", err)
 	}
+	cmd.Stdout = childOut
 	c := &pluginConn{cmd: cmd, in: stdin, out: stdout, done: make(chan struct{}), name: args[0]}
 	cmd.Stderr = &c.stderr
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	childOut.Close() // the child has its copy; EOF comes when it exits
+	if err != nil {
+		stdout.Close()
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			return nil, errkind.New(errkind.Usage, false, "plugin", "cannot run %s: not found (check the account's plugin command)", args[0])
 		}
@@ -154,6 +164,7 @@ func (c *pluginConn) Close() error {
 			c.kill()
 			<-c.done
 		}
+		c.out.Close()
 	})
 	return nil
 }
