@@ -93,7 +93,14 @@ func RunConn(ctx context.Context, conn net.Conn, opts Options, sink event.Sink) 
 	if ok, _ := c.Extension("ATRN"); !ok {
 		return Result{}, errkind.New(errkind.Protocol, false, "odmr "+opts.Addr, "the relay does not offer ATRN (is this its ODMR port, usually 366?)")
 	}
-	r, err := c.ATRN(opts.Domains)
+	var r esmtp.Reply
+	if len(opts.Domains) == 0 {
+		// Section 4.2: without an argument the relay releases the mail of
+		// every domain the authenticated user may collect.
+		r, err = c.Cmd("ATRN", "ATRN")
+	} else {
+		r, err = c.ATRN(opts.Domains)
+	}
 	if err != nil {
 		return Result{}, err
 	}

@@ -159,3 +159,34 @@ func TestODMRRelayDropsMidData(t *testing.T) {
 		t.Fatalf("a message cut mid-DATA was delivered: %+v", res)
 	}
 }
+
+// No domains configured: a bare ATRN (all of the account's domains), not
+// "ATRN " with a dangling space.
+func TestATRNWithoutDomains(t *testing.T) {
+	ours, theirs := net.Pipe()
+	defer ours.Close()
+	got := make(chan string, 1)
+	go func() {
+		r := bufio.NewReader(theirs)
+		say := func(s string) { io.WriteString(theirs, s+"\r\n") }
+		say("220 relay")
+		r.ReadString('\n')
+		say("250-relay\r\n250-AUTH PLAIN\r\n250 ATRN")
+		r.ReadString('\n')
+		say("235 ok")
+		l, _ := r.ReadString('\n')
+		got <- l
+		say("453 You have no mail")
+		r.ReadString('\n')
+		say("221 bye")
+	}()
+	o := opts(&memTarget{})
+	o.Domains = nil
+	res, err := RunConn(context.Background(), ours, o, nil)
+	if err != nil || !res.NoMail {
+		t.Fatalf("err %v, result %+v", err, res)
+	}
+	if l := <-got; l != "ATRN\r\n" {
+		t.Fatalf("sent %q, want a bare ATRN", l)
+	}
+}
