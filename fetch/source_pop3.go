@@ -38,6 +38,13 @@ type POP3Source struct {
 	// Dial, when set, replaces the TCP dial (tests, tunnels, plugins). It
 	// returns a plaintext conn; implicit TLS is still done here.
 	Dial func(ctx context.Context) (net.Conn, error)
+	// PreAuth: the stream starts logged in (a plugin such as `ssh %h
+	// dovecot exec pop3` or `doveadm exec pop3 -u USER` runs the server as
+	// the user, fetchmail's "auth ssh"), so no USER/PASS/AUTH is sent.
+	// POP3 has no PREAUTH greeting (unlike IMAP, RFC 3501 section 7.1.4):
+	// the config says so instead, and Dovecot then sends no greeting at
+	// all, so none is read (pop3.Options.NoGreeting).
+	PreAuth bool
 }
 
 // addr returns Addr with the default port for the TLS mode.
@@ -67,7 +74,7 @@ func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
 		// Never fall through to plaintext on a mode nobody checked.
 		return nil, errkind.New(errkind.Usage, false, "pop3 "+addr, "unknown tls mode %q (expected starttls, implicit or none)", mode)
 	}
-	if s.User == "" {
+	if s.User == "" && !s.PreAuth {
 		return nil, errkind.New(errkind.Usage, false, "pop3 "+addr, "no user configured")
 	}
 	log := s.Logger
@@ -99,7 +106,7 @@ func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
 	stop := netconn.CloseOnDone(ctx, raw)
 	defer stop()
 
-	c, err := pop3.New(raw, pop3.Options{Timeout: s.Timeout, Window: s.Window, Server: addr, Logger: log})
+	c, err := pop3.New(raw, pop3.Options{Timeout: s.Timeout, Window: s.Window, Server: addr, Logger: log, NoGreeting: s.PreAuth})
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
@@ -126,6 +133,9 @@ func (s POP3Source) login(ctx context.Context, c *pop3.Client, mode netconn.TLSM
 		if caps, err = c.Capa(); err != nil {
 			return err
 		}
+	}
+	if s.PreAuth {
+		return nil // the CAPA above was already the logged-in one
 	}
 	if s.Password == nil {
 		return errkind.New(errkind.Usage, false, "pop3 "+s.addr(), "no password configured for %s", s.User)

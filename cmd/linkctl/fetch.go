@@ -240,7 +240,10 @@ func (a *App) fetchAccounts(ac config.Account, tgt deliver.Target) ([]fetch.Acco
 		return []fetch.Account{base}, nil
 	case "", "pop3":
 		src := fetch.POP3Source{Addr: ac.Server, TLS: mode, User: ac.User, Password: password,
-			Auth: ac.Auth, Timeout: ac.Timeout, Logger: a.Log, Dial: dial}
+			Auth: ac.Auth, Timeout: ac.Timeout, Logger: a.Log, Dial: dial,
+			// A plugin without a password (or auth: external) runs the
+			// server as the user already: no login (fetchmail's auth ssh).
+			PreAuth: ac.Auth == "external" || (len(ac.Plugin) > 0 && ac.Password.IsZero())}
 		base.Open = src.Open
 		return []fetch.Account{base}, nil
 	case "imap":

@@ -84,6 +84,11 @@ type Options struct {
 	Server string
 	// Logger receives transcripts at LevelTrace (nil: discarded).
 	Logger *slog.Logger
+	// NoGreeting: the stream starts in the TRANSACTION state without a
+	// greeting, as Dovecot's pop3 does when run pre-authenticated (a
+	// plugin: `doveadm exec pop3 -u USER`, `ssh HOST dovecot exec pop3`).
+	// New then reads nothing; the first command's reply comes first.
+	NoGreeting bool
 }
 
 // Client is one POP3 session. It is not safe for concurrent use.
@@ -126,6 +131,9 @@ func New(conn net.Conn, opts Options) (*Client, error) {
 		c.tls = true
 	}
 	c.setTransport(raw)
+	if opts.NoGreeting {
+		return c, nil
+	}
 	line, err := c.readLine(MaxLine)
 	if err != nil {
 		return nil, c.fail(c.netErr("greeting", err))

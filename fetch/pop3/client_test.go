@@ -972,3 +972,17 @@ func TestDeleQuit(t *testing.T) {
 	}
 	srv.Wait(t)
 }
+
+// A pre-authenticated stream (Dovecot's pop3 under doveadm exec) sends no
+// greeting: with NoGreeting New reads nothing and the first command's
+// reply is read as that.
+func TestNoGreeting(t *testing.T) {
+	o := opts()
+	o.NoGreeting = true
+	c, srv := start(t, []string{"C: STAT", "S: +OK 2 320"}, o)
+	n, size, err := c.Stat()
+	if err != nil || n != 2 || size != 320 {
+		t.Fatalf("Stat %d %d %v", n, size, err)
+	}
+	srv.Wait(t)
+}
