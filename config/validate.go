@@ -388,7 +388,8 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 	if a.Auth == "apop" && a.Proto != "pop3" {
 		c.add(r.Auth, p+".auth", "apop is for pop3 only", "expected one of: "+strings.Join(authValues, ", "))
 	}
-	preauth := len(a.Plugin) > 0 || a.Auth == "external"
+	// RFC 2645 section 4.1: ODMR authenticates even over a tunnel.
+	preauth := (len(a.Plugin) > 0 || a.Auth == "external") && a.Proto != "odmr"
 	if a.User == "" && isNull(r.User) && !preauth && !c.wasMisspelt(r.Node, "user") {
 		c.add(r.Node, p+".user", "missing", "expected the login name on the server")
 	}
