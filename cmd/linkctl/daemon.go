@@ -28,7 +28,11 @@ SIGHUP reloads the config (an invalid one is reported and the old one kept). SIG
 lets the run in flight finish for --grace, then cancels it; a second signal exits at
 once. Talks to 'linkctl up/down/status/quit' on control_socket (root and the daemon's
 own user only), tells systemd READY/STATUS/STOPPING (Type=notify), and rewrites
-metrics_file after each run. One daemon per state_dir.`,
+metrics_file after each run. One daemon per state_dir.
+IMAP accounts with 'idle: true' are watched while the link is up (IDLE, RFC 2177, or a
+NOOP every link.interval); new mail is fetched within seconds by a run of that account's
+fetch alone, queued behind a run in flight; a down edge stops the watchers; SIGHUP
+restarts them; 'linkctl status' lists them.`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			grace := fs.Duration("grace", 30*time.Second, "on SIGTERM, how long the run in flight may finish")
 			return func(a *App, args []string) error {
