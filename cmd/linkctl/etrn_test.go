@@ -1,73 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"encoding/base64"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/linkctl/linkctl/internal/testpeer"
 )
 
-// etrnRelay is a loopback relay for the CLI tests: it offers ETRN (and
-// AUTH PLAIN, accepting user "u" with password "right"), answers ETRN
-// with replies[domain] (default 250 Queuing started).
-func etrnRelay(t *testing.T, replies map[string]string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				r := bufio.NewReader(c)
-				c.Write([]byte("220 relay.test ESMTP\r\n"))
-				for {
-					l, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					verb, arg, _ := strings.Cut(strings.TrimSpace(l), " ")
-					switch strings.ToUpper(verb) {
-					case "EHLO":
-						c.Write([]byte("250-relay.test\r\n250-AUTH PLAIN\r\n250 ETRN\r\n"))
-					case "AUTH":
-						if arg == "PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00u\x00right")) {
-							c.Write([]byte("235 2.7.0 ok\r\n"))
-						} else {
-							c.Write([]byte("535 5.7.8 Authentication credentials invalid\r\n"))
-						}
-					case "ETRN":
-						rep, ok := replies[arg]
-						if !ok {
-							rep = "250 Queuing started"
-						}
-						c.Write([]byte(rep + "\r\n"))
-					case "QUIT":
-						c.Write([]byte("221 bye\r\n"))
-						return
-					default:
-						c.Write([]byte("502 what\r\n"))
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 func TestETRNCommand(t *testing.T) {
-	relay := etrnRelay(t, map[string]string{"nothere.test": "459 4.7.1 <nothere.test>: service unavailable"})
+	relay := testpeer.ETRNRelay(t, map[string]string{"nothere.test": "459 4.7.1 <nothere.test>: service unavailable"})
 	pw := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pw, []byte("wrong\n"), 0o600)
 	good := filepath.Join(t.TempDir(), "pw")

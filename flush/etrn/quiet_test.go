@@ -1,7 +1,6 @@
 package etrn
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/internal/netconn"
+	"github.com/linkctl/linkctl/internal/testpeer"
 )
 
 // seqCounter returns the counts in order, then zeros, and records how
@@ -156,62 +156,14 @@ func TestCountInboundLive(t *testing.T) {
 	}
 }
 
-// fakeRelay answers ETRN on a loopback port with the replies given per
-// domain (default 250), for RunStage tests that dial.
-func fakeRelay(t *testing.T, replies map[string]string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				r := bufio.NewReader(c)
-				c.Write([]byte("220 fake.test ESMTP\r\n"))
-				for {
-					l, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					verb, arg, _ := strings.Cut(strings.TrimSpace(l), " ")
-					switch strings.ToUpper(verb) {
-					case "EHLO":
-						c.Write([]byte("250-fake.test\r\n250 ETRN\r\n"))
-					case "ETRN":
-						rep, ok := replies[arg]
-						if !ok {
-							rep = "250 Queuing started"
-						}
-						c.Write([]byte(rep + "\r\n"))
-					case "QUIT":
-						c.Write([]byte("221 bye\r\n"))
-						return
-					default:
-						c.Write([]byte("500 what\r\n"))
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 func stageServer(addr string, domains ...string) Server {
 	return Server{Addr: addr, Domains: domains, TLS: netconn.TLSNone, Helo: "client.test", Timeout: 2 * time.Second}
 }
 
 // TestRunStageAll251 skips the quiet wait when nothing is waiting.
 func TestRunStageAll251(t *testing.T) {
-	a := fakeRelay(t, map[string]string{"a.test": "251 nothing", "b.test": "251 nothing"})
-	b := fakeRelay(t, map[string]string{"c.test": "251 nothing"})
+	a := testpeer.ETRNRelay(t, map[string]string{"a.test": "251 nothing", "b.test": "251 nothing"})
+	b := testpeer.ETRNRelay(t, map[string]string{"c.test": "251 nothing"})
 	c := &seqCounter{}
 	var mu sync.Mutex
 	var notes []string
@@ -234,8 +186,8 @@ func TestRunStageAll251(t *testing.T) {
 // refuses; the wait runs for the one that started, and the error is the
 // refusal (exit 7).
 func TestRunStageWaitsAndReportsRefusal(t *testing.T) {
-	a := fakeRelay(t, nil)
-	b := fakeRelay(t, map[string]string{"x.test": "459 4.7.1 <x.test>: service unavailable"})
+	a := testpeer.ETRNRelay(t, nil)
+	b := testpeer.ETRNRelay(t, map[string]string{"x.test": "459 4.7.1 <x.test>: service unavailable"})
 	c := &seqCounter{seq: []int{1, 1, 0}}
 	res, err := RunStage(context.Background(), StageOptions{
 		Servers: []Server{stageServer(a, "a.test"), stageServer(b, "x.test")},
