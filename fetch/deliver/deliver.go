@@ -24,8 +24,8 @@
 // sure nothing truncated was delivered), and a *PartialError when some
 // recipients took the message and others did not (not delivered: a retry
 // duplicates it for the former; linkctl prefers a duplicate to a loss).
-// [PrependReceived] adds the trace header naming linkctl, the server and
-// the account.
+// The trace header (Received:) is the fetch engine's to add: it knows the
+// server and the account.
 package deliver
 
 import (

@@ -310,19 +310,6 @@ func TestMaildirDiskFull(t *testing.T) {
 	}
 }
 
-func TestReceivedLine(t *testing.T) {
-	r := Received{Server: "pop.example.net", Account: "isp (main)", Proto: "POP3S", ID: "UID 17\r\nBcc: evil",
-		For: "chavez", By: "home.example", Time: time.Date(2026, 11, 25, 4, 16, 40, 0, time.UTC)}
-	want := "Received: from pop.example.net (account isp main)\n\tby home.example (linkctl) with POP3S id UID17Bcc:evil\n\tfor <chavez>;\n\tWed, 25 Nov 2026 04:16:40 +0000\n"
-	if got := r.Line(); got != want {
-		t.Errorf("got\n%q\nwant\n%q", got, want)
-	}
-	b, _ := io.ReadAll(PrependReceived(r, strings.NewReader("Subject: x\n\nbody\n")))
-	if string(b) != want+"Subject: x\n\nbody\n" {
-		t.Errorf("prepended: %q", b)
-	}
-}
-
 // As root, delivering into a user's Maildir leaves files the user owns.
 func TestMaildirOwnerAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -385,24 +372,4 @@ func TestMaildirConcurrent(t *testing.T) {
 	if len(msgs) != workers*each || len(seen) != workers*each {
 		t.Errorf("%d files, %d distinct, want %d", len(msgs), len(seen), workers*each)
 	}
-}
-
-// FuzzReceived: whatever the server, account, UID or recipient hold, the
-// trace header stays one header field: its first line starts with
-// "Received:", every other line is a folded continuation, and it ends
-// with exactly one LF.
-func FuzzReceived(f *testing.F) {
-	f.Add("pop.example.net", "isp", "POP3", "17", "chavez")
-	f.Add("a\r\nBcc: x", "(x)\\", "I\nMAP", "u id", "<a@b>")
-	f.Fuzz(func(t *testing.T, server, account, proto, id, rcpt string) {
-		line := Received{Server: server, Account: account, Proto: proto, ID: id, For: rcpt, By: "h", Time: time.Unix(0, 0)}.Line()
-		if !strings.HasPrefix(line, "Received: from ") || !strings.HasSuffix(line, "\n") || strings.HasSuffix(line, "\n\n") {
-			t.Fatalf("malformed: %q", line)
-		}
-		for i, l := range strings.Split(strings.TrimSuffix(line, "\n"), "\n") {
-			if i > 0 && !strings.HasPrefix(l, "\t") || strings.ContainsAny(l, "\r\x00") {
-				t.Fatalf("line %d %q of %q", i, l, line)
-			}
-		}
-	})
 }
