@@ -227,3 +227,8 @@ func (e sysEnv) defaultPath() string {
 // for root, else ~/.config/linkctl/linkctl.yaml ($XDG_CONFIG_HOME is
 // honoured). LINKCTL_CONFIG is the CLI's business.
 func DefaultPath() string { return getEnv().defaultPath() }
+
+// DefaultStateDir is state_dir when the config does not set one (and for
+// `linkctl fetch --server`, which runs without a config):
+// /var/lib/linkctl for root, else $XDG_STATE_HOME/linkctl.
+func DefaultStateDir() string { return getEnv().defaultStateDir() }

@@ -56,7 +56,7 @@ delivery failed (see linkctl --help).`,
 			fs.StringVar(&o.deliver, "deliver", "smtp:127.0.0.1:25", "one-off: smtp:HOST:PORT, lmtp:PATH|HOST:PORT, maildir:PATH or mda:'ARGV...'")
 			fs.IntVar(&o.sessions, "sessions", 4, "one-off: local deliveries at once")
 			fs.StringVar(&o.to, "to", "", "one-off: local recipient (default: the invoking user)")
-			fs.StringVar(&o.stateDir, "state-dir", "", "one-off: where the seen-store lives (default "+defaultStateDir()+")")
+			fs.StringVar(&o.stateDir, "state-dir", "", "one-off: where the seen-store lives (default "+config.DefaultStateDir()+")")
 			fs.BoolVar(&o.noReceived, "no-received", false, "do not prepend a Received: line")
 			fs.DurationVar(&o.timeout, "timeout", 0, "one-off: inactivity timeout per read/write (default 60s)")
 			wait := fs.Bool("wait", false, "wait for a run in progress to end instead of exiting 8")
@@ -71,19 +71,6 @@ delivery failed (see linkctl --help).`,
 			}
 		},
 	})
-}
-
-// defaultStateDir mirrors the config's default: /var/lib/linkctl for root,
-// else $XDG_STATE_HOME/linkctl or ~/.local/state/linkctl.
-func defaultStateDir() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/linkctl"
-	}
-	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
-		return filepath.Join(x, "linkctl")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "state", "linkctl")
 }
 
 // fetchConfigured runs the fetch stage of the config, for all accounts or
@@ -360,7 +347,7 @@ func (a *App) fetchOneOff(o oneOff, wait bool) error {
 	}
 	stateDir := o.stateDir
 	if stateDir == "" {
-		stateDir = defaultStateDir()
+		stateDir = config.DefaultStateDir()
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return errkind.Wrap(errkind.Usage, false, "cannot create the state directory "+stateDir, err)
