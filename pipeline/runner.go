@@ -116,18 +116,11 @@ func (r RunReport) ExitCode() int {
 	if r.Err != nil && len(r.Stages) == 0 {
 		return errkind.ExitCode(r.Err)
 	}
-	var ok, nothing, failed int
-	var kinds = map[errkind.Kind]bool{}
-	for _, s := range r.Stages {
-		switch s.Result {
-		case event.OK:
-			ok++
-		case event.Nothing:
-			nothing++
-		case event.Temporary, event.Permanent, event.Cancelled:
-			failed++
-			kinds[s.Kind] = true
-		}
+	ok, nothing, failures := tally(r.Stages)
+	failed := len(failures)
+	kinds := map[errkind.Kind]bool{}
+	for _, s := range failures {
+		kinds[s.Kind] = true
 	}
 	switch {
 	case failed == 0 && ok == 0 && nothing > 0:
@@ -511,20 +504,13 @@ func overall(ctx context.Context, stages []StageReport) (event.Result, error) {
 	if ctx.Err() != nil {
 		return event.Cancelled, errkind.Wrap(errkind.KindOf(context.Cause(ctx)), true, "run cancelled", context.Cause(ctx))
 	}
+	ok, nothing, failures := tally(stages)
 	var errs []error
-	var ok, nothing int
 	res := event.Temporary
-	for _, s := range stages {
-		switch s.Result {
-		case event.OK:
-			ok++
-		case event.Nothing:
-			nothing++
-		case event.Temporary, event.Permanent, event.Cancelled:
-			errs = append(errs, errkind.Wrap(s.Kind, s.Result == event.Temporary, "stage "+s.Name, errors.New(s.Err)))
-			if s.Result != event.Temporary {
-				res = event.Permanent
-			}
+	for _, s := range failures {
+		errs = append(errs, errkind.Wrap(s.Kind, s.Result == event.Temporary, "stage "+s.Name, errors.New(s.Err)))
+		if s.Result != event.Temporary {
+			res = event.Permanent
 		}
 	}
 	switch {
@@ -536,6 +522,22 @@ func overall(ctx context.Context, stages []StageReport) (event.Result, error) {
 		return event.Nothing, nil
 	}
 	return event.OK, nil
+}
+
+// tally counts the stages that succeeded and that had nothing to do, and
+// returns those that failed (skipped stages count for nothing).
+func tally(stages []StageReport) (ok, nothing int, failures []StageReport) {
+	for _, s := range stages {
+		switch {
+		case s.Result == event.OK:
+			ok++
+		case s.Result == event.Nothing:
+			nothing++
+		case failed(s.Result):
+			failures = append(failures, s)
+		}
+	}
+	return ok, nothing, failures
 }
 
 type requestKey struct{}
