@@ -203,6 +203,34 @@ func TestLinkCutAtManyOffsets(t *testing.T) {
 	}
 }
 
+// localMTAFailures are the ways a local MTA refuses the message whose
+// number is in bad: 451 or 554 after DATA, or the connection closed during
+// DATA. The POP3 and IMAP fault tests run each.
+var localMTAFailures = []struct {
+	name string
+	opts func(bad *atomic.Int64) testpeer.SinkOptions
+}{
+	{"451", func(bad *atomic.Int64) testpeer.SinkOptions {
+		return testpeer.SinkOptions{Reply: func(n int, stage string) *smtp.SMTPError {
+			if stage == "DATA" && int64(n) == bad.Load() {
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+			}
+			return nil
+		}}
+	}},
+	{"554", func(bad *atomic.Int64) testpeer.SinkOptions {
+		return testpeer.SinkOptions{Reply: func(n int, stage string) *smtp.SMTPError {
+			if stage == "DATA" && int64(n) == bad.Load() {
+				return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "rejected"}
+			}
+			return nil
+		}}
+	}},
+	{"close-during-data", func(bad *atomic.Int64) testpeer.SinkOptions {
+		return testpeer.SinkOptions{CloseDuringData: func(n int) bool { return int64(n) == bad.Load() }}
+	}},
+}
+
 // TestLocalMTARefuses: the local MTA answers 4xx or 5xx after DATA, or
 // closes the connection during DATA: that message stays on the server,
 // the others are delivered and deleted.
@@ -210,30 +238,7 @@ func TestLocalMTARefuses(t *testing.T) {
 	testpeer.Short(t)
 	t.Parallel()
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Users: map[string]string{"u": "pw"}})
-	for _, tc := range []struct {
-		name string
-		opts func(bad *atomic.Int64) testpeer.SinkOptions
-	}{
-		{"451", func(bad *atomic.Int64) testpeer.SinkOptions {
-			return testpeer.SinkOptions{Reply: func(n int, stage string) *smtp.SMTPError {
-				if stage == "DATA" && int64(n) == bad.Load() {
-					return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
-				}
-				return nil
-			}}
-		}},
-		{"554", func(bad *atomic.Int64) testpeer.SinkOptions {
-			return testpeer.SinkOptions{Reply: func(n int, stage string) *smtp.SMTPError {
-				if stage == "DATA" && int64(n) == bad.Load() {
-					return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "rejected"}
-				}
-				return nil
-			}}
-		}},
-		{"close-during-data", func(bad *atomic.Int64) testpeer.SinkOptions {
-			return testpeer.SinkOptions{CloseDuringData: func(n int) bool { return int64(n) == bad.Load() }}
-		}},
-	} {
+	for _, tc := range localMTAFailures {
 		t.Run(tc.name, func(t *testing.T) {
 			var bad atomic.Int64
 			bad.Store(3)

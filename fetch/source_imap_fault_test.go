@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/linkctl/linkctl/fetch/deliver"
 	"github.com/linkctl/linkctl/internal/netconn"
 	"github.com/linkctl/linkctl/internal/testpeer"
@@ -232,30 +230,7 @@ func imapCutMatrix(t *testing.T, d *testpeer.Dovecot, compress string) {
 func TestIMAPLocalMTARefuses(t *testing.T) {
 	testpeer.Short(t)
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{})
-	for _, tc := range []struct {
-		name string
-		opts func(bad *atomic.Int64) testpeer.SinkOptions
-	}{
-		{"451", func(bad *atomic.Int64) testpeer.SinkOptions {
-			return testpeer.SinkOptions{Reply: func(n int, stage string) *smtp.SMTPError {
-				if stage == "DATA" && int64(n) == bad.Load() {
-					return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
-				}
-				return nil
-			}}
-		}},
-		{"554", func(bad *atomic.Int64) testpeer.SinkOptions {
-			return testpeer.SinkOptions{Reply: func(n int, stage string) *smtp.SMTPError {
-				if stage == "DATA" && int64(n) == bad.Load() {
-					return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "rejected"}
-				}
-				return nil
-			}}
-		}},
-		{"close-during-data", func(bad *atomic.Int64) testpeer.SinkOptions {
-			return testpeer.SinkOptions{CloseDuringData: func(n int) bool { return int64(n) == bad.Load() }}
-		}},
-	} {
+	for _, tc := range localMTAFailures {
 		t.Run(tc.name, func(t *testing.T) {
 			var bad atomic.Int64
 			bad.Store(3)
