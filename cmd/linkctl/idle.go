@@ -42,13 +42,11 @@ func (a *App) idleAccounts(cfg *config.Config) ([]daemon.IdleAccount, error) {
 		}
 		name := ac.Name
 		interval := cfg.Link.Interval
-		log := a.Log
 		out = append(out, daemon.IdleAccount{
 			Name:    name,
 			Folders: folders,
 			Watch: func(ctx context.Context, folder string, mode func(string), notify func()) error {
-				wo := imap.WatchOptions{Options: opts, Folder: folder, Interval: interval}
-				mode(idleProbe(ctx, opts, log, name, folder))
+				wo := imap.WatchOptions{Options: opts, Folder: folder, Interval: interval, OnMode: mode}
 				return imap.Watch(ctx, wo, notify)
 			},
 			Fetch: fetchStage("fetch", func() (fetch.Options, func(), error) {
@@ -90,29 +88,6 @@ func (a *App) idleIMAPOptions(ac config.Account) (imap.Options, error) {
 		o.Dial = func(ctx context.Context) (net.Conn, error) { return netconn.Plugin(ctx, argv, host, port) }
 	}
 	return o, nil
-}
-
-// idleProbe says whether the watcher will idle or poll: imap.Watch does
-// not tell, so one short login asks for the capabilities first (a few
-// hundred octets once per up edge). "unknown" when the probe fails:
-// Watch then retries on its own.
-func idleProbe(ctx context.Context, o imap.Options, log interface {
-	Debug(string, ...any)
-}, account, folder string) string {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	cl, err := imap.Dial(ctx, o)
-	if err != nil {
-		log.Debug("IMAP watch: capability probe failed", "account", account, "folder", folder, "err", err)
-		return "unknown"
-	}
-	idle := cl.Has("IDLE")
-	cl.Logout(ctx)
-	cl.Close()
-	if idle {
-		return "idle"
-	}
-	return "polling"
 }
 
 // printWatchers is the watchers' part of `linkctl status` (text form).

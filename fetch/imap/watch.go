@@ -27,6 +27,11 @@ type WatchOptions struct {
 	// MaxBackoff bounds the wait between reconnections (default 5 minutes);
 	// the wait starts at a second and doubles after each failure.
 	MaxBackoff time.Duration
+	// OnMode, if set, is told after each login whether this connection
+	// waits in "idle" or is "polling": the server's capabilities decide,
+	// and asking for them on a connection of its own would cost a login
+	// on the metered link.
+	OnMode func(mode string)
 }
 
 // Watch keeps one connection to one folder and calls notify whenever new
@@ -145,7 +150,11 @@ func (w *watcher) session(ctx context.Context) error {
 	}
 	w.last = &sel
 
-	if cl.Has("IDLE") && !w.o.ForcePoll {
+	idle := cl.Has("IDLE") && !w.o.ForcePoll
+	if w.o.OnMode != nil {
+		w.o.OnMode(map[bool]string{true: "idle", false: "polling"}[idle])
+	}
+	if idle {
 		return w.idle(ctx, cl, newMail)
 	}
 	return w.poll(ctx, cl, newMail)

@@ -55,14 +55,35 @@ wait:
 	}
 }
 
+// modes records what Watch reports through OnMode.
+type modes struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (m *modes) set(mode string) { m.mu.Lock(); m.got = append(m.got, mode); m.mu.Unlock() }
+
+func (m *modes) check(t *testing.T, want string) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.got) != 1 || m.got[0] != want {
+		t.Errorf("OnMode called with %q, want [%s] once (one connection)", m.got, want)
+	}
+}
+
 func TestWatchIdle(t *testing.T) {
 	s := startMem(t, memOpts{})
-	watchUntil(t, s, WatchOptions{Options: s.opts(t)})
+	var m modes
+	watchUntil(t, s, WatchOptions{Options: s.opts(t), OnMode: m.set})
+	m.check(t, "idle")
 }
 
 func TestWatchPoll(t *testing.T) {
 	s := startMem(t, memOpts{})
-	watchUntil(t, s, WatchOptions{Options: s.opts(t), ForcePoll: true, Interval: 50 * time.Millisecond})
+	var m modes
+	watchUntil(t, s, WatchOptions{Options: s.opts(t), ForcePoll: true, Interval: 50 * time.Millisecond, OnMode: m.set})
+	m.check(t, "polling")
 }
 
 func TestWatchIdleRenew(t *testing.T) {
