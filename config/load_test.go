@@ -176,7 +176,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("domains as a single value: %v", e.Servers[0].Domains)
 	}
 	f := c.Fetch
-	if f.Parallel != 2 || !f.Received || !reflect.DeepEqual(f.Deliver, Deliver{SMTP: "127.0.0.1:25", Sessions: 4, TLS: "none"}) {
+	if f.Parallel != 2 || !f.Received || !reflect.DeepEqual(f.Deliver, Deliver{SMTP: "127.0.0.1:25", Sessions: 4, TLS: "none", Domain: "localhost"}) {
 		t.Errorf("fetch: %+v", f)
 	}
 	wantAcc := []struct{ server, tls string }{

@@ -110,6 +110,7 @@ type rawDeliver struct {
 	Maildir  *yaml.Node `yaml:"maildir"`
 	Sessions *yaml.Node `yaml:"sessions"`
 	TLS      *yaml.Node `yaml:"tls"`
+	Domain   *yaml.Node `yaml:"domain"`
 }
 
 type rawAccount struct {

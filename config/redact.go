@@ -92,6 +92,7 @@ type outDeliver struct {
 	Maildir  string   `yaml:"maildir,omitempty"`
 	Sessions int      `yaml:"sessions"`
 	TLS      string   `yaml:"tls,omitempty"`
+	Domain   string   `yaml:"domain,omitempty"`
 }
 
 type outFetch struct {
@@ -183,7 +184,7 @@ func outSec(s Secret) outSecret {
 }
 
 func outDel(d Deliver) outDeliver {
-	return outDeliver{SMTP: d.SMTP, LMTP: d.LMTP, MDA: d.MDA, Maildir: d.Maildir, Sessions: d.Sessions, TLS: d.TLS}
+	return outDeliver{SMTP: d.SMTP, LMTP: d.LMTP, MDA: d.MDA, Maildir: d.Maildir, Sessions: d.Sessions, TLS: d.TLS, Domain: d.Domain}
 }
 
 func outSteps(steps []Step) []any {

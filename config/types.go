@@ -136,6 +136,12 @@ type Deliver struct {
 	// that is not on loopback) or "none" (the default on loopback, and
 	// only when written out elsewhere).
 	TLS string
+	// Domain qualifies a bare local name ("chavez", a multidrop local
+	// part) in SMTP delivery's RCPT TO and MAIL FROM: RFC 5321 section
+	// 4.1.2 requires a domain there, and strict MTAs (Exim) refuse a bare
+	// one. Default "localhost", which every Debian MTA takes as its own
+	// (fetchmail does the same). LMTP, MDA and Maildir get bare names.
+	Domain string
 }
 
 // Account is one mailbox to pull.

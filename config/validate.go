@@ -22,6 +22,7 @@ const (
 	DefaultQuietMax = 5 * time.Minute
 	DefaultDropIdle = 30 * time.Second
 	DefaultSMTP     = "127.0.0.1:25"
+	DefaultDomain   = "localhost" // qualifies bare names in SMTP delivery (Deliver.Domain)
 )
 
 // Stage names as written in the pipeline.
@@ -231,6 +232,20 @@ func (c *checker) deliver(r *rawDeliver, p string, def Deliver) Deliver {
 		return def
 	}
 	d := Deliver{Sessions: c.integer(r.Sessions, p+".sessions", 4, 1, 64)}
+	if !isNull(r.SMTP) {
+		d.Domain = DefaultDomain
+	}
+	if !isNull(r.Domain) {
+		dom := c.str(r.Domain, p+".domain", "")
+		switch {
+		case isNull(r.SMTP):
+			c.add(r.Domain, p+".domain", "applies only to smtp delivery", "expected no domain key for lmtp, mda or maildir (they get bare user names)")
+		case dom == "" || strings.ContainsAny(dom, "@<> \t\r\n,;") || strings.HasPrefix(dom, ".") || strings.HasSuffix(dom, "."):
+			c.add(r.Domain, p+".domain", fmt.Sprintf("invalid domain %q", dom), "expected a domain name such as example.org or localhost")
+		default:
+			d.Domain = dom
+		}
+	}
 	n := 0
 	if !isNull(r.SMTP) {
 		n++
@@ -309,7 +324,7 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 		Timeout:  c.dur(r.Timeout, "fetch.timeout", 0),
 		OnError:  c.onError(r.OnError, "fetch.on_error", Continue),
 	}
-	f.Deliver = c.deliver(r.Deliver, "fetch.deliver", Deliver{SMTP: DefaultSMTP, Sessions: 4, TLS: "none"})
+	f.Deliver = c.deliver(r.Deliver, "fetch.deliver", Deliver{SMTP: DefaultSMTP, Sessions: 4, TLS: "none", Domain: DefaultDomain})
 	if present && len(r.Accounts) == 0 && (isNull(r.AccountsNode) || r.AccountsNode.Kind == yaml.SequenceNode) {
 		at := r.AccountsNode
 		if at == nil {

@@ -82,6 +82,8 @@ func TestValidationMessages(t *testing.T) {
 		{"deliver none", "fetch:\n  deliver: {sessions: 2}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver: names no target (expected exactly one of smtp, lmtp, mda, maildir)`}},
 		{"deliver tls unknown", "fetch:\n  deliver: {smtp: mx.example.net, tls: yes-please}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver.tls: unknown mode "yes-please" (expected starttls or none)`}},
 		{"deliver tls on maildir", "fetch:\n  deliver: {maildir: /m, tls: none}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver.tls: applies only to smtp delivery (expected no tls key for lmtp, mda or maildir)`}},
+		{"deliver domain on lmtp", "fetch:\n  deliver: {lmtp: /run/dovecot/lmtp, domain: example.org}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver.domain: applies only to smtp delivery (expected no domain key for lmtp, mda or maildir (they get bare user names))`}},
+		{"deliver domain bad", "fetch:\n  deliver: {smtp: localhost, domain: \"@example.org\"}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver.domain: invalid domain "@example.org" (expected a domain name such as example.org or localhost)`}},
 		{"deliver two", "fetch:\n  deliver: {smtp: localhost, maildir: /m}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver: names more than one target (expected exactly one of smtp, lmtp, mda, maildir)`}},
 		{"mda embedded %T", "fetch:\n  deliver: {mda: [procmail, \"-d%T\"]}\n  accounts:\n" + acct, []string{`t.yaml:2: fetch.deliver.mda[1]: "-d%T" embeds %F or %T (expected %F and %T as arguments of their own, e.g. [procmail, -f, %F])`}},
 		{"mda %T without to", "fetch:\n  deliver: {mda: [procmail, -d, \"%T\"]}\n  accounts:\n    - {server: s, proto: pop3, user: u, password_file: /p}\n", []string{`t.yaml:4: fetch.accounts[0].to: missing: the mda command uses %T (expected the local user, e.g. to: chavez)`}},
@@ -124,6 +126,25 @@ func TestDeliverTLSDefaults(t *testing.T) {
 		}
 		if cfg.Fetch.Deliver.TLS != want {
 			t.Errorf("deliver %s: tls %q, want %q", body, cfg.Fetch.Deliver.TLS, want)
+		}
+	}
+}
+
+// deliver.domain qualifies bare names for SMTP only: localhost unless set,
+// and nothing for the targets that take user names.
+func TestDeliverDomainDefaults(t *testing.T) {
+	for body, want := range map[string]string{
+		"{smtp: 127.0.0.1:25}":                       "localhost",
+		"{smtp: 127.0.0.1:25, domain: mail.example}": "mail.example",
+		"{lmtp: /run/dovecot/lmtp}":                  "",
+		"{maildir: /m}":                              "",
+	} {
+		cfg, err := Parse("t.yaml", []byte("fetch:\n  deliver: "+body+"\n  accounts:\n    - {server: 127.0.0.1, proto: pop3, user: u, password_file: /p, to: me}\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if cfg.Fetch.Deliver.Domain != want {
+			t.Errorf("deliver %s: domain %q, want %q", body, cfg.Fetch.Deliver.Domain, want)
 		}
 	}
 }

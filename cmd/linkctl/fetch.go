@@ -275,7 +275,7 @@ func newTarget(d config.Deliver, stateDir string, a *App) (deliver.Target, error
 	}
 	switch {
 	case d.SMTP != "":
-		return deliver.NewSMTP(deliver.SMTPOptions{Addr: d.SMTP, Sessions: sessions, StartTLS: d.TLS == "starttls", Logger: a.Log}), nil
+		return deliver.NewSMTP(deliver.SMTPOptions{Addr: d.SMTP, Sessions: sessions, StartTLS: d.TLS == "starttls", Domain: d.Domain, Logger: a.Log}), nil
 	case d.LMTP != "":
 		return deliver.NewLMTP(deliver.LMTPOptions{Addr: d.LMTP, Sessions: sessions, Logger: a.Log}), nil
 	case len(d.MDA) > 0:
@@ -303,7 +303,7 @@ func parseDeliver(s string, sessions int) (config.Deliver, error) {
 	if ok && rest != "" {
 		switch kind {
 		case "smtp":
-			d.SMTP = netconn.HostPort(rest, 25)
+			d.SMTP, d.Domain = netconn.HostPort(rest, 25), config.DefaultDomain
 			return d, nil
 		case "lmtp":
 			d.LMTP = rest

@@ -39,8 +39,18 @@ type Result struct {
 	Warnings []string          // "file:line: what linkctl does differently"
 }
 
-// deliverSpec is one delivery target as YAML text ("smtp: localhost:25").
-type deliverSpec struct{ key, val string }
+// deliverSpec is one delivery target as YAML text ("smtp: localhost:25"),
+// and for SMTP the domain that qualifies bare names ("" = linkctl's
+// default, localhost).
+type deliverSpec struct{ key, val, domain string }
+
+// yaml is the spec as a flow mapping.
+func (d deliverSpec) yaml() string {
+	if d.domain != "" {
+		return fmt.Sprintf("{%s: %s, domain: %s}", d.key, d.val, quote(d.domain))
+	}
+	return fmt.Sprintf("{%s: %s}", d.key, d.val)
+}
 
 type account struct {
 	name    string
@@ -200,6 +210,9 @@ func (c *converter) other(o Option, notes *[]string) {
 	if o.Name == "esmtppassword" || o.Name == "sslkey" {
 		args = []string{"***"}
 	}
+	if o.Name == "smtpaddress" {
+		return // deliver.domain (converter.deliver)
+	}
 	if o.Name == "mapping" {
 		c.warn(o.Pos, notes, "mapping %q=%q: linkctl maps no remote names; mail for it goes to the account's to", o.Args[0], o.Args[1])
 		return
@@ -271,11 +284,39 @@ func splitArgv(s string) (argv []string, ok bool) {
 }
 
 func (c *converter) deliver(e *Entry, u *User, notes *[]string) deliverSpec {
+	d := c.deliverTarget(u, notes)
+	// fetchmail appends smtpaddress, else the smtphost's name, to bare
+	// names in RCPT TO; linkctl's deliver.domain does the same (default
+	// localhost, which is also fetchmail's default smtphost).
+	addr := ""
+	for _, o := range u.Other {
+		if o.Name == "smtpaddress" && len(o.Args) == 1 {
+			addr = o.Args[0]
+		}
+	}
+	switch {
+	case d.key != "smtp":
+		if addr != "" {
+			c.warn(u.Pos, notes, "smtpaddress %s: only SMTP delivery qualifies names; %s gets them bare", addr, d.key)
+		}
+	case addr != "":
+		d.domain = addr
+	case len(u.SMTPHosts) > 0:
+		host, _, _ := strings.Cut(u.SMTPHosts[0], "/")
+		if host != "localhost" && net.ParseIP(host) == nil && !strings.HasPrefix(host, "/") {
+			d.domain = host
+		}
+	}
+	return d
+}
+
+// deliverTarget is where u's mail goes: mda, lmtp or smtp.
+func (c *converter) deliverTarget(u *User, notes *[]string) deliverSpec {
 	if u.MDA != "" {
 		argv, ok := splitArgv(u.MDA)
 		if !ok {
 			c.warn(u.Pos, notes, "mda %q needs a shell: linkctl runs an argv without one; delivering by SMTP to localhost:25 instead (rewrite it as deliver: {mda: [...]})", u.MDA)
-			return deliverSpec{"smtp", quote("localhost:25")}
+			return deliverSpec{key: "smtp", val: quote("localhost:25")}
 		}
 		for _, a := range argv {
 			if a != "%T" && a != "%F" && (strings.Contains(a, "%T") || strings.Contains(a, "%F")) {
@@ -285,7 +326,7 @@ func (c *converter) deliver(e *Entry, u *User, notes *[]string) deliverSpec {
 				c.warn(u.Pos, notes, "mda argument %q: linkctl expands only %%T and %%F", a)
 			}
 		}
-		return deliverSpec{"mda", flow(argv)}
+		return deliverSpec{key: "mda", val: flow(argv)}
 	}
 	lmtp := u.LMTP != nil && *u.LMTP
 	if len(u.SMTPHosts) > 1 {
@@ -294,9 +335,9 @@ func (c *converter) deliver(e *Entry, u *User, notes *[]string) deliverSpec {
 	if len(u.SMTPHosts) == 0 {
 		if lmtp {
 			c.warn(u.Pos, notes, "lmtp without smtphost: assuming localhost:24")
-			return deliverSpec{"lmtp", quote("localhost:24")}
+			return deliverSpec{key: "lmtp", val: quote("localhost:24")}
 		}
-		return deliverSpec{"smtp", quote("localhost:25")}
+		return deliverSpec{key: "smtp", val: quote("localhost:25")}
 	}
 	h := u.SMTPHosts[0]
 	key := "smtp"
@@ -304,7 +345,7 @@ func (c *converter) deliver(e *Entry, u *User, notes *[]string) deliverSpec {
 		key = "lmtp"
 	}
 	if strings.HasPrefix(h, "/") { // a unix socket: LMTP only
-		return deliverSpec{"lmtp", quote(h)}
+		return deliverSpec{key: "lmtp", val: quote(h)}
 	}
 	host, port, found := strings.Cut(h, "/")
 	if !found {
@@ -313,7 +354,7 @@ func (c *converter) deliver(e *Entry, u *User, notes *[]string) deliverSpec {
 			port = "24"
 		}
 	}
-	return deliverSpec{key, quote(net.JoinHostPort(host, port))}
+	return deliverSpec{key: key, val: quote(net.JoinHostPort(host, port))}
 }
 
 func (c *converter) password(name string, u *User, lines *[]string, notes *[]string) {
@@ -580,13 +621,13 @@ func (c *converter) write() error {
 			same = same && a.deliver == common
 		}
 		if same {
-			w("  deliver: {%s: %s}\n", common.key, common.val)
+			w("  deliver: %s\n", common.yaml())
 		}
 		w("  accounts:\n")
 		for _, a := range c.accounts {
 			lines := a.lines
 			if !same {
-				lines = append(slices.Clone(lines), fmt.Sprintf("deliver: {%s: %s}", a.deliver.key, a.deliver.val))
+				lines = append(slices.Clone(lines), "deliver: "+a.deliver.yaml())
 			}
 			writeItem(&b, "    ", lines, a.notes)
 		}

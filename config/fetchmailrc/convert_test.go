@@ -159,6 +159,31 @@ poll b.example proto imap user z pass w mda "/usr/bin/procmail -d %T" folder INB
 	}
 }
 
+// fetchmail qualifies bare names in RCPT TO with smtpaddress, else with
+// the smtphost's name; the conversion keeps that as deliver.domain.
+func TestConvertSMTPAddress(t *testing.T) {
+	src := `poll a.example proto pop3 user x pass y smtphost mx.local/2525
+poll b.example proto pop3 user x pass y smtphost mx.local smtpaddress example.org
+poll c.example proto pop3 user x pass y smtphost 127.0.0.1
+poll d.example proto pop3 user x pass y mda "/usr/bin/procmail -d %T" smtpaddress example.org
+`
+	res := convert(t, src, Options{})
+	want := []string{"mx.local", "example.org", "", ""}
+	for i, a := range accounts(t, decoded(t, res)) {
+		d := a["deliver"].(map[string]any)
+		if got, _ := d["domain"].(string); got != want[i] {
+			t.Errorf("account %d: deliver %v, want domain %q", i, d, want[i])
+		}
+	}
+	all := strings.Join(res.Warnings, "\n")
+	if !strings.Contains(all, ":4: smtpaddress example.org: only SMTP delivery") || strings.Contains(all, ":2: \"smtpaddress") {
+		t.Errorf("warnings:\n%s\nwant one for smtpaddress with an mda (line 4), none where it became deliver.domain", all)
+	}
+	if _, err := config.Parse("converted.yaml", res.YAML); err != nil {
+		t.Errorf("converted config does not parse: %v\n%s", err, res.YAML)
+	}
+}
+
 func TestConvertShellMDAFallsBack(t *testing.T) {
 	res := convert(t, `poll a user x mda "procmail | tee log"`, Options{})
 	a := accounts(t, decoded(t, res))

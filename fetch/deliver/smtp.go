@@ -23,10 +23,14 @@ import (
 // SMTPOptions configure delivery into an SMTP server (normally the local
 // MTA on 127.0.0.1:25). The zero value of every field but Addr works.
 type SMTPOptions struct {
-	Addr      string        // host:port
-	Sessions  int           // connections kept open and used at once (0 = 1)
-	LocalName string        // EHLO name (default: the host name)
-	StartTLS  bool          // require STARTTLS (for an MTA that is not on loopback)
+	Addr      string // host:port
+	Sessions  int    // connections kept open and used at once (0 = 1)
+	LocalName string // EHLO name (default: the host name)
+	StartTLS  bool   // require STARTTLS (for an MTA that is not on loopback)
+	// Domain qualifies bare names ("chavez") in MAIL FROM and RCPT TO:
+	// RFC 5321 section 4.1.2 wants a domain there, and strict MTAs refuse
+	// one without. "" sends them as they are.
+	Domain    string
 	TLSConfig *tls.Config   // ServerName defaults to Addr's host
 	Timeout   time.Duration // inactivity timeout per read/write and dial (0 = netconn.DefaultTimeout)
 	Logger    *slog.Logger  // nil = discard
@@ -61,7 +65,9 @@ type LMTPOptions struct {
 // transactions run at once. Delivering over several sessions in parallel is
 // what makes a local MTA that fsyncs each message fast.
 func NewSMTP(opts SMTPOptions) Target {
-	return newPool("SMTP", opts.Addr, "tcp", opts.Sessions, opts.LocalName, opts.StartTLS, opts.TLSConfig, opts.Timeout, opts.Logger)
+	p := newPool("SMTP", opts.Addr, "tcp", opts.Sessions, opts.LocalName, opts.StartTLS, opts.TLSConfig, opts.Timeout, opts.Logger)
+	p.domain = opts.Domain
+	return p
 }
 
 // NewLMTP returns a Target that delivers over a pool of LMTP sessions.
@@ -93,6 +99,7 @@ type pool struct {
 	tlsConfig *tls.Config
 	timeout   time.Duration
 	log       *slog.Logger
+	domain    string // SMTP: qualifies bare names (SMTPOptions.Domain)
 
 	dialer func(context.Context) (net.Conn, error) // tests: scripted servers over net.Pipe
 
@@ -252,6 +259,14 @@ func (p *pool) put(s *session) {
 // Deliver implements Target.
 func (p *pool) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 	rcpts := dedup(env.To)
+	from := env.From
+	if p.domain != "" {
+		from = qualify(from, p.domain)
+		for i, r := range rcpts {
+			rcpts[i] = qualify(r, p.domain)
+		}
+		rcpts = dedup(rcpts) // "chavez" and "chavez@localhost" are one
+	}
 	if len(rcpts) == 0 {
 		return errkind.New(errkind.Delivery, false, p.op("RCPT"), "no recipient given: set the account's `to`")
 	}
@@ -274,7 +289,7 @@ func (p *pool) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 			return err
 		}
 		stop := netconn.CloseOnDone(ctx, s.raw)
-		step, err := p.transact(s, env.From, rcpts, msg)
+		step, err := p.transact(s, from, rcpts, msg)
 		cancelled := !stop()
 		if err == nil && !cancelled {
 			p.put(s)
@@ -336,6 +351,15 @@ func isASCII(s string) bool {
 func isLMTPReplies(err error) bool {
 	var pe *PartialError
 	return errors.As(err, &pe)
+}
+
+// qualify appends @domain to a bare name; addresses with a domain, and
+// the null sender "", are left alone.
+func qualify(addr, domain string) string {
+	if addr == "" || strings.Contains(addr, "@") {
+		return addr
+	}
+	return addr + "@" + domain
 }
 
 // transact runs one mail transaction and names the step that failed.

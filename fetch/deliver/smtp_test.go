@@ -86,6 +86,28 @@ func TestSMTPEnvelope(t *testing.T) {
 	}
 }
 
+// Bare names ("chavez", a multidrop local part) are qualified with Domain
+// in both MAIL FROM and RCPT TO: the sink, like Exim, refuses a path
+// without a domain (RFC 5321 section 4.1.2), and without Domain the
+// delivery fails and the message stays where it was.
+func TestSMTPQualifiesBareNames(t *testing.T) {
+	sink := testpeer.StartSink(t, testpeer.SinkOptions{})
+	bare := newSMTPTarget(t, sink.Addr(), 1)
+	if err := bare.Deliver(context.Background(), Envelope{From: "root", To: []string{"chavez"}}, strings.NewReader("x\n")); err == nil {
+		t.Fatal("bare names without Domain: delivered; the sink should refuse them, or this test proves nothing")
+	}
+	tg := NewSMTP(SMTPOptions{Addr: sink.Addr(), LocalName: "linkctl.test", Domain: "localhost", Timeout: 5 * time.Second})
+	defer tg.Close()
+	env := Envelope{From: "root", To: []string{"chavez", "chavez@localhost", "ann@example.org"}}
+	if err := tg.Deliver(context.Background(), env, strings.NewReader("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	m := sink.Messages()
+	if len(m) != 1 || m[0].From != "root@localhost" || strings.Join(m[0].To, ",") != "chavez@localhost,ann@example.org" {
+		t.Fatalf("sink got %+v, want one message from root@localhost to chavez@localhost (once) and ann@example.org", m)
+	}
+}
+
 // Every refusal, at every step: the message is not delivered, the error
 // carries the reply and its verdict (4xx temporary, 5xx permanent), and
 // the session survives (RSET) for the next message.
