@@ -496,6 +496,8 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 				r.res.Kept++
 			}
 			continue
+		case m.Skip:
+			continue
 		case ent.Failures >= MaxFailures:
 			if !r.noted[m.UID] {
 				r.noted[m.UID] = true

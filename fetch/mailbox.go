@@ -18,6 +18,12 @@ type Message struct {
 	// Servers lie; it is used for limits and progress, never trusted for
 	// buffer sizes.
 	Size int64
+	// Skip says the message is on the server but not to be fetched (IMAP
+	// unseen: true, and the message is \Seen). It is still listed so that
+	// its seen-store record is kept: dropping it would fetch the message
+	// again once it is marked unread. A delivered one is still deleted
+	// (or kept) as the account says.
+	Skip bool
 }
 
 // Mailbox is one logged-in session with one mailbox: a POP3 maildrop or an

@@ -171,10 +171,7 @@ func (m *imapMailbox) List(ctx context.Context) ([]Message, error) {
 	m.fresh = false
 	msgs := make([]Message, 0, len(entries))
 	for _, e := range entries {
-		if m.src.Unseen && e.Seen {
-			continue
-		}
-		msgs = append(msgs, Message{UID: strconv.FormatUint(uint64(e.UID), 10), Num: e.UID, Size: e.Size})
+		msgs = append(msgs, Message{UID: strconv.FormatUint(uint64(e.UID), 10), Num: e.UID, Size: e.Size, Skip: m.src.Unseen && e.Seen})
 	}
 	return msgs, nil
 }

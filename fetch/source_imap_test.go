@@ -6,12 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	linkimap "github.com/linkctl/linkctl/fetch/imap"
 	"github.com/linkctl/linkctl/fetch/imap/imaptest"
+	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 	"github.com/linkctl/linkctl/internal/scripted"
 )
@@ -24,7 +27,8 @@ func imapMsg(i int) string {
 	return "Subject: m" + string(rune('0'+i)) + "\r\n\r\nbody\r\nline two\r\n"
 }
 
-// runIMAP does what the engine does: list, retrieve all, delete all, close.
+// runIMAP does what the engine does: list, retrieve all (but those to
+// skip), delete them, close.
 func runIMAP(t *testing.T, src IMAPSource, commit bool) (key string, got []string) {
 	t.Helper()
 	ctx := context.Background()
@@ -36,6 +40,7 @@ func runIMAP(t *testing.T, src IMAPSource, commit bool) (key string, got []strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	msgs = slices.DeleteFunc(msgs, func(m Message) bool { return m.Skip })
 	got = retrieveAll(t, mb, msgs)
 	if !src.Keep {
 		if err := mb.Delete(ctx, msgs); err != nil {
@@ -139,6 +144,63 @@ func TestIMAPSourceKeepMarkSeenAndUnseen(t *testing.T) {
 	runIMAP(t, src, true)
 	if seen := s.Count(t, "INBOX", imap.FlagSeen); seen != 2 {
 		t.Fatalf("keep without mark_seen: %d seen, want 2", seen)
+	}
+}
+
+// With keep and unseen, a message the user has read (\Seen) is not
+// fetched, but its seen-store record stays: once marked unread again it
+// must not come a second time.
+func TestIMAPUnseenKeepsRecordOfReadMail(t *testing.T) {
+	s := imaptest.Start(t, imaptest.Options{UIDPlus: true})
+	s.Append(t, "INBOX", imapMsg(1))
+	s.Append(t, "INBOX", imapMsg(2), imap.FlagSeen)
+	src := imapSource(s)
+	src.Keep, src.Unseen = true, true
+	tgt := &fakeTarget{}
+	acct := Account{Name: "u", Proto: "imap", Server: s.Addr, Open: src.Open, Keep: true, To: []string{"me"}, Target: tgt}
+	subjects := func() (out []string) {
+		for _, d := range tgt.got {
+			_, rest, _ := strings.Cut(string(d.data), "Subject: ")
+			out = append(out, strings.SplitN(rest, "\n", 2)[0])
+		}
+		return out
+	}
+	state := t.TempDir()
+	run := func() {
+		t.Helper()
+		if _, err := Run(context.Background(), Options{StateDir: state, Workers: 1, Accounts: []Account{acct}}, nil); err != nil && errkind.KindOf(err) != errkind.NoMail {
+			t.Fatal(err)
+		}
+	}
+	// flag sets or clears \Seen on UID 1 as a mail client would.
+	flag := func(add bool) {
+		t.Helper()
+		cl, err := linkimap.Dial(context.Background(), linkimap.Options{Addr: s.Addr, TLS: netconn.TLSNone, User: s.User, Password: pw(s.Pass), Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if _, err := cl.Select(context.Background(), "INBOX"); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Store(context.Background(), []uint32{1}, `\Seen`, add); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	if got := subjects(); strings.Join(got, ",") != "m1" {
+		t.Fatalf("first run delivered %q, want m1 only (m2 is read)", got)
+	}
+	flag(true) // read in a mail client
+	s.Append(t, "INBOX", imapMsg(3))
+	run()       // lists m3 alone
+	flag(false) // m1 marked unread again
+	run()
+	if got := subjects(); strings.Join(got, ",") != "m1,m3" {
+		t.Fatalf("delivered %q, want m1 and m3 once each: m1 must not come again after being read and marked unread", got)
+	}
+	if n := s.Messages(t, "INBOX"); n != 3 {
+		t.Fatalf("%d messages on the server, want all 3 kept", n)
 	}
 }
 
