@@ -1,6 +1,7 @@
 #!/bin/sh
-# Fetch benchmark (issue 5): linkctl against fetchmail and mpop on the same
-# mailboxes in the same run.
+# Fetch benchmark (issues 5 and 6): linkctl against fetchmail and mpop on
+# the same mailboxes in the same run, over POP3 and over IMAP (linkctl
+# with and without COMPRESS=DEFLATE, fetchmail's IMAP; mpop has none).
 #
 #   bench/fetch.sh            all three: modem link time, loopback msgs/s, peak RSS
 #   bench/fetch.sh Modem      only one (Modem, Loopback or RSS)
@@ -9,7 +10,7 @@
 # system instances are not used: private instances on loopback are started),
 # and root for the private Postfix. Environment: BENCH_LOOPBACK_N (messages
 # for the loopback run, default 5000), BENCH_SESSIONS (linkctl's local SMTP
-# sessions there, default 8). Takes about 10 minutes, most of it fetchmail.
+# sessions there, default 8). Takes about 30 minutes, most of it fetchmail and mpop.
 set -eu
 cd "$(dirname "$0")/.."
 which="${1:-Modem|Loopback|RSS}"
