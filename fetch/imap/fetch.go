@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -294,7 +295,15 @@ func newSpool(r io.Reader) (*spool, error) {
 		return nil, errkind.Wrap(errkind.Internal, true, "imap spool", err)
 	}
 	os.Remove(s.file.Name()) // unlinked: gone when closed, even after a crash
-	if _, err := io.Copy(s.file, r); err != nil {
+	// Buffered: the body reader hands out lines, and a write(2) each
+	// would dominate a big message. (The struct hides the file's ReadFrom,
+	// which bufio would hand the copy to, unbuffered.)
+	bw := bufio.NewWriterSize(struct{ io.Writer }{s.file}, 256<<10)
+	_, err = io.Copy(bw, r)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		s.Close()
 		var pe *os.PathError
 		if errors.As(err, &pe) {
