@@ -47,10 +47,22 @@ func (cl *Client) Commit(ctx context.Context, c Commit) (CommitResult, error) {
 	}
 	var pending []waiter
 	add := func(what string, f func() error) { pending = append(pending, waiter{what, f}) }
+	// The pending commands are drained at the same time, not one after
+	// the other: go-imap's reader hands each EXPUNGE response to the UID
+	// EXPUNGE command through a channel of 128, and a server may send them
+	// before its answer to the STORE (RFC 3501 section 7.4.1 allows EXPUNGE
+	// responses during a UID command). Waiting for the STORE alone would
+	// leave the reader blocked on the 129th: a deadlock Dovecot showed on a
+	// commit of 5000 messages.
 	flush := func() error {
+		errs := make([]chan error, len(pending))
+		for i, w := range pending {
+			errs[i] = make(chan error, 1)
+			go func() { errs[i] <- w.wait() }()
+		}
 		var first error
-		for _, w := range pending {
-			if err := w.wait(); err != nil && first == nil {
+		for i, w := range pending {
+			if err := <-errs[i]; err != nil && first == nil {
 				first = cl.err(ctx, w.what, err)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -417,6 +418,53 @@ func TestCommitPipelined(t *testing.T) {
 	res, err := cl.Commit(ctxT(t), Commit{Delete: []uint32{5, 7}})
 	if err != nil || res.LeftFlagged != 0 {
 		t.Fatalf("commit: %+v, %v", res, err)
+	}
+	srv.Wait(t)
+}
+
+// TestCommitManyExpungesBeforeStoreAnswer: a server may answer the
+// pipelined UID EXPUNGE's EXPUNGE responses before its OK to the STORE
+// (RFC 3501 section 7.4.1 allows them during a UID command), more of them
+// than go-imap buffers (128). The commit must drain both at once; waiting
+// for the STORE first deadlocked against Dovecot with 5000 messages.
+func TestCommitManyExpungesBeforeStoreAnswer(t *testing.T) {
+	const n = 300
+	var uids []uint32
+	steps := script(login, []string{
+		"C: T1 SELECT INBOX",
+		"C~ T2 UID FETCH 1:* (UID ",
+		fmt.Sprintf("S: * %d EXISTS", n),
+		"S: * OK [UIDVALIDITY 42] ok",
+		"S: T1 OK [READ-WRITE] selected",
+		"S: T2 OK fetched",
+	})
+	for i := 1; i <= n; i++ {
+		uids = append(uids, uint32(i))
+	}
+	all := fmt.Sprintf("1:%d", n)
+	steps = append(steps, "C: T3 UID STORE "+all+` +FLAGS.SILENT (\Deleted)`, "C: T4 UID EXPUNGE "+all, "C: T5 LOGOUT")
+	for range n {
+		steps = append(steps, "S: * 1 EXPUNGE")
+	}
+	steps = append(steps, "S: T3 OK stored", "S: T4 OK expunged", "S: * BYE bye", "S: T5 OK done")
+	cl, srv := dialScript(t, steps)
+	if _, _, err := cl.SelectList(ctxT(t), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := cl.Commit(ctxT(t), Commit{Delete: uids})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	case <-time.After(20 * time.Second): // a hang guard, not a speed target
+		// Not t.Fatal: the cleanup's Close would wait for go-imap's
+		// reader, which is the goroutine stuck, and hang the test.
+		panic("Commit deadlocked: the EXPUNGE responses were not drained while waiting for the STORE")
 	}
 	srv.Wait(t)
 }
