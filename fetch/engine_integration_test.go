@@ -307,7 +307,7 @@ func TestDovecotToPostfix(t *testing.T) {
 // fetcher) with SIGKILL at random moments, over and over, then finishes
 // with a clean run: nothing may be lost; a message may be duplicated only
 // when the kill fell between the MTA's 250 and the fsync of its record,
-// so at most one per delivery worker per kill.
+// so at most one per delivery worker per kill. Over POP3 and over IMAP.
 func TestKill9(t *testing.T) {
 	if os.Getenv("LINKCTL_FETCH_CHILD") != "" {
 		fetchChild()
@@ -315,8 +315,12 @@ func TestKill9(t *testing.T) {
 	}
 	testpeer.Short(t)
 	t.Parallel()
-	for _, workers := range []int{1, 4} {
-		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+	for _, tc := range []struct {
+		proto   string
+		workers int
+	}{{"pop3", 1}, {"pop3", 4}, {"imap", 1}, {"imap", 4}} {
+		workers := tc.workers
+		t.Run(fmt.Sprintf("%s/workers=%d", tc.proto, workers), func(t *testing.T) {
 			d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Users: map[string]string{"u": "pw"}})
 			sink := testpeer.StartSink(t, testpeer.SinkOptions{
 				// a local MTA that takes a moment per message, so kills
@@ -330,7 +334,7 @@ func TestKill9(t *testing.T) {
 			for round := range 12 {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$")
 				cmd.Env = append(os.Environ(), "LINKCTL_FETCH_CHILD=1", "FC_STATE="+state, "FC_POP3="+d.POP3Addr(),
-					"FC_SINK="+sink.Addr(), "FC_WORKERS="+strconv.Itoa(workers))
+					"FC_IMAP="+d.IMAPAddr(), "FC_PROTO="+tc.proto, "FC_SINK="+sink.Addr(), "FC_WORKERS="+strconv.Itoa(workers))
 				out, _ := cmd.StdoutPipe()
 				cmd.Stderr = os.Stderr
 				if err := cmd.Start(); err != nil {
@@ -360,7 +364,7 @@ func TestKill9(t *testing.T) {
 			tgt := deliver.NewSMTP(deliver.SMTPOptions{Addr: sink.Addr(), Sessions: workers})
 			defer tgt.Close()
 			if _, err := Run(context.Background(), Options{StateDir: state, Workers: workers,
-				Accounts: []Account{pop3Account("u", d.POP3Addr(), "u", tgt, 5*time.Second)}}, nil); err != nil {
+				Accounts: []Account{kill9Account(tc.proto, d.POP3Addr(), d.IMAPAddr(), tgt)}}, nil); err != nil {
 				t.Fatal(err)
 			}
 			got := idsOf(sink)
@@ -386,13 +390,26 @@ func TestKill9(t *testing.T) {
 	}
 }
 
+// kill9Account is TestKill9's account: user u on Dovecot over proto,
+// committing every 7 messages so that kills land between commits too.
+func kill9Account(proto, pop3Addr, imapAddr string, tgt deliver.Target) Account {
+	a := Account{Name: "u", Proto: proto, Target: tgt, To: []string{"x@sink.test"}, CommitEvery: 7}
+	if proto == "imap" {
+		src := IMAPSource{Addr: imapAddr, TLS: netconn.TLSNone, User: "u", Password: pw("pw"), Timeout: 5 * time.Second}
+		a.Server, a.Open = imapAddr, src.Open
+	} else {
+		src := POP3Source{Addr: pop3Addr, TLS: netconn.TLSNone, User: "u", Password: pw("pw"), Timeout: 5 * time.Second}
+		a.Server, a.Open = pop3Addr, src.Open
+	}
+	return a
+}
+
 // fetchChild is the fetcher process of TestKill9.
 func fetchChild() {
 	workers, _ := strconv.Atoi(os.Getenv("FC_WORKERS"))
 	tgt := deliver.NewSMTP(deliver.SMTPOptions{Addr: os.Getenv("FC_SINK"), Sessions: workers})
-	src := POP3Source{Addr: os.Getenv("FC_POP3"), TLS: netconn.TLSNone, User: "u", Password: pw("pw"), Timeout: 5 * time.Second}
 	_, err := Run(context.Background(), Options{StateDir: os.Getenv("FC_STATE"), Workers: workers,
-		Accounts: []Account{{Name: "u", Open: src.Open, Target: tgt, To: []string{"x@sink.test"}, CommitEvery: 7}}},
+		Accounts: []Account{kill9Account(os.Getenv("FC_PROTO"), os.Getenv("FC_POP3"), os.Getenv("FC_IMAP"), tgt)}},
 		func(ev event.Event) {
 			if ev.Type == event.Message {
 				fmt.Println("msg")
