@@ -65,6 +65,7 @@ import (
 	"github.com/linkctl/linkctl/fetch/seen"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
+	"github.com/linkctl/linkctl/internal/spool"
 )
 
 // MaxFailures is how many failed deliveries of one message make the
@@ -334,6 +335,16 @@ func (r Result) Err() error {
 	}
 	return errkind.Wrap(errkind.KindOf(errs[0]), temp, "fetch", errors.Join(errs...))
 }
+
+// memSpoolMax is how much of a message is held in memory between its
+// retrieval and its delivery; the rest goes to an unlinked file in the
+// state directory (internal/spool), so memory stays flat however big a
+// message is.
+const memSpoolMax = 256 << 10
+
+// headMax bounds the header bytes read for Return-Path, Message-ID and
+// the multidrop envelope header.
+const headMax = 64 << 10
 
 type engine struct {
 	opts     Options
@@ -613,7 +624,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 	}
 	type job struct {
 		m  Message
-		sp *spool
+		sp *spool.Spool
 	}
 	jobs := make(chan job, workers)
 	var (
@@ -631,8 +642,8 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 			defer wg.Done()
 			for j := range jobs {
 				err := e.deliverOne(ctx, r, j.m, j.sp)
-				size := j.sp.size
-				j.sp.release()
+				size := j.sp.Size()
+				j.sp.Close()
 				if err == nil {
 					log.Delivered(j.m.UID, e.now())
 					// Group commit: concurrent workers share an fsync.
@@ -690,7 +701,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		if stop.Load() {
 			return errStopped
 		}
-		sp, err := newSpool(rd, e.spoolDir, &buf)
+		sp, err := spool.New(rd, e.spoolDir, memSpoolMax, &buf)
 		if err != nil {
 			return err
 		}
@@ -698,7 +709,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		case jobs <- job{m, sp}:
 			return nil
 		case <-ctx.Done():
-			sp.release()
+			sp.Close()
 			return context.Cause(ctx)
 		}
 	})
@@ -732,13 +743,13 @@ func (r *accountRun) lastDeliveryErr() error {
 }
 
 // deliverOne hands one spooled message to the target.
-func (e *engine) deliverOne(ctx context.Context, r *accountRun, m Message, sp *spool) error {
+func (e *engine) deliverOne(ctx context.Context, r *accountRun, m Message, sp *spool.Spool) error {
 	md := r.a.Multidrop
 	envHeader := ""
 	if md != nil {
 		envHeader = md.Envelope
 	}
-	info := parseHeadEnv(sp.head(), envHeader)
+	info := parseHeadEnv(sp.Head(headMax), envHeader)
 	env := deliver.Envelope{From: info.ReturnPath, To: r.a.To}
 	if md != nil {
 		to, err := md.recipients(info, r.a.To)
@@ -747,7 +758,7 @@ func (e *engine) deliverOne(ctx context.Context, r *accountRun, m Message, sp *s
 		}
 		env.To = to
 	}
-	var body io.Reader = sp.reader()
+	var body io.Reader = sp.Reader()
 	if e.opts.Received {
 		body = io.MultiReader(bytes.NewReader(receivedLine(r.a.Server, e.host, r.a.Proto, r.a.Name, env.To, e.now())), body)
 	}

@@ -1,17 +1,14 @@
 package imap
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/spool"
 )
 
 // spoolMem is how much of a message that arrives before its UID is held in
@@ -154,7 +151,7 @@ func (f *fetchRun) stopped() bool { return f.fnErr != nil || f.readErr != nil ||
 // handle consumes one FETCH response completely.
 func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 	var uid uint32
-	var sp *spool
+	var sp *spool.Spool
 	defer func() {
 		if sp != nil {
 			sp.Close()
@@ -183,7 +180,7 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 			}
 			if uid == 0 {
 				// BODY[] before UID: keep it until the UID arrives.
-				s, err := newSpool(body)
+				s, err := spool.New(body, "", spoolMem, nil)
 				switch {
 				case body.err != nil:
 					f.linkFailed(body.err)
@@ -273,62 +270,6 @@ func (f *fetchRun) protocol(msg string, body io.Reader) {
 		io.Copy(io.Discard, body)
 	}
 	<-f.cl.c.Closed()
-}
-
-// spool holds a message body in memory, or on disk past spoolMem.
-type spool struct {
-	mem  bytes.Buffer
-	file *os.File
-}
-
-func newSpool(r io.Reader) (*spool, error) {
-	s := &spool{}
-	n, err := io.CopyN(&s.mem, r, spoolMem)
-	if err == io.EOF || (err == nil && n < spoolMem) {
-		return s, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.file, err = os.CreateTemp("", "linkctl-imap-*")
-	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, true, "imap spool", err)
-	}
-	os.Remove(s.file.Name()) // unlinked: gone when closed, even after a crash
-	// Buffered: the body reader hands out lines, and a write(2) each
-	// would dominate a big message. (The struct hides the file's ReadFrom,
-	// which bufio would hand the copy to, unbuffered.)
-	bw := bufio.NewWriterSize(struct{ io.Writer }{s.file}, 256<<10)
-	_, err = io.Copy(bw, r)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
-		s.Close()
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			return nil, errkind.Wrap(errkind.Internal, true, "imap spool", err)
-		}
-		return nil, err
-	}
-	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
-		s.Close()
-		return nil, errkind.Wrap(errkind.Internal, true, "imap spool", err)
-	}
-	return s, nil
-}
-
-func (s *spool) Reader() io.Reader {
-	if s.file == nil {
-		return &s.mem
-	}
-	return io.MultiReader(&s.mem, s.file)
-}
-
-func (s *spool) Close() {
-	if s.file != nil {
-		s.file.Close()
-	}
 }
 
 // unilateralFetch receives the FETCH responses go-imap could not match to
