@@ -115,6 +115,31 @@ func TestNetnsDefaultRoute(t *testing.T) {
 	}
 }
 
+// TestNetnsNewAddressNewEdge: on a real link that stays up, a second
+// address is no edge, but losing the address the link came up with is
+// (a modem or VPN reconnecting under a new address).
+func TestNetnsNewAddressNewEdge(t *testing.T) {
+	n := newTestNS(t)
+	w := n.watch(t, 100*time.Millisecond)
+	n.set(true)
+	wantEdge(t, w, true)
+	// Another subnet: deleting a primary IPv4 address takes the
+	// secondaries of its subnet with it.
+	second, _ := netlink.ParseAddr("198.51.100.1/24")
+	if err := n.NL.AddrAdd(n.Up0, second); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := netlink.ParseAddr("192.0.2.1/24")
+	if err := n.NL.AddrDel(n.Up0, first); err != nil {
+		t.Fatal(err)
+	}
+	if e := wantEdge(t, w, true); e.Cause != "new address" || e.Reason != "up0 is up with 198.51.100.1/24" {
+		t.Fatalf("edge %q (%s), want the link up with 198.51.100.1 caused by a new address", e.Reason, e.Cause)
+	}
+	n.set(false)
+	wantEdge(t, w, false) // and no other edge before it
+}
+
 // BenchmarkNetnsEdgeLatency measures, over 100 flaps of a veth link, the
 // time from the netlink call that brings the link up to the up edge, beyond
 // Settle: the watcher's own delay before the pipeline can start.

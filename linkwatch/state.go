@@ -22,6 +22,10 @@
 //     callback fires) the watcher resubscribes with ListExisting and re-reads.
 //     A wall-clock jump (resume from suspend) is a possible up edge: the
 //     kernel may still show the link up while the session behind it is new.
+//     So is a link that stays up while an address it had is gone (an LTE
+//     modem or a VPN reconnecting under a new address, the default route
+//     moving to another link): connections bound to the old address are
+//     dead, and the mail window is a new one.
 //     The jump is noticed through a timerfd with TFD_TIMER_CANCEL_ON_SET, so
 //     an idle daemon sleeps in the kernel and wakes only when something
 //     happens: there is no polling timer.
@@ -60,6 +64,7 @@ type Addr struct {
 	Link      int // interface index
 	Prefix    netip.Prefix
 	Tentative bool // IPv6 duplicate address detection not finished (or failed): unusable
+	Temporary bool // IPv6 temporary address (RFC 8981): rotated by design, so not the session's identity
 }
 
 // Route is a default route (0.0.0.0/0 or ::/0) in the main table.
@@ -191,6 +196,8 @@ func readOnce(h *netlink.Handle) (State, error) {
 			Link:      a.LinkIndex,
 			Prefix:    netip.PrefixFrom(ip.Unmap(), ones),
 			Tentative: a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0,
+			// The same bit means "secondary" for IPv4.
+			Temporary: ip.Is6() && a.Flags&unix.IFA_F_TEMPORARY != 0,
 		})
 	}
 	routes, err := h.RouteList(nil, netlink.FAMILY_ALL)

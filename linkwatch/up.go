@@ -2,7 +2,9 @@ package linkwatch
 
 import (
 	"fmt"
+	"net/netip"
 	"path"
+	"sort"
 	"strings"
 )
 
@@ -156,4 +158,48 @@ func describe(l Link) string {
 		s += " without RUNNING or LOWER_UP"
 	}
 	return s
+}
+
+// sessionAddrs returns the addresses that identify the session on link
+// iface: global, past duplicate address detection, and not IPv6
+// temporary addresses (RFC 8981 rotates those by design).
+func sessionAddrs(st State, iface string) map[netip.Prefix]bool {
+	out := map[netip.Prefix]bool{}
+	l, ok := st.LinkByName(iface)
+	if !ok {
+		return out
+	}
+	for _, a := range st.Addrs {
+		if a.Link == l.Index && global(a) && !a.Temporary {
+			out[a.Prefix] = true
+		}
+	}
+	return out
+}
+
+// renewed says why the uplink, still usable as iface, is not the session
+// an up edge was reported for: another link carries it now, or an address
+// the session had is gone while the link stayed up. "" when it is the
+// same session; addresses that only appeared are not a new session (IPv6
+// often comes up after IPv4 on a PPP link).
+func renewed(st State, iface, sessIface string, sessAddrs map[netip.Prefix]bool) string {
+	if iface != sessIface {
+		return fmt.Sprintf("the uplink moved from %s to %s", sessIface, iface)
+	}
+	cur := sessionAddrs(st, iface)
+	var gone, now []string
+	for p := range sessAddrs {
+		if !cur[p] {
+			gone = append(gone, p.String())
+		}
+	}
+	if len(gone) == 0 {
+		return ""
+	}
+	for p := range cur {
+		now = append(now, p.String())
+	}
+	sort.Strings(gone)
+	sort.Strings(now)
+	return fmt.Sprintf("%s lost %s while staying up (now %s)", iface, strings.Join(gone, ", "), strings.Join(now, ", "))
 }

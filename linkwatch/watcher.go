@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -132,9 +133,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		backoff   = 100 * time.Millisecond
 		settle    *time.Timer
 		settleC   <-chan time.Time
-		pending   bool // usable, waiting for Settle
-		settled   bool // this iteration: Settle just passed
-		forced    bool // report an up edge even though up was reported (clock jump)
+		pending   bool                  // usable, waiting for Settle
+		settled   bool                  // this iteration: Settle just passed
+		forced    bool                  // report an up edge even though up was reported (clock jump, new session)
+		sessIface string                // the link of the last up edge
+		sessAddrs map[netip.Prefix]bool // its session addresses since then
 		subscribe = true
 		cause     = "start"
 	)
@@ -234,6 +237,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.reason = reason // status shows the current reason between edges too
 		w.mu.Unlock()
 
+		if up && reported && !forced && !pending {
+			if why := renewed(st, iface, sessIface, sessAddrs); why != "" {
+				w.log.Info("the uplink is a new session: treating it as an up edge", "why", why)
+				forced, cause = true, "new address"
+			} else {
+				for p := range sessionAddrs(st, iface) {
+					sessAddrs[p] = true // appeared since: part of this session
+				}
+			}
+		}
+
 		switch {
 		case !up:
 			if pending {
@@ -265,6 +279,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			continue // keep the cause for the edge
 		default:
 			forced = false
+			sessIface, sessAddrs = iface, sessionAddrs(st, iface)
 			if !emit(Edge{Up: true, Iface: iface, Reason: reason, Cause: cause, Time: time.Now(), State: st}) {
 				return nil
 			}

@@ -228,3 +228,46 @@ func TestClockJumpsTimerfd(t *testing.T) {
 	}
 	cancel()
 }
+
+// A link that stays up while the address it came up with is replaced (an
+// LTE modem or a VPN reconnecting) is a new session: one more up edge.
+// Addresses that only appear (IPv6 after IPv4) and IPv6 temporary
+// addresses coming and going are not.
+func TestWatcherNewAddressIsAnUpEdge(t *testing.T) {
+	f := newFakeNet(pppUp)
+	w := startWatcher(t, f, 20*time.Millisecond, nil)
+	if e := nextEdge(t, w); !e.Up {
+		t.Fatalf("edge = %+v, want up", e)
+	}
+	v6 := Addr{Link: 3, Prefix: pfx("2001:db8::7/64")}
+	temp := Addr{Link: 3, Prefix: pfx("2001:db8::99/64"), Temporary: true}
+	temp2 := Addr{Link: 3, Prefix: pfx("2001:db8::98/64"), Temporary: true}
+	newAddr := Addr{Link: 3, Prefix: pfx("198.51.100.9/32")}
+	for _, addrs := range [][]Addr{
+		{loAddr, pppAddr, v6},        // IPv6 arrives later: same session
+		{loAddr, pppAddr, v6, temp},  // a temporary address appears
+		{loAddr, pppAddr, v6, temp2}, // and is rotated
+	} {
+		f.set(State{Links: []Link{lo, ppp}, Addrs: addrs}, true)
+		// Ten settle periods for an edge to show up that should not. (Under
+		// load this can only miss a wrong edge, never invent one.)
+		time.Sleep(200 * time.Millisecond)
+		select {
+		case e := <-w.Edges():
+			t.Fatalf("addresses %v gave an edge %+v: the session did not change", addrs, e)
+		default:
+		}
+	}
+	// The modem reconnects: the new address comes before the old one goes,
+	// so the link is never without one.
+	f.set(State{Links: []Link{lo, ppp}, Addrs: []Addr{loAddr, pppAddr, newAddr, v6}}, true)
+	f.set(State{Links: []Link{lo, ppp}, Addrs: []Addr{loAddr, newAddr, v6}}, true)
+	e := nextEdge(t, w)
+	if !e.Up || e.Cause != "new address" {
+		t.Fatalf("edge = %+v, want up caused by a new address", e)
+	}
+	f.set(pppDown, true)
+	if e := nextEdge(t, w); e.Up {
+		t.Fatalf("edge = %+v, want down (no further up edge)", e)
+	}
+}
