@@ -54,6 +54,9 @@ type Response struct {
 	Error     string          `json:"error,omitempty"`
 	Text      string          `json:"text,omitempty"`   // a line for the user ("run 7 started")
 	Status    json.RawMessage `json:"status,omitempty"` // for OpStatus
+	// Stopping says the daemon refused because it is on its way out:
+	// `linkctl up` then waits for it to go and runs without it.
+	Stopping bool `json:"stopping,omitempty"`
 }
 
 // Reply is the handler's answer: the final Response without the framing.
@@ -62,6 +65,8 @@ type Reply struct {
 	Error  string
 	Text   string
 	Status any // marshalled into Response.Status
+	// Stopping: see Response.Stopping.
+	Stopping bool
 }
 
 // MaxLine bounds a request or response line. Status replies carry the last

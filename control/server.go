@@ -227,7 +227,7 @@ func (w *respWriter) write(r Response) {
 }
 
 func (w *respWriter) final(rep Reply) {
-	r := Response{Done: true, Exit: rep.Exit, Error: rep.Error, Text: rep.Text}
+	r := Response{Done: true, Exit: rep.Exit, Error: rep.Error, Text: rep.Text, Stopping: rep.Stopping}
 	if rep.Status != nil {
 		b, err := json.Marshal(rep.Status)
 		if err != nil {

@@ -690,7 +690,7 @@ func (d *Daemon) handle(ctx context.Context, req control.Request, send func(even
 		}
 		w := &waiter{send: send, done: make(chan pipeline.RunReport, 1)}
 		if !d.trigger(pipeline.Request{Cause: "linkctl up", Iface: iface}, w) {
-			return control.Reply{Exit: int(errkind.Internal), Error: "the daemon is stopping: no new run"}
+			return control.Reply{Exit: int(errkind.Internal), Error: "the daemon is stopping: no new run", Stopping: true}
 		}
 		if !req.Wait {
 			return control.Reply{Text: "run requested"}

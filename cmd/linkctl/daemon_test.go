@@ -102,6 +102,35 @@ func TestDaemonUpStatusQuit(t *testing.T) {
 	}
 }
 
+// `linkctl up` while the daemon is stopping (systemctl restart, linkctl
+// quit) with a run in flight: up waits for the daemon to go and then runs
+// the pipeline itself, so the link-up is not lost.
+func TestUpWhileDaemonStops(t *testing.T) {
+	mark := filepath.Join(t.TempDir(), "runs")
+	cfg := daemonConfig(t, `[sh, -c, "echo run >> `+mark+`; sleep 1"]`)
+	d, derr := startDaemon(t, cfg)
+	if _, _, code := linkctl(t, nil, "-c", cfg, "up", "--no-wait"); code != 0 {
+		t.Fatalf("up --no-wait exited %d", code)
+	}
+	runs := func() int { b, _ := os.ReadFile(mark); return strings.Count(string(b), "run\n") }
+	for i := 0; runs() == 0; i++ {
+		if i > 1000 {
+			t.Fatalf("the daemon's run never started:\n%s", derr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, _, code := linkctl(t, nil, "-c", cfg, "quit"); code != 0 {
+		t.Fatalf("quit exited %d", code)
+	}
+	_, errOut, code := linkctl(t, nil, "-c", cfg, "up")
+	if code != 0 || runs() != 2 {
+		t.Fatalf("up during the daemon's stop: exit %d, %d runs (want 0 and 2); stderr:\n%s\ndaemon:\n%s", code, runs(), errOut, derr)
+	}
+	if err := d.Wait(); err != nil {
+		t.Errorf("daemon exit: %v\n%s", err, derr)
+	}
+}
+
 // The daemon and an in-process run report a failing run with the same exit
 // status.
 func TestUpExitStatusSameWithAndWithoutDaemon(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 
 	"github.com/linkctl/linkctl/control"
 	"github.com/linkctl/linkctl/internal/errkind"
@@ -50,6 +52,16 @@ func (a *App) up(iface string, noWait bool) error {
 	}
 	r := newRenderer(a.Stderr, a.Log)
 	resp, err := control.Do(a.Ctx, cfg.ControlSocket, control.Request{Op: control.OpUp, Iface: iface, Wait: !noWait}, r.Sink)
+	if err == nil && resp.Stopping {
+		// A daemon on its way out (systemctl restart, linkctl quit) must
+		// not cost this link-up its mail window: wait for it to go, then
+		// ask its successor or run here.
+		if noWait {
+			return a.upDetached(iface)
+		}
+		a.Log.Info("the daemon is stopping: waiting for it to exit, then running the pipeline", "control_socket", cfg.ControlSocket)
+		resp, err = a.upAfterStop(cfg.ControlSocket, iface, r)
+	}
 	switch {
 	case errors.Is(err, control.ErrNoDaemon):
 		if noWait {
@@ -78,6 +90,32 @@ func (a *App) up(iface string, noWait bool) error {
 	}
 	return nil
 }
+
+// upAfterStop asks again every quarter second while the daemon answers
+// that it is stopping; once it has gone, control.Do says ErrNoDaemon (and
+// the caller runs the pipeline here), or a new daemon takes the request.
+func (a *App) upAfterStop(socket, iface string, r *renderer) (control.Response, error) {
+	ctx, cancel := context.WithTimeout(a.Ctx, stoppingWait)
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			if a.Ctx.Err() != nil {
+				return control.Response{}, a.Ctx.Err()
+			}
+			return control.Response{}, errkind.New(errkind.Internal, true, "linkctl up",
+				"the daemon has been stopping for %v and still answers: run `linkctl status`, or stop it for good", stoppingWait)
+		case <-time.After(250 * time.Millisecond):
+		}
+		resp, err := control.Do(a.Ctx, socket, control.Request{Op: control.OpUp, Iface: iface, Wait: true}, r.Sink)
+		if err != nil || !resp.Stopping {
+			return resp, err
+		}
+	}
+}
+
+// stoppingWait bounds how long `linkctl up` waits for a stopping daemon.
+const stoppingWait = 15 * time.Minute
 
 // upDetached starts `linkctl up IFACE` in a session of its own, with no
 // terminal and its output discarded (it logs where the config says), and
