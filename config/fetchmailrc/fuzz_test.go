@@ -19,6 +19,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(`poll x user "a\x41\101" there is b c "d"=e * here; no keep mda "m %T" plugin 'p'`))
 	f.Add([]byte("defaults ssl\nset no syslog\nskip y envelope 2 Received localdomains a b"))
+	f.Add([]byte("poll x user a smtphost 'm x: y/25' smtpaddress '[192.0.2.6]'\npoll y user b smtpaddress \"d: {x}\" lmtp"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rc, err := Parse("fuzz.rc", data)
 		if err != nil {
