@@ -113,38 +113,24 @@ func TestValidationMessages(t *testing.T) {
 	}
 }
 
-func TestDeliverTLSDefaults(t *testing.T) {
-	for body, want := range map[string]string{
-		"{smtp: 127.0.0.1:25}":              "none",
-		"{smtp: mx.example.net}":            "starttls",
-		"{smtp: mx.example.net, tls: none}": "none",
-		"{lmtp: /run/dovecot/lmtp}":         "none",
+// The defaults of a delivery target: STARTTLS required off loopback, and
+// deliver.domain qualifying bare names for SMTP only (localhost unless
+// set; nothing for the targets that take user names).
+func TestDeliverDefaults(t *testing.T) {
+	for body, want := range map[string]struct{ tls, domain string }{
+		"{smtp: 127.0.0.1:25}":                       {"none", "localhost"},
+		"{smtp: mx.example.net}":                     {"starttls", "localhost"},
+		"{smtp: mx.example.net, tls: none}":          {"none", "localhost"},
+		"{smtp: 127.0.0.1:25, domain: mail.example}": {"none", "mail.example"},
+		"{lmtp: /run/dovecot/lmtp}":                  {"none", ""},
+		"{maildir: /m}":                              {"none", ""},
 	} {
 		cfg, err := Parse("t.yaml", []byte("fetch:\n  deliver: "+body+"\n  accounts:\n    - {server: 127.0.0.1, proto: pop3, user: u, password_file: /p, to: me}\n"))
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}
-		if cfg.Fetch.Deliver.TLS != want {
-			t.Errorf("deliver %s: tls %q, want %q", body, cfg.Fetch.Deliver.TLS, want)
-		}
-	}
-}
-
-// deliver.domain qualifies bare names for SMTP only: localhost unless set,
-// and nothing for the targets that take user names.
-func TestDeliverDomainDefaults(t *testing.T) {
-	for body, want := range map[string]string{
-		"{smtp: 127.0.0.1:25}":                       "localhost",
-		"{smtp: 127.0.0.1:25, domain: mail.example}": "mail.example",
-		"{lmtp: /run/dovecot/lmtp}":                  "",
-		"{maildir: /m}":                              "",
-	} {
-		cfg, err := Parse("t.yaml", []byte("fetch:\n  deliver: "+body+"\n  accounts:\n    - {server: 127.0.0.1, proto: pop3, user: u, password_file: /p, to: me}\n"))
-		if err != nil {
-			t.Fatalf("%s: %v", body, err)
-		}
-		if cfg.Fetch.Deliver.Domain != want {
-			t.Errorf("deliver %s: domain %q, want %q", body, cfg.Fetch.Deliver.Domain, want)
+		if d := cfg.Fetch.Deliver; d.TLS != want.tls || d.Domain != want.domain {
+			t.Errorf("deliver %s: tls %q, domain %q; want %q, %q", body, d.TLS, d.Domain, want.tls, want.domain)
 		}
 	}
 }
