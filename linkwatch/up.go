@@ -177,14 +177,15 @@ func sessionAddrs(st State, iface string) map[netip.Prefix]bool {
 	return out
 }
 
-// renewed says why the uplink, still usable as iface, is not the session
-// an up edge was reported for: another link carries it now, or an address
-// the session had is gone while the link stayed up. "" when it is the
-// same session; addresses that only appeared are not a new session (IPv6
-// often comes up after IPv4 on a PPP link).
-func renewed(st State, iface, sessIface string, sessAddrs map[netip.Prefix]bool) string {
+// renewed says whether the uplink, still usable as iface, is not the
+// session an up edge was reported for: another link carries it now
+// (cause "uplink moved"), or an address the session had is gone while the
+// link stayed up ("new address"); why says it in full. cause is "" for
+// the same session: addresses that only appeared are not a new session
+// (IPv6 often comes up after IPv4 on a PPP link).
+func renewed(st State, iface, sessIface string, sessAddrs map[netip.Prefix]bool) (cause, why string) {
 	if iface != sessIface {
-		return fmt.Sprintf("the uplink moved from %s to %s", sessIface, iface)
+		return "uplink moved", fmt.Sprintf("the uplink moved from %s to %s", sessIface, iface)
 	}
 	cur := sessionAddrs(st, iface)
 	var gone, now []string
@@ -194,12 +195,12 @@ func renewed(st State, iface, sessIface string, sessAddrs map[netip.Prefix]bool)
 		}
 	}
 	if len(gone) == 0 {
-		return ""
+		return "", ""
 	}
 	for p := range cur {
 		now = append(now, p.String())
 	}
 	sort.Strings(gone)
 	sort.Strings(now)
-	return fmt.Sprintf("%s lost %s while staying up (now %s)", iface, strings.Join(gone, ", "), strings.Join(now, ", "))
+	return "new address", fmt.Sprintf("%s lost %s while staying up (now %s)", iface, strings.Join(gone, ", "), strings.Join(now, ", "))
 }

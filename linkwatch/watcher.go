@@ -238,9 +238,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.mu.Unlock()
 
 		if up && reported && !forced && !pending {
-			if why := renewed(st, iface, sessIface, sessAddrs); why != "" {
+			if c, why := renewed(st, iface, sessIface, sessAddrs); c != "" {
 				w.log.Info("the uplink is a new session: treating it as an up edge", "why", why)
-				forced, cause = true, "new address"
+				forced, cause = true, c
 			} else {
 				for p := range sessionAddrs(st, iface) {
 					sessAddrs[p] = true // appeared since: part of this session
