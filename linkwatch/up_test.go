@@ -92,3 +92,31 @@ func TestUp(t *testing.T) {
 }
 
 func with(l Link, f func(*Link)) Link { f(&l); return l }
+
+func TestRenewed(t *testing.T) {
+	v6 := Addr{Link: 3, Prefix: pfx("2001:db8::7/64")}
+	temp := Addr{Link: 3, Prefix: pfx("2001:db8::99/64"), Temporary: true}
+	other := Addr{Link: 3, Prefix: pfx("198.51.100.9/32")}
+	st := func(addrs ...Addr) State { return State{Links: []Link{lo, eth, ppp}, Addrs: addrs} }
+	sess := sessionAddrs(st(pppAddr, v6, temp), "ppp0")
+	if len(sess) != 2 || sess[temp.Prefix] {
+		t.Fatalf("session addresses %v: want the IPv4 and the stable IPv6 address, not the temporary one", sess)
+	}
+	for _, tc := range []struct {
+		name  string
+		st    State
+		iface string
+		want  string
+	}{
+		{"same", st(pppAddr, v6, temp), "ppp0", ""},
+		{"temporary gone", st(pppAddr, v6), "ppp0", ""},
+		{"one more address", st(pppAddr, v6, other), "ppp0", ""},
+		{"address replaced", st(other, v6), "ppp0", "new address"},
+		{"IPv6 gone", st(pppAddr), "ppp0", "new address"},
+		{"other link", st(pppAddr, v6), "eth0", "uplink moved"},
+	} {
+		if got, why := renewed(tc.st, tc.iface, "ppp0", sess); got != tc.want {
+			t.Errorf("%s: cause %q (%s), want %q", tc.name, got, why, tc.want)
+		}
+	}
+}
