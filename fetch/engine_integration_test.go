@@ -80,6 +80,15 @@ func pop3Account(name, addr, user string, target deliver.Target, timeout time.Du
 	return Account{Name: name, Proto: "pop3", Server: addr, Open: src.Open, Target: target, To: []string{"local@sink.test"}}
 }
 
+// protoAccount is user's INBOX on Dovecot over proto ("pop3" or "imap").
+func protoAccount(proto, pop3Addr, imapAddr, user string, target deliver.Target) Account {
+	if proto != "imap" {
+		return pop3Account(user, pop3Addr, user, target, 5*time.Second)
+	}
+	src := IMAPSource{Addr: imapAddr, TLS: netconn.TLSNone, User: user, Password: pw("pw"), Timeout: 5 * time.Second}
+	return Account{Name: user, Proto: "imap", Server: imapAddr, Open: src.Open, Target: target, To: []string{"local@sink.test"}}
+}
+
 func fillDovecot(d *testpeer.Dovecot, user, prefix string, n int) []string {
 	var ids []string
 	for i := range n {
@@ -232,41 +241,46 @@ var localMTAFailures = []struct {
 }
 
 // TestLocalMTARefuses: the local MTA answers 4xx or 5xx after DATA, or
-// closes the connection during DATA: that message stays on the server,
-// the others are delivered and deleted.
+// closes the connection during DATA, for the third message: over POP3 and
+// over IMAP that message stays on the server, the others are delivered
+// and deleted, and a later run delivers it exactly once.
 func TestLocalMTARefuses(t *testing.T) {
 	testpeer.Short(t)
 	t.Parallel()
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Users: map[string]string{"u": "pw"}})
-	for _, tc := range localMTAFailures {
-		t.Run(tc.name, func(t *testing.T) {
-			var bad atomic.Int64
-			bad.Store(3)
-			sink := testpeer.StartSink(t, tc.opts(&bad))
-			tgt := deliver.NewSMTP(deliver.SMTPOptions{Addr: sink.Addr(), Sessions: 1, Timeout: 5 * time.Second})
-			defer tgt.Close()
-			want := fillDovecot(d, "u", tc.name, 5)
-			acct := pop3Account("u", d.POP3Addr(), "u", tgt, 5*time.Second)
-			state := t.TempDir()
-			res, err := Run(context.Background(), Options{StateDir: state, Workers: 1, Accounts: []Account{acct}}, nil)
-			if err == nil {
-				t.Fatal("the refusal was not reported")
-			}
-			if res.Accounts[0].Fetched != 4 || res.Accounts[0].Failed != 1 {
-				t.Fatalf("%s", res.Summary())
-			}
-			if left := d.Count("u", "INBOX"); left != 1 {
-				t.Fatalf("%d messages on the server, want the refused one", left)
-			}
-			bad.Store(-1)
-			if _, err := Run(context.Background(), Options{StateDir: state, Workers: 1, Accounts: []Account{acct}}, nil); err != nil {
-				t.Fatal(err)
-			}
-			checkExactlyOnce(t, idsOf(sink), want)
-			if left := d.Count("u", "INBOX"); left != 0 {
-				t.Errorf("%d left", left)
-			}
-		})
+	for _, proto := range []string{"pop3", "imap"} {
+		for _, tc := range localMTAFailures {
+			t.Run(proto+"/"+tc.name, func(t *testing.T) { localMTARefuses(t, d, proto, tc.opts) })
+		}
+	}
+}
+
+func localMTARefuses(t *testing.T, d *testpeer.Dovecot, proto string, opts func(*atomic.Int64) testpeer.SinkOptions) {
+	var bad atomic.Int64
+	bad.Store(3)
+	sink := testpeer.StartSink(t, opts(&bad))
+	tgt := deliver.NewSMTP(deliver.SMTPOptions{Addr: sink.Addr(), Sessions: 1, Timeout: 5 * time.Second})
+	defer tgt.Close()
+	want := fillDovecot(d, "u", t.Name(), 5)
+	acct := protoAccount(proto, d.POP3Addr(), d.IMAPAddr(), "u", tgt)
+	state := t.TempDir()
+	res, err := Run(context.Background(), Options{StateDir: state, Workers: 1, Accounts: []Account{acct}}, nil)
+	if err == nil {
+		t.Fatal("the refusal was not reported")
+	}
+	if res.Accounts[0].Fetched != 4 || res.Accounts[0].Failed != 1 {
+		t.Fatalf("%s", res.Summary())
+	}
+	if left := d.Count("u", "INBOX"); left != 1 {
+		t.Fatalf("%d messages on the server, want the refused one", left)
+	}
+	bad.Store(-1)
+	if _, err := Run(context.Background(), Options{StateDir: state, Workers: 1, Accounts: []Account{acct}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, idsOf(sink), want)
+	if left := d.Count("u", "INBOX"); left != 0 {
+		t.Errorf("%d left", left)
 	}
 }
 
@@ -390,17 +404,11 @@ func TestKill9(t *testing.T) {
 	}
 }
 
-// kill9Account is TestKill9's account: user u on Dovecot over proto,
-// committing every 7 messages so that kills land between commits too.
+// kill9Account is TestKill9's account, committing every 7 messages so
+// that kills land between commits too.
 func kill9Account(proto, pop3Addr, imapAddr string, tgt deliver.Target) Account {
-	a := Account{Name: "u", Proto: proto, Target: tgt, To: []string{"x@sink.test"}, CommitEvery: 7}
-	if proto == "imap" {
-		src := IMAPSource{Addr: imapAddr, TLS: netconn.TLSNone, User: "u", Password: pw("pw"), Timeout: 5 * time.Second}
-		a.Server, a.Open = imapAddr, src.Open
-	} else {
-		src := POP3Source{Addr: pop3Addr, TLS: netconn.TLSNone, User: "u", Password: pw("pw"), Timeout: 5 * time.Second}
-		a.Server, a.Open = pop3Addr, src.Open
-	}
+	a := protoAccount(proto, pop3Addr, imapAddr, "u", tgt)
+	a.CommitEvery = 7
 	return a
 }
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -104,8 +103,6 @@ func (p *imapCutProxy) down1(c, s net.Conn, limit int64) {
 	}
 }
 
-var imapMsgIDRe = regexp.MustCompile(`(?m)^Message-ID: <([^>]*)>`)
-
 // maildirIDs returns the Message-IDs of the messages in dir/new, sorted.
 func maildirIDs(t *testing.T, dir string) []string {
 	t.Helper()
@@ -119,7 +116,7 @@ func maildirIDs(t *testing.T, dir string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := imapMsgIDRe.FindSubmatch(b)
+		m := msgIDRe.FindSubmatch(b)
 		if m == nil {
 			t.Fatalf("message without Message-ID in %s", e.Name())
 		}
@@ -218,61 +215,6 @@ func imapCutMatrix(t *testing.T, d *testpeer.Dovecot, compress string) {
 			}
 			if left := d.Count("user", "INBOX"); left != 0 {
 				t.Errorf("%d messages left on the server after the clean rerun", left)
-			}
-		})
-	}
-}
-
-// TestIMAPLocalMTARefuses: the local MTA answers 451 or 554 after DATA, or
-// drops the connection during DATA, for the third message: over IMAP that
-// message stays on the server, the others are delivered and expunged, and
-// a later run delivers it exactly once. The IMAP twin of the POP3 test.
-func TestIMAPLocalMTARefuses(t *testing.T) {
-	testpeer.Short(t)
-	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{})
-	for _, tc := range localMTAFailures {
-		t.Run(tc.name, func(t *testing.T) {
-			var bad atomic.Int64
-			bad.Store(3)
-			sink := testpeer.StartSink(t, tc.opts(&bad))
-			tgt := deliver.NewSMTP(deliver.SMTPOptions{Addr: sink.Addr(), Sessions: 1, Timeout: 5 * time.Second})
-			defer tgt.Close()
-			var want []string
-			for i := range 5 {
-				id := fmt.Sprintf("%s-%d@example.org", tc.name, i)
-				d.AddMessage("user", "INBOX", []byte(fmt.Sprintf("From: a@example.org\nTo: u@example.net\nSubject: %s\nMessage-ID: <%s>\n\nbody %d\n", id, id, i)))
-				want = append(want, id)
-			}
-			sort.Strings(want)
-			src := IMAPSource{Addr: d.IMAPAddr(), TLS: netconn.TLSNone, User: "user", Password: pw("password"), Timeout: 5 * time.Second}
-			acct := Account{Name: "u", Proto: "imap", Server: d.IMAPAddr(), Open: src.Open, Target: tgt, To: []string{"u@example.net"}}
-			state := t.TempDir()
-			res, err := Run(context.Background(), Options{StateDir: state, Workers: 1, Accounts: []Account{acct}}, nil)
-			if err == nil {
-				t.Fatal("the refusal was not reported")
-			}
-			if res.Accounts[0].Fetched != 4 || res.Accounts[0].Failed != 1 {
-				t.Fatalf("%s", res.Summary())
-			}
-			if left := d.Count("user", "INBOX"); left != 1 {
-				t.Fatalf("%d messages on the server, want the refused one", left)
-			}
-			bad.Store(-1)
-			if _, err := Run(context.Background(), Options{StateDir: state, Workers: 1, Accounts: []Account{acct}}, nil); err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, m := range sink.Messages() {
-				if x := imapMsgIDRe.FindSubmatch(m.Data); x != nil {
-					got = append(got, string(x[1]))
-				}
-			}
-			sort.Strings(got)
-			if strings.Join(got, " ") != strings.Join(want, " ") {
-				t.Errorf("delivered %v, want each of %v once", got, want)
-			}
-			if left := d.Count("user", "INBOX"); left != 0 {
-				t.Errorf("%d left", left)
 			}
 		})
 	}
