@@ -60,13 +60,7 @@ func TestNetnsLinkUpStartsExactlyOneRun(t *testing.T) {
 	if req.Iface != "up0" {
 		t.Errorf("iface %q", req.Iface)
 	}
-	g.release <- struct{}{}
-	h.lastRun(1)
-	ns.Set(false)
-	h.linkIs(false)
-	if n := h.runs(); n != 1 || len(g.started) != 0 {
-		t.Errorf("%d runs (+%d starting), want exactly 1", n, len(g.started))
-	}
+	finishOneRun(t, h, ns, g)
 }
 
 func TestNetnsFlapsWithinSettleStartOneRun(t *testing.T) {
@@ -79,13 +73,7 @@ func TestNetnsFlapsWithinSettleStartOneRun(t *testing.T) {
 	}
 	ns.Set(true)
 	wait(t, g.started, "the run")
-	g.release <- struct{}{}
-	h.lastRun(1)
-	ns.Set(false)
-	h.linkIs(false)
-	if n := h.runs(); n != 1 || len(g.started) != 0 {
-		t.Errorf("%d runs (+%d starting), want exactly 1", n, len(g.started))
-	}
+	finishOneRun(t, h, ns, g)
 }
 
 func TestNetnsAlreadyUpAtStartOneRun(t *testing.T) {
@@ -111,13 +99,7 @@ func TestNetnsAlreadyUpAtStartOneRun(t *testing.T) {
 	if req.Cause != "up edge (start)" {
 		t.Errorf("cause %q", req.Cause)
 	}
-	g.release <- struct{}{}
-	h.lastRun(1)
-	ns.Set(false)
-	h.linkIs(false)
-	if n := h.runs(); n != 1 {
-		t.Errorf("%d runs, want 1", n)
-	}
+	finishOneRun(t, h, ns, g)
 }
 
 func TestNetnsLinkDownMidRunCancelsExec(t *testing.T) {
@@ -199,4 +181,17 @@ func BenchmarkNetnsEdgeToStageStart(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-median")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "ms-p99")
+}
+
+// finishOneRun lets the run g holds end, takes the link down, and checks
+// that this was the only run: no second one ran or is starting.
+func finishOneRun(t *testing.T, h *harness, ns *nstest.NS, g *gate) {
+	t.Helper()
+	g.release <- struct{}{}
+	h.lastRun(1)
+	ns.Set(false)
+	h.linkIs(false)
+	if n := h.runs(); n != 1 || len(g.started) != 0 {
+		t.Errorf("%d runs (+%d starting), want exactly 1", n, len(g.started))
+	}
 }
