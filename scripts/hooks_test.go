@@ -21,13 +21,18 @@ type fake struct {
 	log     string // one line per call: the argv joined by spaces
 	detail  string // of the last call: PATH, session id, stdin
 	release string // the fake waits for this file before it exits
+	config  string // an existing config file: hooks stay inert without one
 }
 
 func newFake(t *testing.T, wait bool) *fake {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fake{dir: dir, bin: filepath.Join(dir, "linkctl"), log: filepath.Join(dir, "calls"),
-		detail: filepath.Join(dir, "detail"), release: filepath.Join(dir, "release")}
+		detail: filepath.Join(dir, "detail"), release: filepath.Join(dir, "release"),
+		config: filepath.Join(dir, "linkctl.yaml")}
+	if err := os.WriteFile(f.config, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if !wait {
 		if err := os.WriteFile(f.release, nil, 0o600); err != nil {
 			t.Fatal(err)
@@ -76,6 +81,9 @@ func run(t *testing.T, f *fake, script string, env []string, args ...string) {
 	defer pr.Close()
 	cmd := exec.Command("/bin/sh", append([]string{script}, args...)...)
 	cmd.Env = env
+	if !hasKey(env, "LINKCTL_CONFIG") {
+		cmd.Env = append(cmd.Env, "LINKCTL_CONFIG="+f.config)
+	}
 	cmd.ExtraFiles = []*os.File{pw}
 	out, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
@@ -105,6 +113,15 @@ func run(t *testing.T, f *fake, script string, env []string, args ...string) {
 	if _, err := io.Copy(io.Discard, pr); err != nil {
 		t.Fatalf("waiting for the processes %s started: %v", script, err)
 	}
+}
+
+func hasKey(env []string, key string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, key+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func detail(t *testing.T, f *fake) map[string]string {
@@ -201,6 +218,32 @@ func TestPPPWithoutInterfaceDoesNothing(t *testing.T) {
 	run(t, f, "ppp/ip-up.d/linkctl", []string{"PATH=" + f.dir + ":/usr/bin:/bin"})
 	if got := f.calls(t); got != nil {
 		t.Fatalf("calls = %q, want none", got)
+	}
+}
+
+// Until the admin writes a config (the Debian package installs only an
+// example), no hook starts linkctl: no surprise run, no error logged at
+// every connection.
+func TestHooksInertWithoutConfig(t *testing.T) {
+	for _, h := range []struct {
+		script string
+		env    []string
+		args   []string
+	}{
+		{"ppp/ip-up.d/linkctl", []string{"PPP_IFACE=ppp0"}, nil},
+		{"ppp/ip-down.d/linkctl", []string{"PPP_IFACE=ppp0"}, nil},
+		{"NetworkManager/dispatcher.d/90-linkctl", nil, []string{"wwan0", "up"}},
+		{"networkd-dispatcher/linkctl", []string{"IFACE=wwan0", "STATE=routable"}, nil},
+		{"ifupdown/linkctl", []string{"IFACE=eth1", "MODE=start", "PHASE=post-up"}, nil},
+	} {
+		t.Run(h.script, func(t *testing.T) {
+			f := newFake(t, false)
+			env := append([]string{"LINKCTL_BIN=" + f.bin, "LINKCTL_CONFIG=" + filepath.Join(f.dir, "absent.yaml")}, h.env...)
+			run(t, f, h.script, env, h.args...)
+			if got := f.calls(t); got != nil {
+				t.Fatalf("calls = %q, want none without a config", got)
+			}
+		})
 	}
 }
 

@@ -30,12 +30,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 		echo "not installing ${missing[*]} (needs root and apt-get): tests that need them will skip"
 	fi
 fi
-# A system instance that an install may have started anyway must not hold
-# the ports or the queue: the tests bring their own.
-if [ "$(id -u)" = 0 ]; then
-	postfix stop >/dev/null 2>&1 || true
-	doveadm stop >/dev/null 2>&1 || true
-fi
+# The machine's own Postfix and Dovecot, if they run, are left alone: the
+# tests start private instances on free loopback ports with their own config
+# directories, queues and mail stores, and never stop, start or reconfigure a
+# system service.
 
 unformatted=$(gofmt -l . | grep -v '^vendor/' || true)
 if [ -n "$unformatted" ]; then
@@ -44,3 +42,10 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 20m "$@" ./...
+
+# The Debian package: built, installed, verified, linted and purged. It
+# installs a package on this machine, so it runs under CI (as root) or when
+# asked for with LINKCTL_TEST_DEB=1.
+if [ "${CI:-}" = true ] || [ "${LINKCTL_TEST_DEB:-}" = 1 ]; then
+	scripts/deb-test.sh
+fi

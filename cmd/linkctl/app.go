@@ -107,6 +107,9 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 
 // Main runs linkctl with args and returns the exit status.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "-V") {
+		args = []string{"version"} // the GNU convention, as fetchmail --version
+	}
 	g := &globalFlags{logFormat: "text"}
 	top := flag.NewFlagSet("linkctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)

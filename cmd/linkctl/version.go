@@ -6,6 +6,10 @@ import (
 	"runtime/debug"
 )
 
+// version is set by the package build (-ldflags -X main.version=...); a
+// plain `go build` leaves it empty and the module's build info is used.
+var version string
+
 func init() {
 	register(&command{
 		Name:    "version",
@@ -13,6 +17,14 @@ func init() {
 		Setup: func(*flag.FlagSet) func(*App, []string) error {
 			return func(a *App, _ []string) error {
 				bi, ok := debug.ReadBuildInfo()
+				if version != "" {
+					fmt.Fprintf(a.Stdout, "linkctl %s", version)
+					if ok {
+						fmt.Fprintf(a.Stdout, " (%s)", bi.GoVersion)
+					}
+					fmt.Fprintln(a.Stdout)
+					return nil
+				}
 				if !ok {
 					fmt.Fprintln(a.Stdout, "linkctl (unknown build)")
 					return nil
