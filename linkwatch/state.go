@@ -29,9 +29,9 @@
 //     The jump is noticed through a timerfd with TFD_TIMER_CANCEL_ON_SET, so
 //     an idle daemon sleeps in the kernel and wakes only when something
 //     happens: there is no polling timer.
-//  4. [Drop] is the optional last pipeline stage: once every earlier stage
-//     ended and the link stayed idle, it hangs up (a command such as
-//     `poff provider`, or netlink link-down) and logs why now.
+//
+// linkwatch only watches: hanging up at the end of a run is the drop
+// stage's job (package drop).
 package linkwatch
 
 import (

@@ -9,6 +9,7 @@ import (
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/daemon"
+	"github.com/linkctl/linkctl/drop"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/linkwatch"
@@ -122,7 +123,7 @@ func (a *App) reload(old *config.Config) (daemon.Reloaded, error) {
 
 // buildDropStage turns the drop section into the last pipeline stage.
 func buildDropStage(a *App, cfg *config.Config, s config.Step) (pipeline.Stage, error) {
-	opts := linkwatch.DropOptions{
+	opts := drop.Options{
 		Command:   cfg.Drop.Command,
 		Interface: cfg.Drop.Interface,
 		Idle:      cfg.Drop.Idle,
@@ -151,7 +152,7 @@ func buildDropStage(a *App, cfg *config.Config, s config.Step) (pipeline.Stage, 
 			o.Busy = func() string { return h.busy(name) }
 			o.Superseded = h.superseded
 		}
-		res, err := linkwatch.Drop(ctx, o, sink)
+		res, err := drop.Run(ctx, o, sink)
 		rep := pipeline.Report{Summary: res.Summary}
 		if err == nil && !res.Dropped {
 			rep.Result = event.Skipped

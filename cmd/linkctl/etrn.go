@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/linkctl/linkctl/config"
-	"github.com/linkctl/linkctl/flush/etrn"
+	"github.com/linkctl/linkctl/etrn"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/internal/netconn"

@@ -1,5 +1,5 @@
 // Package esmtp is linkctl's small SMTP client for the commands go-smtp's
-// client cannot send: ETRN (RFC 1985, package flush/etrn) and ATRN (RFC
+// client cannot send: ETRN (RFC 1985, package etrn) and ATRN (RFC
 // 2645, package fetch/odmr).
 //
 // A session: NewClient reads the 220 greeting; Hello sends EHLO and learns

@@ -1,4 +1,13 @@
-package linkwatch
+// Package drop is the last stage of a run: it hangs up the link once
+// nothing has used it for a while. [Run] waits until every earlier stage
+// has ended, nothing else holds the link (Options.Busy) and, when ETRN is
+// in the pipeline, no inbound SMTP session from a relay is open (counted
+// with netlink sock_diag); then it runs the hang-up command (poff, no
+// shell) or sets the interface down through netlink. A follow-up run
+// already requested (Options.Superseded) keeps the link at once; a link
+// busy for longer than MaxWait is kept and the stage reports Skipped.
+// Watching the link is package linkwatch's job, not this one's.
+package drop
 
 import (
 	"bytes"
@@ -19,9 +28,9 @@ import (
 	"github.com/linkctl/linkctl/internal/event"
 )
 
-// DropOptions configures the drop stage. Exactly one of Command and
+// Options configures the drop stage. Exactly one of Command and
 // Interface is set.
-type DropOptions struct {
+type Options struct {
 	Command   []string // argv run to hang up, e.g. [poff, provider]; no shell
 	Interface string   // or: set this link down through netlink
 	// Idle is how long nothing may run before the link goes (default 30s).
@@ -49,25 +58,25 @@ type DropOptions struct {
 	Logger         *slog.Logger
 }
 
-// DropResult says what the drop stage did.
-type DropResult struct {
+// Result says what the drop stage did.
+type Result struct {
 	Dropped bool
 	Summary string // "hung up with poff provider after 30s idle", "link kept: ..."
 }
 
-// Drop waits until the link has been idle (nothing running, nothing
+// Run waits until the link has been idle (nothing running, nothing
 // pending, no inbound SMTP session) for Idle, then hangs up. It runs as the
 // last step of a run, so the runner has already waited for every earlier
 // stage; Busy lets it also see what the runner knows beyond this run. The
 // log line says why now. Cancelling ctx (link already down, shutdown) stops
 // the wait without hanging up.
-func Drop(ctx context.Context, opts DropOptions, sink event.Sink) (DropResult, error) {
+func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if (len(opts.Command) == 0) == (opts.Interface == "") {
-		return DropResult{}, errkind.New(errkind.Usage, false, "drop",
+		return Result{}, errkind.New(errkind.Usage, false, "drop",
 			"set exactly one of drop.command and drop.interface")
 	}
 	idle := opts.Idle
@@ -89,14 +98,14 @@ func Drop(ctx context.Context, opts DropOptions, sink event.Sink) (DropResult, e
 	for {
 		select {
 		case <-ctx.Done():
-			return DropResult{Summary: "link kept: " + causeText(ctx)},
+			return Result{Summary: "link kept: " + causeText(ctx)},
 				errkind.Wrap(errkind.Network, true, "drop: waiting for the link to go idle", context.Cause(ctx))
 		case <-timer.C:
 		}
 		if opts.Superseded != nil {
 			if why := opts.Superseded(); why != "" {
 				log.Info("not dropping the link", "why", why)
-				return DropResult{Summary: "link kept: " + why}, nil
+				return Result{Summary: "link kept: " + why}, nil
 			}
 		}
 		busy := ""
@@ -118,7 +127,7 @@ func Drop(ctx context.Context, opts DropOptions, sink event.Sink) (DropResult, e
 		}
 		if time.Since(start)+idle > maxWait {
 			log.Info("not dropping the link", "why", busy, "waited", time.Since(start).Round(time.Second))
-			return DropResult{Summary: "link kept: " + busy}, nil
+			return Result{Summary: "link kept: " + busy}, nil
 		}
 		log.Info("link still busy; waiting before dropping it", "why", busy, "again_in", idle)
 		timer.Reset(idle)
@@ -132,9 +141,9 @@ func Drop(ctx context.Context, opts DropOptions, sink event.Sink) (DropResult, e
 		log.Info("dropping the link now", "why", why, "command", opts.Command)
 		sink.Emit(event.Event{Type: event.Note, Text: "dropping the link: " + why})
 		if err := runHangup(ctx, opts.Command, opts.CommandTimeout); err != nil {
-			return DropResult{}, err
+			return Result{}, err
 		}
-		return DropResult{Dropped: true, Summary: fmt.Sprintf("hung up with %s after %s idle", strings.Join(opts.Command, " "), idle)}, nil
+		return Result{Dropped: true, Summary: fmt.Sprintf("hung up with %s after %s idle", strings.Join(opts.Command, " "), idle)}, nil
 	}
 	log.Info("dropping the link now", "why", why, "interface", opts.Interface)
 	sink.Emit(event.Event{Type: event.Note, Text: "dropping the link: " + why})
@@ -142,19 +151,19 @@ func Drop(ctx context.Context, opts DropOptions, sink event.Sink) (DropResult, e
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return DropResult{}, errkind.New(errkind.Usage, false, "drop",
+			return Result{}, errkind.New(errkind.Usage, false, "drop",
 				"no interface %q: check drop.interface (ip link lists them)", opts.Interface)
 		}
-		return DropResult{}, errkind.Wrap(errkind.Internal, true, "drop: find interface "+opts.Interface, err)
+		return Result{}, errkind.Wrap(errkind.Internal, true, "drop: find interface "+opts.Interface, err)
 	}
 	// For PPP this only clears IFF_UP; pppd keeps the call. Users of
 	// dial-up set drop.command (poff) instead.
 	if err := h.LinkSetDown(l); err != nil {
 		perm := errors.Is(err, unix.EPERM)
-		return DropResult{}, errkind.Wrap(errkind.Internal, !perm,
+		return Result{}, errkind.Wrap(errkind.Internal, !perm,
 			"drop: set "+opts.Interface+" down (needs CAP_NET_ADMIN)", err)
 	}
-	return DropResult{Dropped: true, Summary: fmt.Sprintf("set %s down after %s idle", opts.Interface, idle)}, nil
+	return Result{Dropped: true, Summary: fmt.Sprintf("set %s down after %s idle", opts.Interface, idle)}, nil
 }
 
 func causeText(ctx context.Context) string {

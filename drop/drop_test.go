@@ -1,8 +1,9 @@
-package linkwatch
+package drop
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +14,16 @@ import (
 
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
+	"github.com/linkctl/linkctl/linkwatch/nstest"
 )
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 func hangupCommand(t *testing.T) ([]string, string) {
 	marker := filepath.Join(t.TempDir(), "hung-up")
@@ -26,7 +36,7 @@ func TestDropRunsCommandWhenIdle(t *testing.T) {
 	argv, marker := hangupCommand(t)
 	var notes []string
 	sink := event.Sink(func(e event.Event) { notes = append(notes, e.Text) })
-	res, err := Drop(context.Background(), DropOptions{Command: argv, Idle: time.Millisecond, Logger: testLogger(t)}, sink)
+	res, err := Run(context.Background(), Options{Command: argv, Idle: time.Millisecond, Logger: testLogger(t)}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +60,7 @@ func TestDropWaitsWhileBusy(t *testing.T) {
 		}
 		return ""
 	}
-	res, err := Drop(context.Background(), DropOptions{Command: argv, Idle: time.Millisecond, MaxWait: time.Hour, Busy: busy}, nil)
+	res, err := Run(context.Background(), Options{Command: argv, Idle: time.Millisecond, MaxWait: time.Hour, Busy: busy}, nil)
 	if err != nil || !res.Dropped || calls.Load() != 3 {
 		t.Fatalf("res %+v err %v after %d checks; want dropped after 3", res, err, calls.Load())
 	}
@@ -58,7 +68,7 @@ func TestDropWaitsWhileBusy(t *testing.T) {
 
 func TestDropKeepsLinkWhenBusyTooLong(t *testing.T) {
 	argv, marker := hangupCommand(t)
-	res, err := Drop(context.Background(), DropOptions{Command: argv, Idle: time.Millisecond, MaxWait: 5 * time.Millisecond,
+	res, err := Run(context.Background(), Options{Command: argv, Idle: time.Millisecond, MaxWait: 5 * time.Millisecond,
 		Busy: func() string { return "stage fetch still running" }}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +82,7 @@ func TestDropCancelledDoesNotHangUp(t *testing.T) {
 	argv, marker := hangupCommand(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errors.New("link down"))
-	res, err := Drop(ctx, DropOptions{Command: argv, Idle: time.Hour}, nil)
+	res, err := Run(ctx, Options{Command: argv, Idle: time.Hour}, nil)
 	if err == nil || res.Dropped || exists(marker) {
 		t.Fatalf("res %+v err %v: want cancelled without hanging up", res, err)
 	}
@@ -104,15 +114,15 @@ func TestDropInboundSMTPHoldsTheLink(t *testing.T) {
 		t.Errorf("loopback peer counted: %d", n)
 	}
 	argv, marker := hangupCommand(t)
-	opts := DropOptions{Command: argv, Idle: time.Millisecond, MaxWait: 5 * time.Millisecond, SMTPPorts: []int{port}, CountLoopback: true}
-	res, _ := Drop(context.Background(), opts, nil)
+	opts := Options{Command: argv, Idle: time.Millisecond, MaxWait: 5 * time.Millisecond, SMTPPorts: []int{port}, CountLoopback: true}
+	res, _ := Run(context.Background(), opts, nil)
 	if res.Dropped || exists(marker) || !strings.Contains(res.Summary, "1 inbound SMTP session") {
 		t.Fatalf("res %+v: dropped during an inbound session", res)
 	}
 	c.Close()
 	s.Close()
 	opts.MaxWait = time.Hour
-	if res, err := Drop(context.Background(), opts, nil); err != nil || !res.Dropped {
+	if res, err := Run(context.Background(), opts, nil); err != nil || !res.Dropped {
 		t.Fatalf("res %+v err %v: want dropped once the session closed", res, err)
 	}
 }
@@ -131,7 +141,7 @@ func TestDropCommandErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Drop(context.Background(), DropOptions{Command: tt.argv, Idle: time.Millisecond}, nil)
+			_, err := Run(context.Background(), Options{Command: tt.argv, Idle: time.Millisecond}, nil)
 			if err == nil || errkind.KindOf(err) != tt.kind || errkind.IsTemporary(err) != tt.temp || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("err = %v (kind %v, temp %v); want %v temp=%v containing %q",
 					err, errkind.KindOf(err), errkind.IsTemporary(err), tt.kind, tt.temp, tt.text)
@@ -141,29 +151,29 @@ func TestDropCommandErrors(t *testing.T) {
 }
 
 func TestDropNeedsExactlyOneMethod(t *testing.T) {
-	if _, err := Drop(context.Background(), DropOptions{}, nil); errkind.KindOf(err) != errkind.Usage {
+	if _, err := Run(context.Background(), Options{}, nil); errkind.KindOf(err) != errkind.Usage {
 		t.Errorf("no method: err = %v", err)
 	}
-	if _, err := Drop(context.Background(), DropOptions{Command: []string{"poff"}, Interface: "ppp0"}, nil); errkind.KindOf(err) != errkind.Usage {
+	if _, err := Run(context.Background(), Options{Command: []string{"poff"}, Interface: "ppp0"}, nil); errkind.KindOf(err) != errkind.Usage {
 		t.Errorf("both methods: err = %v", err)
 	}
 }
 
 func TestNetnsDropInterface(t *testing.T) {
-	n := newTestNS(t)
-	n.set(true)
-	res, err := Drop(context.Background(), DropOptions{Interface: "up0", Idle: time.Millisecond, Handle: n.NL}, nil)
+	n := nstest.New(t)
+	n.Set(true)
+	res, err := Run(context.Background(), Options{Interface: "up0", Idle: time.Millisecond, Handle: n.NL}, nil)
 	if err != nil || !res.Dropped {
 		t.Fatalf("res %+v err %v", res, err)
 	}
-	st, err := NetlinkReader{Handle: n.NL}.Read()
+	l, err := n.NL.LinkByName("up0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, _ := st.LinkByName("up0"); l.AdminUp {
-		t.Errorf("up0 still administratively up after the drop: %s", st)
+	if l.Attrs().Flags&net.FlagUp != 0 {
+		t.Errorf("up0 still administratively up after the drop: flags %v", l.Attrs().Flags)
 	}
-	_, err = Drop(context.Background(), DropOptions{Interface: "wwan9", Idle: time.Millisecond, Handle: n.NL}, nil)
+	_, err = Run(context.Background(), Options{Interface: "wwan9", Idle: time.Millisecond, Handle: n.NL}, nil)
 	if errkind.KindOf(err) != errkind.Usage || !strings.Contains(err.Error(), `no interface "wwan9"`) {
 		t.Errorf("unknown interface: err = %v", err)
 	}
@@ -172,7 +182,7 @@ func TestNetnsDropInterface(t *testing.T) {
 func TestDropSupersededByFollowUpRun(t *testing.T) {
 	argv, marker := hangupCommand(t)
 	busyCalls := 0
-	res, err := Drop(context.Background(), DropOptions{Command: argv, Idle: time.Millisecond, MaxWait: time.Hour,
+	res, err := Run(context.Background(), Options{Command: argv, Idle: time.Millisecond, MaxWait: time.Hour,
 		Busy:       func() string { busyCalls++; return "x" },
 		Superseded: func() string { return "a follow-up run is already requested (linkctl up)" }}, nil)
 	if err != nil || res.Dropped || exists(marker) || busyCalls != 0 {
