@@ -82,7 +82,7 @@ func TestDeliveredIsWrittenAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.DeliveredDigest("2", time.Now(), 0xabc, 42) // no Commit
-	l.Failed("3")                                  // buffered
+	l.Failed("3")                                 // buffered
 	// What a killed process leaves: the file as it is now, read by the
 	// next process.
 	b, err := os.ReadFile(filepath.Join(st.Dir(), FileName("k")))
