@@ -7,7 +7,7 @@
 //
 //	Open -> List -> classify against the seen-store -> Retrieve (pipelined)
 //	     -> spool each message -> deliver on several workers at once
-//	     -> record the UID durably (fsync) -> Delete -> Close(commit)
+//	     -> record the UID (written at once, fsynced) -> Delete -> Close(commit)
 //
 // Classification: a UID the seen-store has as delivered is not downloaded
 // again; unless the account keeps its mail it is deleted now (that
@@ -27,6 +27,26 @@
 // only after the target accepted it and its UID was committed to the
 // seen-store; only then, after the retrieval is over, are DELEs sent. A
 // failed delivery leaves the message on the server for the next run.
+//
+// Kill -9: a delivery past its commit point (the final dot, the rename
+// into new/, the end of an MDA's stdin) is in the local side whatever
+// happens to linkctl; until its record is written, a kill duplicates it.
+// At most Options.AckWindow deliveries per account (default 1) may be
+// between that point and their record at once (deliver.WithCommitGate):
+// everything before it still runs on all workers, and the record is one
+// write, its fsync shared by the workers (group commit). So a kill
+// duplicates at most AckWindow messages per account, whatever the
+// number of sessions.
+//
+// UIDs that cannot be trusted: every delivered message is also recorded
+// by a digest of its Message-ID and size (messageDigest), taken from the
+// header as it was spooled. After an IMAP UIDVALIDITY change the old
+// folder's digests are kept as orphans; a POP3 UIDL the server no longer
+// lists, or one it now lists with another size (a reused UIDL), leaves
+// its digest as an orphan too. A message whose digest the seen-store
+// knows (for POP3 also any digest still in use: POP3 has no UIDVALIDITY
+// to say the UIDs were renumbered) is recorded as delivered and not
+// delivered again; it is counted in AccountResult.Duplicates and logged.
 //
 // commit_every N ends the session with QUIT after N messages and opens a
 // new one, so that a flaky link loses at most N messages' worth of DELEs.
@@ -72,6 +92,11 @@ import (
 // engine skip it (and report it) instead of trying again every run.
 const MaxFailures = 3
 
+// DefaultAckWindow is how many deliveries of one account may be past the
+// commit point and not yet recorded at once: what one kill -9 can
+// duplicate at most.
+const DefaultAckWindow = 1
+
 // maxConsecutiveFailures stops an account's retrieval when the local side
 // refuses message after message: downloading the rest over a slow link
 // would only waste it.
@@ -89,8 +114,17 @@ type Options struct {
 	Received bool        // prepend a Received: line to each message
 	Hostname string      // the "by" of the Received: line (default os.Hostname)
 	Workers  int         // deliveries in flight per account (default 8)
-	Logger   *slog.Logger
-	Now      func() time.Time // for tests (default time.Now)
+	// AckWindow is how many deliveries per account may be past their
+	// commit point and not yet recorded at once (default DefaultAckWindow):
+	// the most one kill -9 duplicates. More lets a local MTA commit
+	// several messages at once.
+	AckWindow int
+	// OrphanDigests is how many digests of delivered messages whose UIDs
+	// no longer count each mailbox's record keeps (default
+	// seen.DefaultOrphanDigests); set on the Store, also a given one.
+	OrphanDigests int
+	Logger        *slog.Logger
+	Now           func() time.Time // for tests (default time.Now)
 }
 
 // Account is one mailbox to pull.
@@ -143,17 +177,20 @@ type PushResult struct {
 
 // AccountResult is what happened to one account.
 type AccountResult struct {
-	Account  string
-	Fetched  int   // delivered and recorded this run
-	Bytes    int64 // their size
-	Deleted  int   // deletions sent and committed with QUIT/expunge
-	Kept     int   // already fetched, left on the server (keep)
-	Failed   int   // delivery attempts that failed this run
-	Left     int   // left for a later run by fetchlimit or an early stop
-	TooBig   []Message
-	Poison   []Message // skipped after MaxFailures failed deliveries
-	Sessions int
-	Err      error
+	Account string
+	Fetched int   // delivered and recorded this run
+	Bytes   int64 // their size
+	Deleted int   // deletions sent and committed with QUIT/expunge
+	Kept    int   // already fetched, left on the server (keep)
+	Failed  int   // delivery attempts that failed this run
+	Left    int   // left for a later run by fetchlimit or an early stop
+	// Duplicates were delivered before under another UID (a UIDVALIDITY
+	// change, a reused or renumbered UIDL): recorded, not delivered again.
+	Duplicates int
+	TooBig     []Message
+	Poison     []Message // skipped after MaxFailures failed deliveries
+	Sessions   int
+	Err        error
 }
 
 // Result is the outcome of a Run, one entry per account in the given order.
@@ -196,6 +233,7 @@ func (r Result) Counts() map[string]int64 {
 	for _, a := range r.Accounts {
 		c["deleted"] += int64(a.Deleted)
 		c["failed"] += int64(a.Failed)
+		c["duplicates_skipped"] += int64(a.Duplicates)
 		c["too_big"] += int64(len(a.TooBig))
 		c["poison"] += int64(len(a.Poison))
 		if a.Err != nil {
@@ -229,6 +267,9 @@ func (a AccountResult) Summary() string {
 	}
 	if a.Kept > 0 {
 		fmt.Fprintf(&b, "; %d kept", a.Kept)
+	}
+	if a.Duplicates > 0 {
+		fmt.Fprintf(&b, "; %d already delivered under another UID, not delivered again", a.Duplicates)
 	}
 	if a.Failed > 0 {
 		fmt.Fprintf(&b, "; %d deliver%s failed (left on the server)", a.Failed, map[bool]string{true: "y", false: "ies"}[a.Failed == 1])
@@ -383,6 +424,9 @@ func newEngine(opts Options) (*engine, error) {
 	if e.spoolDir == "" {
 		e.spoolDir = filepath.Dir(e.store.Dir())
 	}
+	if opts.OrphanDigests > 0 {
+		e.store.SetOrphanLimit(opts.OrphanDigests)
+	}
 	return e, nil
 }
 
@@ -477,8 +521,11 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 	if err != nil {
 		return false, err
 	}
-	if r.res.Sessions == 1 {
-		e.uidValidityChanged(r, mb.Key())
+	_, _, isIMAP := ParseIMAPKey(mb.Key())
+	if r.res.Sessions == 1 && isIMAP {
+		if err := e.uidValidityChanged(r, mb.Key(), log); err != nil {
+			return false, err
+		}
 	}
 	uids := make([]string, len(list))
 	for i, m := range list {
@@ -496,6 +543,15 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 	var toDelete, candidates []Message
 	for _, m := range list {
 		ent := log.Get(m.UID)
+		if !isIMAP && ent.Delivered && ent.Size > 0 && m.Size > 0 && ent.Size != m.Size && !r.tried[m.UID] {
+			// A POP3 UIDL we delivered now names a message of another
+			// size: the server reused it (RFC 1939 section 7 forbids
+			// that, servers do it). Deleting it unseen could lose mail:
+			// fetch it; its digest tells whether it is the old one.
+			r.log.Warn("POP3 UIDL reused by the server for another message", "uid", m.UID, "size", m.Size, "recorded_size", ent.Size)
+			log.Reused(m.UID)
+			ent = seen.Entry{}
+		}
 		switch {
 		case r.tried[m.UID]:
 			continue
@@ -577,30 +633,41 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 
 // uidValidityChanged notices an IMAP folder whose UIDVALIDITY is not the
 // one recorded before: the server renumbered its messages (RFC 3501
-// section 2.3.1.1), so the old UIDs mean nothing now. Every message is
-// new again (duplicates are possible, loss is not); the user is told, and
-// the void record is removed.
-func (e *engine) uidValidityChanged(r *accountRun, key string) {
+// section 2.3.1.1), so the old UIDs mean nothing now. The digests of what
+// was delivered under them are carried into the new record as orphans
+// (durably, before the old record is removed), so that the messages still
+// in the folder are recognised and not delivered again; the user is told.
+func (e *engine) uidValidityChanged(r *accountRun, key string, log *seen.Log) error {
 	prefix, now, ok := ParseIMAPKey(key)
 	if !ok {
-		return
+		return nil
 	}
 	keys, err := e.store.Keys(prefix)
 	if err != nil {
 		r.log.Warn("seen-store", "err", err)
-		return
+		return nil
 	}
 	for _, k := range keys {
 		if k == key {
 			continue
 		}
 		_, old, _ := ParseIMAPKey(k)
-		r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("the folder's UIDVALIDITY changed from %d to %d: the server renumbered its messages, so every message in it is fetched again (duplicates possible, nothing lost)", old, now)})
-		r.log.Warn("IMAP UIDVALIDITY changed", "old", old, "new", now)
+		oldLog, err := e.store.Mailbox(k)
+		if err != nil {
+			return err
+		}
+		ds := oldLog.Digests()
+		log.AddOrphans(ds)
+		if err := log.Commit(); err != nil {
+			return err
+		}
+		r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("the folder's UIDVALIDITY changed from %d to %d: the server renumbered its messages; the %d already delivered are recognised by Message-ID and size and not delivered again", old, now, len(ds))})
+		r.log.Warn("IMAP UIDVALIDITY changed", "old", old, "new", now, "digests", len(ds))
 		if err := e.store.Remove(k); err != nil {
 			r.log.Warn("seen-store", "err", err)
 		}
 	}
+	return nil
 }
 
 // pull retrieves batch and delivers it on workers; it returns the messages
@@ -627,6 +694,16 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		sp *spool.Spool
 	}
 	jobs := make(chan job, workers)
+	ackWindow := e.opts.AckWindow
+	if ackWindow <= 0 {
+		ackWindow = DefaultAckWindow
+	}
+	ack := make(chan struct{}, ackWindow)
+	envHeader := ""
+	if r.a.Multidrop != nil {
+		envHeader = r.a.Multidrop.Envelope
+	}
+	_, _, isIMAP := ParseIMAPKey(mb.Key())
 	var (
 		mu          sync.Mutex
 		delivered   []Message
@@ -641,11 +718,57 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				err := e.deliverOne(ctx, r, j.m, j.sp)
+				info := parseHeadEnv(j.sp.Head(headMax), envHeader)
 				size := j.sp.Size()
+				digest := messageDigest(info, size)
+				// IMAP UIDs are trusted within a UIDVALIDITY: only the
+				// orphans count. POP3 has no such guarantee.
+				if !r.a.FetchAll && log.KnownDigest(digest, !isIMAP) {
+					j.sp.Close()
+					log.DeliveredDigest(j.m.UID, e.now(), digest, j.m.Size)
+					if cerr := log.Commit(); cerr != nil {
+						mu.Lock()
+						recordErr = cerr
+						mu.Unlock()
+						stop.Store(true)
+						continue
+					}
+					mu.Lock()
+					delivered = append(delivered, j.m)
+					r.res.Duplicates++
+					mu.Unlock()
+					r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("message UID %s was already delivered under another UID (same Message-ID and size): not delivered again", j.m.UID)})
+					r.log.Info("already delivered under another UID, skipped", "uid", j.m.UID, "message_id", info.MessageID, "size", size)
+					continue
+				}
+				// The commit gate: at most ackWindow deliveries between
+				// their commit point and their record (see the package
+				// comment). held is this delivery's token.
+				held := false
+				gate := func(gctx context.Context) error {
+					if held {
+						return nil // an MDA run per recipient: one token
+					}
+					select {
+					case ack <- struct{}{}:
+						held = true
+						return nil
+					case <-gctx.Done():
+						return context.Cause(gctx)
+					}
+				}
+				release := func() {
+					if held {
+						held = false
+						<-ack
+					}
+				}
+				err := e.deliverOne(deliver.WithCommitGate(ctx, gate), r, j.m, j.sp, info)
 				j.sp.Close()
 				if err == nil {
-					log.Delivered(j.m.UID, e.now())
+					// One write: from here a kill no longer duplicates it.
+					log.DeliveredDigest(j.m.UID, e.now(), digest, j.m.Size)
+					release()
 					// Group commit: concurrent workers share an fsync.
 					if cerr := log.Commit(); cerr != nil {
 						mu.Lock()
@@ -664,6 +787,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 					r.sink.Emit(event.Event{Type: event.Message, Count: count, Total: total, Bytes: bytes, TotalBytes: totalBytes, Text: "UID " + j.m.UID})
 					continue
 				}
+				release()
 				if ctx.Err() != nil {
 					stop.Store(true)
 					continue
@@ -743,13 +867,8 @@ func (r *accountRun) lastDeliveryErr() error {
 }
 
 // deliverOne hands one spooled message to the target.
-func (e *engine) deliverOne(ctx context.Context, r *accountRun, m Message, sp *spool.Spool) error {
+func (e *engine) deliverOne(ctx context.Context, r *accountRun, m Message, sp *spool.Spool, info headerInfo) error {
 	md := r.a.Multidrop
-	envHeader := ""
-	if md != nil {
-		envHeader = md.Envelope
-	}
-	info := parseHeadEnv(sp.Head(headMax), envHeader)
 	env := deliver.Envelope{From: info.ReturnPath, To: r.a.To}
 	if md != nil {
 		to, err := md.recipients(info, r.a.To)

@@ -17,6 +17,9 @@ type headerInfo struct {
 	// one at all.
 	Envelope    []string
 	HasEnvelope bool
+	// The first Date, From, To and Subject, as written (unfolded): the
+	// digest of a message without a Message-ID.
+	Date, From, To, Subject string
 }
 
 // parseHead scans the header section of head (which may be cut short) for
@@ -51,6 +54,14 @@ func parseHeadEnv(head []byte, envelope string) headerInfo {
 			if h.MessageID == "" {
 				h.MessageID = v
 			}
+		case "date":
+			h.Date = first(h.Date, v)
+		case "from":
+			h.From = first(h.From, v)
+		case "to":
+			h.To = first(h.To, v)
+		case "subject":
+			h.Subject = first(h.Subject, v)
 		}
 		name = ""
 		value.Reset()
@@ -80,6 +91,13 @@ func parseHeadEnv(head []byte, envelope string) headerInfo {
 	}
 	flush()
 	return h
+}
+
+func first(old, v string) string {
+	if old != "" {
+		return old
+	}
+	return v
 }
 
 // angleAddr returns the address in "<addr>" (with any comment around it),

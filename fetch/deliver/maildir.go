@@ -149,6 +149,11 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 		return m.fail("closing tmp/"+base, err)
 	}
 	name := fmt.Sprintf("%s,S=%d", base, size)
+	// The rename delivers: wait at the engine's commit gate first (see
+	// WithCommitGate).
+	if err := enterCommit(ctx); err != nil {
+		return errkind.Wrap(errkind.Delivery, true, m.op("waiting to move into new/"), err)
+	}
 	if err := os.Rename(tmp, filepath.Join(m.opts.Path, "new", name)); err != nil {
 		return m.fail("moving into new/", err)
 	}

@@ -161,7 +161,10 @@ func (m *mda) run(ctx context.Context, argv []string, msg io.Reader) error {
 	cmd.Env = m.opts.Env
 	// Its own process group, so that a timeout also ends what the MDA
 	// started (procmail running a filter).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if linkctl dies (kill -9) while feeding stdin, the
+	// command must not see the EOF of a cut message as the end of a
+	// whole one and deliver it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	stderr := &headBuffer{max: 500}
@@ -185,6 +188,13 @@ func (m *mda) run(ctx context.Context, argv []string, msg io.Reader) error {
 		cmd.Cancel()
 		cmd.Wait()
 		return sourceErr(m.op("feeding stdin"), src.err)
+	}
+	// EOF on stdin lets the command deliver: wait at the engine's commit
+	// gate first (see WithCommitGate).
+	if err := enterCommit(ctx); err != nil {
+		cmd.Cancel()
+		cmd.Wait()
+		return errkind.Wrap(errkind.Delivery, true, m.op("waiting to end stdin"), err)
 	}
 	stdin.Close()
 	waitErr := cmd.Wait()

@@ -289,7 +289,7 @@ func (p *pool) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 			return err
 		}
 		stop := netconn.CloseOnDone(ctx, s.raw)
-		step, err := p.transact(s, from, rcpts, msg)
+		step, err := p.transact(ctx, s, from, rcpts, msg)
 		cancelled := !stop()
 		if err == nil && !cancelled {
 			p.put(s)
@@ -363,7 +363,7 @@ func qualify(addr, domain string) string {
 }
 
 // transact runs one mail transaction and names the step that failed.
-func (p *pool) transact(s *session, from string, rcpts []string, msg io.Reader) (string, error) {
+func (p *pool) transact(ctx context.Context, s *session, from string, rcpts []string, msg io.Reader) (string, error) {
 	var mo *smtp.MailOptions
 	if !isASCII(from) || slices.IndexFunc(rcpts, func(r string) bool { return !isASCII(r) }) >= 0 {
 		// An address outside ASCII needs SMTPUTF8 (RFC 6531 section
@@ -396,6 +396,14 @@ func (p *pool) transact(s *session, from string, rcpts []string, msg io.Reader) 
 			return "DATA", &SourceError{Err: src.err}
 		}
 		return "DATA (sending the message)", err
+	}
+	// The final dot commits the message at the server: wait at the
+	// engine's commit gate first (see WithCommitGate). If the wait is
+	// given up, drop the connection instead of sending the dot, so the
+	// server discards the transaction.
+	if err := enterCommit(ctx); err != nil {
+		s.raw.Close()
+		return "end of DATA (waiting to commit)", err
 	}
 	if p.proto == "SMTP" {
 		if _, err := w.CloseWithResponse(); err != nil {

@@ -16,15 +16,31 @@
 //	log, _ := st.Mailbox(key)           // loads the key's file, takes a lock
 //	log.Retain(listedUIDs)              // forget UIDs the server no longer has
 //	log.Seen(uid), log.Failures(uid)    // decide what to fetch
-//	log.Delivered(uid, now)             // buffered in memory
-//	log.Commit()                        // written and fsynced: now DELE may go
+//	log.DeliveredDigest(uid, now, d, n) // written at once (survives kill -9)
+//	log.Commit()                        // fsynced: now DELE may go
 //
 // Storage: one append-only file per key. Each change is one line
 //
 //	D <uid> <unix-time> <crc>     delivered, first fetched at that time
+//	H <uid> <digest>.<size> <crc> the delivered message's digest, its listed size
 //	F <uid> <count> <crc>         delivery failed, count times in all
 //	X <uid> 0 <crc>               forgotten (the server no longer lists it)
+//	O <digest> 0 <crc>            a digest whose UID no longer means anything
 //	K <key> 0 <crc>               the file's key (first record; see Keys)
+//
+// Digests (a hash of the Message-ID and size, computed by the engine) are
+// the memory that outlives the UIDs: a UID the server no longer lists, or
+// one whose UIDL the server reused for another message, or every UID of an
+// IMAP folder whose UIDVALIDITY changed, leaves its digest behind as an
+// orphan. The engine consults them when it cannot trust the UIDs and skips
+// a message it already delivered under another UID. Orphans are kept first
+// in, first out, at most the orphan limit of the Store (default
+// DefaultOrphanDigests, about 3 MB of file for a full set).
+//
+// Delivered records are written to the file (not yet fsynced) the moment
+// they are made: a process killed after the local side accepted a message
+// loses the record only if the kill came before that one write, never
+// because the record waited for someone else's fsync.
 //
 // with a CRC-32 of the line's text, so a record torn by a crash (a last
 // line without its newline, or garbage in its place) is recognised and
@@ -52,6 +68,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,9 +80,14 @@ import (
 	"github.com/linkctl/linkctl/internal/errkind"
 )
 
+// DefaultOrphanDigests is how many orphan digests a mailbox's record
+// keeps (enough for a large kept mailbox whose UIDs all changed).
+const DefaultOrphanDigests = 100000
+
 // Store is the directory of per-mailbox files.
 type Store struct {
-	dir string
+	dir     string
+	orphans int // limit per Log
 
 	mu   sync.Mutex
 	logs map[string]*Log
@@ -77,7 +99,18 @@ func Open(stateDir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, errkind.Wrap(errkind.Internal, false, "seen-store: cannot create "+dir+" (check state_dir and its permissions)", err)
 	}
-	return &Store{dir: dir, logs: map[string]*Log{}}, nil
+	return &Store{dir: dir, orphans: DefaultOrphanDigests, logs: map[string]*Log{}}, nil
+}
+
+// SetOrphanLimit sets how many orphan digests each mailbox keeps (n <= 0:
+// DefaultOrphanDigests), for the Logs opened from now on.
+func (s *Store) SetOrphanLimit(n int) {
+	if n <= 0 {
+		n = DefaultOrphanDigests
+	}
+	s.mu.Lock()
+	s.orphans = n
+	s.mu.Unlock()
 }
 
 // Dir is the directory holding the files.
@@ -110,7 +143,7 @@ func (s *Store) Mailbox(key string) (*Log, error) {
 	if l, ok := s.logs[key]; ok {
 		return l, nil
 	}
-	l, err := openLog(filepath.Join(s.dir, FileName(key)), key)
+	l, err := openLog(filepath.Join(s.dir, FileName(key)), key, s.orphans)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +181,7 @@ func (s *Store) Keys(prefix string) ([]string, error) {
 		}
 		line, _ := bufio.NewReader(io.LimitReader(f, 4096)).ReadSlice('\n')
 		f.Close()
-		probe := &Log{entries: map[string]Entry{}}
+		probe := newLog("", "", 1)
 		if len(line) == 0 || line[0] != 'K' || !probe.apply(bytes.TrimSuffix(line, []byte("\n"))) {
 			continue
 		}
@@ -181,6 +214,8 @@ type Entry struct {
 	Delivered    bool
 	FirstFetched time.Time // when it was delivered (zero if never)
 	Failures     int       // failed delivery attempts so far
+	Digest       uint64    // the delivered message's digest (0 unknown)
+	Size         int64     // the size the server listed for it (0 unknown)
 }
 
 // Log is the record of one mailbox. Its methods are safe for concurrent use.
@@ -188,19 +223,28 @@ type Log struct {
 	path string
 	key  string
 
-	mu       sync.Mutex
-	f        *os.File
-	entries  map[string]Entry
-	records  int          // records in the file, live or dead
-	pending  bytes.Buffer // appended, not yet written
-	appended uint64       // sequence of the last buffered change
-	err      error        // a failed write poisons the Log
+	mu          sync.Mutex
+	f           *os.File
+	entries     map[string]Entry
+	live        map[uint64]int  // digests of entries, with counts
+	orphans     map[uint64]bool // digests whose UID is gone
+	orphanOrder []uint64        // the orphans, oldest first (may hold dropped ones)
+	maxOrphans  int
+	records     int          // records in the file, live or dead
+	pending     bytes.Buffer // appended, not yet written
+	appended    uint64       // sequence of the last buffered change
+	err         error        // a failed write poisons the Log
 
 	syncMu sync.Mutex // one writer+fsync at a time
 	synced uint64     // sequence durable on disk
 }
 
-func openLog(path, key string) (*Log, error) {
+func newLog(path, key string, maxOrphans int) *Log {
+	return &Log{path: path, key: key, entries: map[string]Entry{}, live: map[uint64]int{},
+		orphans: map[uint64]bool{}, maxOrphans: maxOrphans}
+}
+
+func openLog(path, key string, maxOrphans int) (*Log, error) {
 	op := "seen-store " + path
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -213,7 +257,8 @@ func openLog(path, key string) (*Log, error) {
 		}
 		return nil, errkind.Wrap(errkind.Internal, false, op+": cannot lock", err)
 	}
-	l := &Log{path: path, key: key, f: f, entries: map[string]Entry{}}
+	l := newLog(path, key, maxOrphans)
+	l.f = f
 	good, err := l.load()
 	if err != nil {
 		f.Close()
@@ -305,11 +350,28 @@ func (l *Log) apply(line []byte) bool {
 	if !ok {
 		return false
 	}
+	if f[0] == "H" {
+		ds, ss, ok := strings.Cut(f[2], ".")
+		d, err1 := strconv.ParseUint(ds, 16, 64)
+		size, err2 := strconv.ParseInt(ss, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return false
+		}
+		e := l.entries[uid]
+		l.setDigest(uid, e, d, size)
+		return true
+	}
 	n, err := strconv.ParseInt(f[2], 10, 64)
 	if err != nil {
 		return false
 	}
 	switch f[0] {
+	case "O":
+		d, err := strconv.ParseUint(uid, 16, 64)
+		if err != nil {
+			return false
+		}
+		l.addOrphan(d)
 	case "D":
 		e := l.entries[uid]
 		e.Delivered = true
@@ -320,7 +382,7 @@ func (l *Log) apply(line []byte) bool {
 		e.Failures = int(n)
 		l.entries[uid] = e
 	case "X":
-		delete(l.entries, uid)
+		l.drop(uid)
 	case "K":
 		// the file's key: nothing to apply
 	default:
@@ -379,6 +441,71 @@ func record(op byte, uid string, n int64) []byte {
 	return fmt.Appendf(nil, "%s %08x\n", body, crc32.ChecksumIEEE([]byte(body)))
 }
 
+// digestRecord is the H record of uid.
+func digestRecord(uid string, d uint64, size int64) []byte {
+	body := fmt.Sprintf("H %s %016x.%d", escape(uid), d, size)
+	return fmt.Appendf(nil, "%s %08x\n", body, crc32.ChecksumIEEE([]byte(body)))
+}
+
+// setDigest gives uid's entry e a digest; the caller holds l.mu (or is
+// loading).
+func (l *Log) setDigest(uid string, e Entry, d uint64, size int64) {
+	if e.Digest != 0 {
+		l.unlive(e.Digest)
+	}
+	e.Digest, e.Size = d, size
+	l.entries[uid] = e
+	if d != 0 {
+		l.live[d]++
+	}
+}
+
+func (l *Log) unlive(d uint64) {
+	if l.live[d] <= 1 {
+		delete(l.live, d)
+	} else {
+		l.live[d]--
+	}
+}
+
+// drop forgets uid; its digest, if any, becomes an orphan (recorded by
+// the caller when not loading). It returns that digest.
+func (l *Log) drop(uid string) uint64 {
+	e, ok := l.entries[uid]
+	if !ok {
+		return 0
+	}
+	delete(l.entries, uid)
+	if e.Digest != 0 {
+		l.unlive(e.Digest)
+		l.addOrphan(e.Digest)
+	}
+	return e.Digest
+}
+
+// addOrphan remembers d, dropping the oldest orphans beyond the limit.
+func (l *Log) addOrphan(d uint64) bool {
+	if d == 0 || l.orphans[d] {
+		return false
+	}
+	l.orphans[d] = true
+	l.orphanOrder = append(l.orphanOrder, d)
+	for len(l.orphans) > l.maxOrphans && len(l.orphanOrder) > 0 {
+		old := l.orphanOrder[0]
+		l.orphanOrder = l.orphanOrder[1:]
+		delete(l.orphans, old)
+	}
+	if len(l.orphanOrder) > 2*len(l.orphans)+1024 {
+		l.orphanOrder = slices.DeleteFunc(l.orphanOrder, func(d uint64) bool { return !l.orphans[d] })
+	}
+	return true
+}
+
+// appendOrphan records d as an orphan; the caller holds l.mu.
+func (l *Log) appendOrphan(d uint64) {
+	l.append('O', fmt.Sprintf("%016x", d), 0)
+}
+
 // append buffers a record; the caller holds l.mu.
 func (l *Log) append(op byte, uid string, n int64) {
 	l.pending.Write(record(op, uid, n))
@@ -410,8 +537,14 @@ func (l *Log) Len() int {
 }
 
 // Delivered records that uid was delivered at t (its first fetch; a UID
-// already delivered keeps its first time). Durable only after Commit.
-func (l *Log) Delivered(uid string, t time.Time) {
+// already delivered keeps its first time). See DeliveredDigest.
+func (l *Log) Delivered(uid string, t time.Time) { l.DeliveredDigest(uid, t, 0, 0) }
+
+// DeliveredDigest records that uid was delivered at t, with the message's
+// digest d and listed size (0: unknown). The record is written to the
+// file at once, so it survives the process being killed; it survives a
+// crash of the machine only after Commit.
+func (l *Log) DeliveredDigest(uid string, t time.Time, d uint64, size int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.entries[uid]
@@ -421,6 +554,81 @@ func (l *Log) Delivered(uid string, t time.Time) {
 	e.Delivered, e.FirstFetched = true, time.Unix(t.Unix(), 0)
 	l.entries[uid] = e
 	l.append('D', uid, t.Unix())
+	if d != 0 {
+		l.setDigest(uid, e, d, size)
+		l.pending.Write(digestRecord(uid, d, size))
+		l.records++
+	}
+	l.writeLocked()
+}
+
+// writeLocked writes what is pending to the file (no fsync); the caller
+// holds l.mu. A failed write poisons the Log (Commit reports it).
+func (l *Log) writeLocked() {
+	if l.err != nil || l.pending.Len() == 0 {
+		return
+	}
+	_, err := l.f.Write(l.pending.Bytes())
+	l.pending.Reset()
+	if err != nil {
+		l.err = errkind.Wrap(errkind.Internal, true, "seen-store "+l.path+": cannot record delivered messages (disk full?); nothing is deleted from the server until this works", err)
+	}
+}
+
+// KnownDigest reports whether a message with digest d was delivered
+// under a UID that no longer counts (an orphan), or, with live, under any
+// UID still recorded.
+func (l *Log) KnownDigest(d uint64, live bool) bool {
+	if d == 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.orphans[d] || live && l.live[d] > 0
+}
+
+// Digests returns every digest the Log holds, live and orphan.
+func (l *Log) Digests() []uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ds []uint64
+	for _, d := range l.orphanOrder {
+		if l.orphans[d] {
+			ds = append(ds, d)
+		}
+	}
+	for d := range l.live {
+		ds = append(ds, d)
+	}
+	return ds
+}
+
+// AddOrphans keeps ds as orphan digests (from the record of an IMAP
+// folder's earlier UIDVALIDITY). Durable only after Commit.
+func (l *Log) AddOrphans(ds []uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, d := range ds {
+		if l.addOrphan(d) {
+			l.appendOrphan(d)
+		}
+	}
+}
+
+// Reused forgets uid because the server now lists another message under
+// it (a POP3 server that reuses UIDLs); its digest becomes an orphan, so
+// the message it named is still recognised. Durable only after Commit.
+func (l *Log) Reused(uid string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.entries[uid]; !ok {
+		return
+	}
+	d := l.drop(uid)
+	l.append('X', uid, 0)
+	if d != 0 {
+		l.appendOrphan(d)
+	}
 }
 
 // Failed counts a failed delivery of uid and returns the new count.
@@ -447,8 +655,11 @@ func (l *Log) Retain(listed []string) {
 	defer l.mu.Unlock()
 	for uid := range l.entries {
 		if !keep[uid] {
-			delete(l.entries, uid)
+			d := l.drop(uid)
 			l.append('X', uid, 0)
+			if d != 0 {
+				l.appendOrphan(d)
+			}
 		}
 	}
 }
@@ -474,16 +685,19 @@ func (l *Log) Commit() error {
 		l.mu.Unlock()
 		return l.err
 	}
-	buf := bytes.Clone(l.pending.Bytes())
-	l.pending.Reset()
+	l.writeLocked()
 	upto := l.appended
 	compact := l.needsCompaction()
+	err := l.err
+	f := l.f
 	l.mu.Unlock()
-
-	_, err := l.f.Write(buf)
-	if err == nil {
-		err = l.f.Sync()
+	if err != nil {
+		return err
 	}
+
+	// Writes go on under l.mu meanwhile; this fsync covers at least
+	// everything up to upto.
+	err = f.Sync()
 	if err != nil {
 		err = errkind.Wrap(errkind.Internal, true, "seen-store "+l.path+": cannot record delivered messages (disk full?); nothing is deleted from the server until this works", err)
 		l.mu.Lock()
@@ -506,7 +720,8 @@ func (l *Log) Commit() error {
 
 // needsCompaction: the caller holds l.mu.
 func (l *Log) needsCompaction() bool {
-	return l.records > 2*len(l.entries)+256
+	// A delivered entry has two records (D and H).
+	return l.records > 2*(2*len(l.entries)+len(l.orphans))+256
 }
 
 // compact rewrites the file with one record per live UID, atomically.
@@ -522,9 +737,18 @@ func (l *Log) compact() error {
 	w := bufio.NewWriter(tmp)
 	w.Write(record('K', l.key, 0))
 	n := 1
+	l.orphanOrder = slices.DeleteFunc(l.orphanOrder, func(d uint64) bool { return !l.orphans[d] })
+	for _, d := range l.orphanOrder {
+		w.Write(record('O', fmt.Sprintf("%016x", d), 0))
+		n++
+	}
 	for uid, e := range l.entries {
 		if e.Delivered {
 			w.Write(record('D', uid, e.FirstFetched.Unix()))
+			n++
+		}
+		if e.Digest != 0 {
+			w.Write(digestRecord(uid, e.Digest, e.Size))
 			n++
 		}
 		if e.Failures > 0 {

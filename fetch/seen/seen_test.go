@@ -70,21 +70,38 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestUncommittedIsNotDurable(t *testing.T) {
+// TestDeliveredIsWrittenAtOnce: a delivered record is in the file the
+// moment it is made, before any Commit, so a process killed right after
+// the local side accepted a message (kill -9: the kernel keeps what was
+// written) does not deliver it again; other changes wait for Commit.
+func TestDeliveredIsWrittenAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	st, l := openT(t, dir, "k")
 	l.Delivered("1", time.Now())
 	if err := l.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	l.Delivered("2", time.Now()) // buffered only
-	// Simulate a crash: read the file as another process would.
+	l.DeliveredDigest("2", time.Now(), 0xabc, 42) // no Commit
+	l.Failed("3")                                 // buffered
+	// What a killed process leaves: the file as it is now, read by the
+	// next process.
 	b, err := os.ReadFile(filepath.Join(st.Dir(), FileName("k")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "D 1 ") || strings.Contains(string(b), "D 2 ") {
-		t.Errorf("file after one commit:\n%s", b)
+	if !strings.Contains(string(b), "D 1 ") || !strings.Contains(string(b), "D 2 ") || strings.Contains(string(b), "F 3 ") {
+		t.Errorf("file before the second commit:\n%s", b)
+	}
+	next := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(next, "seen"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(next, "seen", FileName("k")), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, l2 := openT(t, next, "k")
+	if e := l2.Get("2"); !e.Delivered || e.Digest != 0xabc || e.Size != 42 {
+		t.Errorf("after the kill: %+v", e)
 	}
 	st.Close()
 }
@@ -374,5 +391,87 @@ func TestKeysAndRemove(t *testing.T) {
 	l, _ := st.Mailbox("imap:u@h:143/INBOX;UIDVALIDITY=1")
 	if l.Seen("1") {
 		t.Error("a removed record came back")
+	}
+}
+
+// TestOrphanDigests: the digest of a UID the server no longer lists, or
+// whose UIDL it reused, stays known (durably) as an orphan; at most the
+// limit of them are kept, oldest dropped first; AddOrphans carries a
+// record's digests into another (an IMAP UIDVALIDITY change).
+func TestOrphanDigests(t *testing.T) {
+	dir := t.TempDir()
+	st, l := openT(t, dir, "k")
+	now := time.Unix(1000, 0)
+	l.DeliveredDigest("a", now, 1, 10)
+	l.DeliveredDigest("b", now, 2, 20)
+	l.DeliveredDigest("c", now, 3, 30)
+	if !l.KnownDigest(1, true) || l.KnownDigest(1, false) {
+		t.Error("a live digest: known only with live")
+	}
+	l.Retain([]string{"b", "c"}) // a is gone: its digest becomes an orphan
+	l.Reused("b")                // b now names another message
+	if l.Seen("b") || !l.Seen("c") {
+		t.Error("Reused did not forget b, or forgot c")
+	}
+	if err := l.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st2, l2 := openT(t, dir, "k")
+	defer st2.Close()
+	for d, want := range map[uint64]bool{1: true, 2: true, 3: false, 4: false} {
+		if got := l2.KnownDigest(d, false); got != want {
+			t.Errorf("orphan %d after reopening: %v, want %v", d, got, want)
+		}
+	}
+	if e := l2.Get("c"); e.Digest != 3 || e.Size != 30 || !l2.KnownDigest(3, true) {
+		t.Errorf("c after reopening: %+v", e)
+	}
+	other, err := st2.Mailbox("k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.AddOrphans(l2.Digests())
+	for _, d := range []uint64{1, 2, 3} {
+		if !other.KnownDigest(d, false) {
+			t.Errorf("digest %d not carried over", d)
+		}
+	}
+
+	// The limit: the oldest orphans go first, in memory and on reload.
+	st3, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st3.SetOrphanLimit(100)
+	l3, err := st3.Mailbox("k3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []uint64
+	for i := range 1000 {
+		ds = append(ds, uint64(i+1))
+	}
+	l3.AddOrphans(ds)
+	if err := l3.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if l3.KnownDigest(900, false) || !l3.KnownDigest(901, false) || !l3.KnownDigest(1000, false) {
+		t.Error("not the newest 100 orphans")
+	}
+	st3.Close()
+	st4, _ := Open(filepath.Dir(st3.Dir()))
+	st4.SetOrphanLimit(100)
+	l4, err := st4.Mailbox("k3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(l4.Digests()); n != 100 || !l4.KnownDigest(901, false) {
+		t.Errorf("after reload: %d orphans", n)
+	}
+	fi, _ := os.Stat(filepath.Join(st4.Dir(), FileName("k3")))
+	st4.Close()
+	if fi.Size() > 100*40 {
+		t.Errorf("file of 100 orphans is %d bytes: not compacted", fi.Size())
 	}
 }
