@@ -113,6 +113,10 @@ type Options struct {
 	// cancelled, stage timeout) may take to return before the runner
 	// abandons it (0: DefaultAbandonAfter).
 	AbandonAfter time.Duration
+	// Alarms receives what no event carries in full and an operator must
+	// see, at error level: abandoned stages. nil: Logger. (A daemon that
+	// renders events itself passes no Logger, and still wants these.)
+	Alarms *slog.Logger
 }
 
 // DefaultAbandonAfter is the default Options.AbandonAfter: longer than
@@ -213,9 +217,10 @@ type Stuck struct {
 
 // Runner runs the pipeline. Its methods are safe for concurrent use.
 type Runner struct {
-	opts Options
-	log  *slog.Logger
-	sem  chan struct{} // one run at a time in this process
+	opts  Options
+	log   *slog.Logger
+	alarm *slog.Logger
+	sem   chan struct{} // one run at a time in this process
 
 	mu      sync.Mutex
 	steps   []Step
@@ -247,9 +252,14 @@ func New(opts Options) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	alarm := opts.Alarms
+	if alarm == nil {
+		alarm = log
+	}
 	return &Runner{
 		opts:  opts,
 		log:   log,
+		alarm: alarm,
 		sem:   make(chan struct{}, 1),
 		steps: opts.Steps,
 		last:  map[string]StageReport{},
@@ -517,7 +527,7 @@ func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, st
 		rep.Result, rep.Kind = event.Temporary, errkind.Internal
 		rep.Err = fmt.Sprintf("stage %s not started: its instance of run %d has not returned since it was abandoned %s ago (cancelled: %s); restart linkctl to clear it",
 			name, st.Run, time.Since(st.Abandoned).Round(time.Second), st.Cause)
-		r.log.Error("stage not started: an abandoned instance is still stuck", "stage", name, "stuck_run", st.Run, "cause", st.Cause)
+		r.alarm.Error("stage not started: an abandoned instance is still stuck", "stage", name, "stuck_run", st.Run, "cause", st.Cause)
 		r.endStage(ctx, sink, rep)
 		return rep
 	}
@@ -626,7 +636,7 @@ func (r *Runner) runBounded(ctx context.Context, rs *runState, name string, s St
 	r.mu.Lock()
 	r.stuck[name] = st
 	r.mu.Unlock()
-	r.log.Error(msg+": abandoning it; it is not started again until it returns", "stage", name, "run", rs.id)
+	r.alarm.Error(msg+": abandoning it; it is not started again until it returns", "stage", name, "run", rs.id)
 	go func() {
 		out := <-done
 		r.mu.Lock()
@@ -634,7 +644,7 @@ func (r *Runner) runBounded(ctx context.Context, rs *runState, name string, s St
 			delete(r.stuck, name)
 		}
 		r.mu.Unlock()
-		r.log.Warn("an abandoned stage returned at last: it may run again", "stage", name, "run", st.Run,
+		r.alarm.Warn("an abandoned stage returned at last: it may run again", "stage", name, "run", st.Run,
 			"after", time.Since(cancelled).Round(time.Millisecond), "err", out.err)
 	}()
 	return Report{}, nil, msg
