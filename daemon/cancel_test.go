@@ -165,3 +165,29 @@ func TestDownEdgeAbandonsAStuckStageAndStaysReady(t *testing.T) {
 		t.Errorf("quit with only a stuck goroutine left took %s", took)
 	}
 }
+
+// TestQuitDuringALinkDownCancel: `linkctl quit` while a down edge's
+// cancellation waits for a stuck stage answers at once, and the daemon is
+// gone when the stage is abandoned.
+func TestQuitDuringALinkDownCancel(t *testing.T) {
+	st, started := stuckStage("fetch")
+	h := start(t, []pipeline.Step{{Stage: st}}, func(o *Options) { o.AbandonAfter = 2 * time.Second })
+	h.edge(up("ppp0"))
+	wait(t, started, "the stage to start")
+	h.edge(down())
+	for i := 0; h.statusNow().Runner.Cancelling == nil; i++ {
+		if i > 50 {
+			t.Fatal("the down edge did not cancel the run")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if r, err := control.Do(ctx, filepath.Join(h.dir, "control.sock"), control.Request{Op: control.OpQuit}, nil); err != nil || r.Exit != 0 {
+		t.Fatalf("quit during the cancellation: %+v, %v", r, err)
+	}
+	if took := h.waitExit(t0, 10*time.Second); took > 3*time.Second {
+		t.Errorf("quit during a cancel with AbandonAfter 2s took %s", took)
+	}
+}
