@@ -15,7 +15,8 @@
 //
 // A slow or vanished client never slows the pipeline: events go through a
 // bounded queue, and when it is full they are dropped for that client (the
-// final reply still arrives).
+// final reply still arrives). Nor does one hold up the daemon's exit: when
+// Serve's context ends, connections still open a second later are closed.
 package control
 
 import (

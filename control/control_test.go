@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
@@ -269,4 +270,33 @@ func FuzzParseResponse(f *testing.F) {
 			t.Fatalf("accepted exit %d", r.Exit)
 		}
 	})
+}
+
+// TestShutdownNotHeldBySilentClient: a client that connects and sends
+// nothing (the request read waits 10 s) does not hold up Serve's return
+// when the daemon stops.
+func TestShutdownNotHeldBySilentClient(t *testing.T) {
+	srv, err := Listen(filepath.Join(t.TempDir(), "control.sock"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ctx, statusHandler) }()
+	c, err := net.Dial("unix", srv.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(100 * time.Millisecond) // accepted, its request read under way
+	t0 := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(8 * time.Second):
+		t.Fatal("Serve did not return within 8 s of its ctx ending, a silent client open")
+	}
+	if took := time.Since(t0); took > 3*time.Second {
+		t.Errorf("Serve returned %s after its ctx ended, want about 1 s", took)
+	}
 }

@@ -32,7 +32,17 @@ type Server struct {
 	uid  int
 	log  *slog.Logger
 	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[*net.UnixConn]struct{} // open connections, for the shutdown
 }
+
+// shutdownWait is how long Serve, once its ctx is done, lets the open
+// connections finish their reply before it closes them: a client that
+// sends nothing (its request read waits 10 s) or stops reading must not
+// hold up the daemon's exit (issue 15: SIGTERM ends the daemon within
+// 10 s).
+const shutdownWait = time.Second
 
 // Listen creates the control socket at path with mode 0600 (its directory is
 // created 0755 if missing). A socket file left by a daemon that died is
@@ -78,7 +88,7 @@ func (s *Server) Path() string { return s.path }
 func (s *Server) Serve(ctx context.Context, h Handler) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
-	defer s.wg.Wait()
+	defer s.drain()
 	for {
 		c, err := s.ln.AcceptUnix()
 		if err != nil {
@@ -97,8 +107,40 @@ func (s *Server) Serve(ctx context.Context, h Handler) error {
 			}
 			continue
 		}
-		s.wg.Go(func() { s.serveConn(ctx, c, h) })
+		s.mu.Lock()
+		if s.conns == nil {
+			s.conns = map[*net.UnixConn]struct{}{}
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Go(func() {
+			s.serveConn(ctx, c, h)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		})
 	}
+}
+
+// drain waits for the connections' handlers, for shutdownWait at most,
+// then closes the connections still open so that their reads and writes
+// fail, and waits for the handlers to notice.
+func (s *Server) drain() {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(shutdownWait):
+	}
+	s.mu.Lock()
+	n := len(s.conns)
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.log.Warn("control socket: closed connections still open at shutdown", "connections", n)
+	<-done
 }
 
 // Close stops listening and removes the socket file.

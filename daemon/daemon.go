@@ -17,9 +17,21 @@
 //   - SIGHUP calls Reload; a config that does not load is logged and the old
 //     one kept.
 //   - SIGTERM/SIGINT (or `linkctl quit`) stop in two phases: nothing new
-//     starts, STOPPING=1 is sent, the run in flight may finish for Grace,
-//     then it is cancelled with the cause "shutdown". A second signal exits
-//     at once.
+//     starts, STOPPING=1 is sent, the run in flight may finish for Grace
+//     (default 2s), then it is cancelled with the cause "shutdown". A second
+//     signal exits at once.
+//
+// Cancellation always ends: a stage that does not return within
+// AbandonAfter (default 6s) of its cancel is abandoned by the runner (see
+// package pipeline), so SIGTERM and `linkctl quit` end the daemon, and a
+// down edge ends the run, within Grace+AbandonAfter (8 s at the defaults)
+// whatever a server does. The control socket is served apart from the run
+// (no request waits for the run's lock), so `status` and `quit` answer
+// while a stage is being cancelled: status names the run being cancelled,
+// the stages it waits for (Runner.Cancelling, Runner.Current) and, after
+// the abandonment, the stuck stage (Runner.Stuck, and its report in
+// Runner.Last). After a down edge the daemon is ready for the next run at
+// once; a stuck stage is not started again until its goroutine returns.
 //
 // After every run the metrics file is rewritten atomically, and systemd's
 // STATUS line always names what is going on ("run 4: fetch", "idle: ppp0 is
@@ -75,7 +87,10 @@ type Options struct {
 
 	Steps    []pipeline.Step
 	Interval time.Duration // re-run while up; 0: only on triggers
-	Grace    time.Duration // SIGTERM: the run in flight may finish this long (default 30s)
+	Grace    time.Duration // SIGTERM: the run in flight may finish this long (default DefaultGrace)
+	// AbandonAfter: a cancelled stage that has not returned this long
+	// after its cancel is abandoned (0: pipeline.DefaultAbandonAfter).
+	AbandonAfter time.Duration
 
 	// Idle are the accounts watched while the link is up (IMAP IDLE);
 	// new mail there is fetched by a run of the account's Fetch alone.
@@ -91,6 +106,11 @@ type Options struct {
 	Sink    event.Sink // also receives every event (the log renderer)
 	Logger  *slog.Logger
 }
+
+// DefaultGrace is the default Options.Grace: with the runner's
+// pipeline.DefaultAbandonAfter it keeps SIGTERM-to-exit under 10 s
+// (issue 15), while a run about to end still ends on its own.
+const DefaultGrace = 2 * time.Second
 
 // Status is the daemon's answer to `linkctl status`.
 type Status struct {
@@ -130,6 +150,7 @@ type Daemon struct {
 	cur      *batch // the run in flight
 	next     *batch // triggers waiting for the next run
 	stopping bool
+	stopAt   time.Time // when stopping began
 	link     LinkStatus
 	nextTick time.Time
 	interval time.Duration
@@ -184,7 +205,7 @@ func New(opts Options) (*Daemon, error) {
 		d.notify = FromEnv()
 	}
 	if d.opts.Grace <= 0 {
-		d.opts.Grace = 30 * time.Second
+		d.opts.Grace = DefaultGrace
 	}
 	release, err := lockStateDir(opts.StateDir)
 	if err != nil {
@@ -206,7 +227,7 @@ func New(opts Options) (*Daemon, error) {
 		runLog = nil
 	}
 	d.runner = pipeline.New(pipeline.Options{Steps: opts.Steps, LockPath: opts.LockPath, Wait: true,
-		Sink: d.sink, Logger: runLog})
+		Sink: d.sink, Logger: runLog, AbandonAfter: opts.AbandonAfter, Alarms: d.log})
 	return d, nil
 }
 
@@ -324,7 +345,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.mu.Unlock()
 			return false
 		}
-		d.stopping = true
+		d.stopping, d.stopAt = true, time.Now()
 		dropped := d.next
 		d.next = &batch{}
 		running := d.cur != nil
@@ -410,7 +431,9 @@ func (d *Daemon) exitNow(cancelRuns context.CancelCauseFunc, why string) {
 	d.runner.Cancel(errkind.New(errkind.Internal, true, "", "shutdown"))
 	cancelRuns(errkind.New(errkind.Internal, true, "", "shutdown"))
 	d.mu.Lock()
-	d.stopping = true
+	if !d.stopping {
+		d.stopping, d.stopAt = true, time.Now()
+	}
 	dropped := d.next
 	d.next = &batch{}
 	d.mu.Unlock()

@@ -250,12 +250,22 @@ func (d *Daemon) watcherStatusLocked() []WatcherStatus {
 }
 
 // waitWatchers waits (a little) for the watcher goroutines at exit.
+//
+// The watchers were cancelled when the stop began: the 2 s count from
+// then, not from now, so that a stuck watcher does not add 2 s to a
+// shutdown that already waited for a stuck stage.
 func (d *Daemon) waitWatchers() {
+	limit := 2 * time.Second
+	d.mu.Lock()
+	if !d.stopAt.IsZero() {
+		limit = max(100*time.Millisecond, limit-time.Since(d.stopAt))
+	}
+	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() { d.watchers.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(limit):
 		d.log.Warn("exiting with an IMAP watcher still closing")
 	}
 }

@@ -16,6 +16,32 @@
 // Every boundary is reported as an event (run.start, stage.start, stage.end,
 // run.end) to the Options.Sink, which the CLI renders and the daemon forwards.
 //
+// A cancelled stage must return, and the runner does not trust it to: once
+// a stage's context is done (the run was cancelled, or the stage's own
+// timeout fired) the stage has Options.AbandonAfter (default
+// DefaultAbandonAfter) to return. One that does not is abandoned: its
+// goroutine is left behind, its report says "stage fetch did not return
+// within 6s after cancel (cause: link down)", the runner logs that at error
+// level and the run goes on (or ends), releasing the run lock, so that
+// SIGTERM, `linkctl quit` and a down edge end any run in bounded time
+// whatever a server or a stage bug does.
+//
+// What an abandoned stage could still do, and why that is safe enough: its
+// context stays cancelled, so its connections are closed (stages close
+// them with context.AfterFunc) and every later network read or write it
+// tries fails; its events are dropped (they would land in a later run's
+// progress); and the seen-store keeps its per-mailbox flock for as long as
+// the stuck fetch holds a mailbox open, so no later fetch of that mailbox
+// can record or delete beside it. What the runner adds on top: until the
+// abandoned goroutine returns, this runner does not start a stage of the
+// same name again (its report says why, Status.Stuck lists it): a second
+// instance of a stage that is known to ignore its context could overlap
+// the first one's effects (two sessions of one account, two drops). Other
+// stages run as usual. A process that exits (SIGTERM, quit) leaves nothing
+// behind; the run lock is released with the abandonment, so a separate
+// `linkctl run` process is kept apart from a stuck stage only by the
+// seen-store's locks.
+//
 // In the daemon, triggers go through Trigger and Serve: a trigger that
 // arrives while a run is in flight does not start a second run, and any
 // number of them coalesce into exactly one follow-up run, which starts after
@@ -27,8 +53,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
@@ -81,7 +109,21 @@ type Options struct {
 	Wait     bool   // wait for the lock instead of failing with errkind.Locked
 	Sink     event.Sink
 	Logger   *slog.Logger
+	// AbandonAfter is how long a stage whose context is done (run
+	// cancelled, stage timeout) may take to return before the runner
+	// abandons it (0: DefaultAbandonAfter).
+	AbandonAfter time.Duration
+	// Alarms receives what no event carries in full and an operator must
+	// see, at error level: abandoned stages. nil: Logger. (A daemon that
+	// renders events itself passes no Logger, and still wants these.)
+	Alarms *slog.Logger
 }
+
+// DefaultAbandonAfter is the default Options.AbandonAfter: longer than
+// the exec stage's SIGTERM-to-SIGKILL grace (5s), so that a command that
+// needs SIGKILL is still waited for, and short enough that a daemon's
+// shutdown grace (2s) plus this stays under 10 s.
+const DefaultAbandonAfter = 6 * time.Second
 
 // StageReport is how one stage of a run ended.
 type StageReport struct {
@@ -93,6 +135,9 @@ type StageReport struct {
 	Start   time.Time        `json:"start"`
 	End     time.Time        `json:"end"`
 	Counts  map[string]int64 `json:"counts,omitempty"`
+	// Abandoned: the stage did not return in time after its context was
+	// done (Err says so); its goroutine may still be running.
+	Abandoned bool `json:"abandoned,omitempty"`
 }
 
 // RunReport is how a run ended.
@@ -147,13 +192,35 @@ type Status struct {
 	Pending bool                   `json:"pending"`           // a follow-up run is queued
 	Last    map[string]StageReport `json:"last,omitempty"`    // last report per stage
 	LastRun *RunReport             `json:"last_run,omitempty"`
+	// Cancelling is set while the run in flight is cancelled and its
+	// stages (Current) have not returned yet.
+	Cancelling *Cancelling `json:"cancelling,omitempty"`
+	// Stuck are abandoned stages whose goroutine has not returned: they
+	// are not started again until it does.
+	Stuck []Stuck `json:"stuck,omitempty"`
+}
+
+// Cancelling says why and since when the run in flight is being cancelled.
+type Cancelling struct {
+	Cause string    `json:"cause"`
+	Since time.Time `json:"since"`
+}
+
+// Stuck is a stage abandoned after it did not return in time.
+type Stuck struct {
+	Stage     string    `json:"stage"`
+	Run       uint64    `json:"run"`
+	Cause     string    `json:"cause"`     // why it was cancelled
+	Cancelled time.Time `json:"cancelled"` // when its context was done
+	Abandoned time.Time `json:"abandoned"`
 }
 
 // Runner runs the pipeline. Its methods are safe for concurrent use.
 type Runner struct {
-	opts Options
-	log  *slog.Logger
-	sem  chan struct{} // one run at a time in this process
+	opts  Options
+	log   *slog.Logger
+	alarm *slog.Logger
+	sem   chan struct{} // one run at a time in this process
 
 	mu      sync.Mutex
 	steps   []Step
@@ -161,6 +228,7 @@ type Runner struct {
 	running *runState
 	last    map[string]StageReport
 	lastRun *RunReport
+	stuck   map[string]*Stuck // by stage name
 
 	trig    chan struct{} // capacity 1: pending triggers coalesce
 	pending []Request     // the requests the next run serves
@@ -173,6 +241,9 @@ type runState struct {
 	since   time.Time
 	cancel  context.CancelCauseFunc
 	current map[string]bool
+	// cancelled is when cancel was first called ("" cause: not yet).
+	cancelled   time.Time
+	cancelCause string
 }
 
 // New returns a Runner.
@@ -181,12 +252,18 @@ func New(opts Options) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	alarm := opts.Alarms
+	if alarm == nil {
+		alarm = log
+	}
 	return &Runner{
 		opts:  opts,
 		log:   log,
+		alarm: alarm,
 		sem:   make(chan struct{}, 1),
 		steps: opts.Steps,
 		last:  map[string]StageReport{},
+		stuck: map[string]*Stuck{},
 		trig:  make(chan struct{}, 1),
 	}
 }
@@ -260,10 +337,17 @@ func (r *Runner) failWaiters(err error) {
 func (r *Runner) Cancel(cause error) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.running == nil {
+	rs := r.running
+	if rs == nil {
 		return false
 	}
-	r.running.cancel(cause)
+	if rs.cancelled.IsZero() {
+		rs.cancelled, rs.cancelCause = time.Now(), "cancelled"
+		if cause != nil {
+			rs.cancelCause = cause.Error()
+		}
+	}
+	rs.cancel(cause)
 	return true
 }
 
@@ -284,7 +368,15 @@ func (r *Runner) Status() Status {
 		for name := range rs.current {
 			st.Current = append(st.Current, name)
 		}
+		slices.Sort(st.Current)
+		if !rs.cancelled.IsZero() {
+			st.Cancelling = &Cancelling{Cause: rs.cancelCause, Since: rs.cancelled}
+		}
 	}
+	for _, s := range r.stuck {
+		st.Stuck = append(st.Stuck, *s)
+	}
+	slices.SortFunc(st.Stuck, func(a, b Stuck) int { return strings.Compare(a.Stage, b.Stage) })
 	return st
 }
 
@@ -429,10 +521,26 @@ func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, st
 	sink.Emit(event.Event{Type: event.StageStart, Stage: name})
 	r.log.Debug("stage started", "stage", name)
 
-	res, err := safeRun(sctx, step.Stage, sink.With(name, ""))
+	if st := r.stuckAs(name); st != nil {
+		// Not started: see the package doc on abandoned stages.
+		rep.End = rep.Start
+		rep.Result, rep.Kind = event.Temporary, errkind.Internal
+		rep.Err = fmt.Sprintf("stage %s not started: its instance of run %d has not returned since it was abandoned %s ago (cancelled: %s); restart linkctl to clear it",
+			name, st.Run, time.Since(st.Abandoned).Round(time.Second), st.Cause)
+		r.alarm.Error("stage not started: an abandoned instance is still stuck", "stage", name, "stuck_run", st.Run, "cause", st.Cause)
+		r.endStage(ctx, sink, rep)
+		return rep
+	}
+
+	res, err, abandoned := r.runBounded(sctx, rs, name, step.Stage, sink.With(name, ""))
 	rep.End = time.Now()
 	rep.Summary, rep.Counts = res.Summary, res.Counts
 	switch {
+	case abandoned != "":
+		rep.Result, rep.Kind, rep.Err, rep.Abandoned = event.Temporary, errkind.Internal, abandoned, true
+		if ctx.Err() != nil {
+			rep.Result = event.Cancelled
+		}
 	case err == nil:
 		rep.Result = res.Result
 		if rep.Result == "" {
@@ -453,6 +561,13 @@ func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, st
 		}
 		rep.Err, rep.Kind = err.Error(), errkind.KindOf(err)
 	}
+	r.endStage(ctx, sink, rep)
+	return rep
+}
+
+// endStage emits and logs the end of a stage.
+func (r *Runner) endStage(ctx context.Context, sink event.Sink, rep StageReport) {
+	name := rep.Name
 	text := rep.Summary
 	if rep.Err != "" {
 		text = rep.Err
@@ -464,7 +579,75 @@ func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, st
 	}
 	r.log.Log(ctx, lvl, "stage ended", "stage", name, "result", rep.Result, "summary", rep.Summary, "error", rep.Err,
 		"elapsed", rep.End.Sub(rep.Start).Round(time.Millisecond))
-	return rep
+}
+
+func (r *Runner) stuckAs(name string) *Stuck {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.stuck[name]; st != nil {
+		c := *st
+		return &c
+	}
+	return nil
+}
+
+// runBounded runs the stage in a goroutine of its own and waits for it
+// while ctx lives, and then for at most AbandonAfter. A stage that has not
+// returned by then is abandoned: abandoned is the error text that says so
+// (and res, err are zero). Its goroutine is left behind; its events are
+// dropped from then on, and its name stays in r.stuck until it returns.
+func (r *Runner) runBounded(ctx context.Context, rs *runState, name string, s Stage, sink event.Sink) (res Report, err error, abandoned string) {
+	type result struct {
+		rep Report
+		err error
+	}
+	done := make(chan result, 1) // the goroutine never blocks on it
+	var detached atomic.Bool
+	gated := func(e event.Event) {
+		if !detached.Load() {
+			sink.Emit(e)
+		}
+	}
+	go func() {
+		rep, err := safeRun(ctx, s, gated)
+		done <- result{rep, err}
+	}()
+	select {
+	case out := <-done:
+		return out.rep, out.err, ""
+	case <-ctx.Done():
+	}
+	cancelled := time.Now()
+	wait := r.opts.AbandonAfter
+	if wait <= 0 {
+		wait = DefaultAbandonAfter
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case out := <-done:
+		return out.rep, out.err, ""
+	case <-t.C:
+	}
+	detached.Store(true)
+	cause := causeText(ctx)
+	msg := fmt.Sprintf("stage %s did not return within %s after cancel (cause: %s)", name, wait, cause)
+	st := &Stuck{Stage: name, Run: rs.id, Cause: cause, Cancelled: cancelled, Abandoned: time.Now()}
+	r.mu.Lock()
+	r.stuck[name] = st
+	r.mu.Unlock()
+	r.alarm.Error(msg+": abandoning it; it is not started again until it returns", "stage", name, "run", rs.id)
+	go func() {
+		out := <-done
+		r.mu.Lock()
+		if r.stuck[name] == st {
+			delete(r.stuck, name)
+		}
+		r.mu.Unlock()
+		r.alarm.Warn("an abandoned stage returned at last: it may run again", "stage", name, "run", st.Run,
+			"after", time.Since(cancelled).Round(time.Millisecond), "err", out.err)
+	}()
+	return Report{}, nil, msg
 }
 
 // safeRun turns a stage's panic into a permanent error: one broken stage
@@ -502,7 +685,14 @@ func causeText(ctx context.Context) string {
 // overall folds the stage results into the run's result and error.
 func overall(ctx context.Context, stages []StageReport) (event.Result, error) {
 	if ctx.Err() != nil {
-		return event.Cancelled, errkind.Wrap(errkind.KindOf(context.Cause(ctx)), true, "run cancelled", context.Cause(ctx))
+		err := errkind.Wrap(errkind.KindOf(context.Cause(ctx)), true, "run cancelled", context.Cause(ctx))
+		for _, s := range stages {
+			if s.Abandoned {
+				// "run cancelled: link down; stage fetch did not return ..."
+				err = fmt.Errorf("%w; %s", err, s.Err)
+			}
+		}
+		return event.Cancelled, err
 	}
 	ok, nothing, failures := tally(stages)
 	var errs []error

@@ -287,3 +287,162 @@ func TestEventsBracketEachStage(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// stubborn is a stage that ignores its context: it returns only when
+// released (the IMAP deadlock of issue 15, as a stage bug of any kind).
+type stubborn struct {
+	name    string
+	started chan struct{}
+	release chan struct{}
+	runs    atomic.Int32
+}
+
+func newStubborn(name string) *stubborn {
+	return &stubborn{name: name, started: make(chan struct{}, 8), release: make(chan struct{})}
+}
+
+func (s *stubborn) stage() Stage {
+	return Func{StageName: s.name, Fn: func(ctx context.Context, sink event.Sink) (Report, error) {
+		s.runs.Add(1)
+		s.started <- struct{}{}
+		<-s.release
+		sink.Emit(event.Event{Type: event.Note, Text: "late note from an abandoned stage"})
+		return Report{}, errors.New("returned at last")
+	}}
+}
+
+// runWithin runs r in a goroutine and fails the test if the run has not
+// returned within limit: without abandonment, it never returns.
+func runWithin(t *testing.T, r *Runner, limit time.Duration) (RunReport, time.Duration) {
+	t.Helper()
+	type out struct {
+		rep RunReport
+		d   time.Duration
+	}
+	ch := make(chan out, 1)
+	go func() {
+		t0 := time.Now()
+		rep, _ := r.Run(context.Background(), Request{Cause: "test"})
+		ch <- out{rep, time.Since(t0)}
+	}()
+	select {
+	case o := <-ch:
+		return o.rep, o.d
+	case <-time.After(limit):
+		t.Fatalf("the run did not return within %s: a stage that ignores its context holds it", limit)
+	}
+	return RunReport{}, 0
+}
+
+// TestCancelAbandonsAStageThatIgnoresItsContext: a link-down cancel ends
+// the run within AbandonAfter even though the stage never returns; the
+// report and Status name the stage; the stage is not started again while
+// its goroutine lives, the others are; once it returns it runs again.
+func TestCancelAbandonsAStageThatIgnoresItsContext(t *testing.T) {
+	st := newStubborn("fetch")
+	rec := &recorder{}
+	var mu sync.Mutex
+	var notes []string
+	r := New(Options{AbandonAfter: 300 * time.Millisecond, Steps: []Step{
+		{Stage: st.stage(), OnError: Continue},
+		{Stage: rec.stage("drop", nil), Always: true},
+	}, Sink: func(e event.Event) {
+		if e.Type == event.Note {
+			mu.Lock()
+			notes = append(notes, e.Text)
+			mu.Unlock()
+		}
+	}})
+	go func() {
+		<-st.started
+		r.Cancel(errors.New("link down"))
+		// During the cancellation the runner still answers, and says
+		// what it waits for.
+		s := r.Status()
+		if !s.Running || s.Cancelling == nil || s.Cancelling.Cause != "link down" || !slices.Equal(s.Current, []string{"fetch"}) {
+			t.Errorf("status during the cancellation: %+v", s)
+		}
+	}()
+	rep, took := runWithin(t, r, 5*time.Second)
+	if took > 2*time.Second {
+		t.Errorf("the run took %s after a cancel with AbandonAfter 300ms", took)
+	}
+	want := "stage fetch did not return within 300ms after cancel (cause: link down)"
+	if rep.Result != event.Cancelled || rep.Stages[0].Result != event.Cancelled || rep.Stages[0].Err != want || !rep.Stages[0].Abandoned {
+		t.Fatalf("report %+v, want the fetch cancelled with %q", rep, want)
+	}
+	if rep.Err == nil || !strings.Contains(rep.Err.Error(), want) {
+		t.Errorf("run error %v does not name the stage", rep.Err)
+	}
+	s := r.Status()
+	if s.Running || len(s.Stuck) != 1 || s.Stuck[0].Stage != "fetch" || s.Stuck[0].Run != rep.ID || s.Stuck[0].Cause != "link down" {
+		t.Fatalf("status after the run: %+v", s)
+	}
+
+	// The next run does not start fetch beside its stuck instance; drop runs.
+	rep, _ = runWithin(t, r, 5*time.Second)
+	if n := st.runs.Load(); n != 1 {
+		t.Errorf("the stuck stage was started %d times", n)
+	}
+	if rep.Stages[0].Result != event.Temporary || !strings.Contains(rep.Stages[0].Err, "stage fetch not started: its instance of run 1 has not returned") {
+		t.Errorf("second run's fetch: %+v", rep.Stages[0])
+	}
+	if got := rec.names(); !slices.Equal(got, []string{"drop"}) {
+		t.Errorf("second run ran %v, want drop", got)
+	}
+
+	// It returns at last: its late event goes nowhere, and fetch runs again.
+	close(st.release)
+	for i := 0; len(r.Status().Stuck) > 0; i++ {
+		if i > 500 {
+			t.Fatal("the returned stage is still listed as stuck")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(notes) != 0 {
+		t.Errorf("an abandoned stage's events reached the sink: %q", notes)
+	}
+	mu.Unlock()
+	runWithin(t, r, 5*time.Second)
+	if n := st.runs.Load(); n != 2 {
+		t.Errorf("after it returned the stage ran %d times in all, want 2", n)
+	}
+}
+
+// TestStageTimeoutAbandonsAStageThatIgnoresItsContext: the stage's own
+// timeout is enforced even on a stage that ignores it; the run goes on.
+func TestStageTimeoutAbandonsAStageThatIgnoresItsContext(t *testing.T) {
+	st := newStubborn("fetch")
+	defer close(st.release)
+	rec := &recorder{}
+	r := New(Options{AbandonAfter: 100 * time.Millisecond, Steps: []Step{
+		{Stage: st.stage(), Timeout: 50 * time.Millisecond, OnError: Continue},
+		{Stage: rec.stage("after", nil)},
+	}})
+	rep, _ := runWithin(t, r, 5*time.Second)
+	if got := rep.Stages[0]; got.Result != event.Temporary || got.Kind != errkind.Internal ||
+		!strings.Contains(got.Err, "stage fetch did not return within 100ms after cancel (cause: stage fetch timed out after 50ms)") {
+		t.Errorf("fetch report %+v", got)
+	}
+	if !slices.Equal(rec.names(), []string{"after"}) {
+		t.Errorf("after the abandoned stage ran %v", rec.names())
+	}
+}
+
+// TestGroupMemberThatIgnoresCancelIsAbandoned: in a group, the member that
+// returns reports normally and the stuck one is abandoned.
+func TestGroupMemberThatIgnoresCancelIsAbandoned(t *testing.T) {
+	st := newStubborn("etrn")
+	defer close(st.release)
+	rec := &recorder{}
+	r := New(Options{AbandonAfter: 100 * time.Millisecond, Steps: []Step{{Group: []Step{
+		{Stage: st.stage()},
+		{Stage: rec.stage("flush", func(ctx context.Context) (Report, error) { <-ctx.Done(); return Report{}, ctx.Err() })},
+	}}}})
+	go func() { <-st.started; r.Cancel(errors.New("shutdown")) }()
+	rep, _ := runWithin(t, r, 5*time.Second)
+	if len(rep.Stages) != 2 || !rep.Stages[0].Abandoned || rep.Stages[1].Abandoned || rep.Stages[1].Err != "shutdown" {
+		t.Errorf("reports %+v", rep.Stages)
+	}
+}

@@ -26,8 +26,9 @@ uplink has been usable for link.settle, every link.interval while it stays up, o
 'linkctl up', and on SIGUSR1. When the link goes down the run in flight is cancelled
 (no mail is lost: what was not accepted locally stays on the server).
 SIGHUP reloads the config (an invalid one is reported and the old one kept). SIGTERM
-lets the run in flight finish for --grace, then cancels it; a second signal exits at
-once. Talks to 'linkctl up/down/status/quit' on control_socket (root and the daemon's
+lets the run in flight finish for --grace, then cancels it; a stage that has not
+returned 6s after that is abandoned and named in the log, so the daemon exits within
+8s at the defaults whatever a server does; a second signal exits at once. Talks to 'linkctl up/down/status/quit' on control_socket (root and the daemon's
 own user only), tells systemd READY/STATUS/STOPPING (Type=notify), and rewrites
 metrics_file after each run. One daemon per state_dir.
 IMAP accounts with 'idle: true' are watched while the link is up (IDLE, RFC 2177, or a
@@ -35,7 +36,7 @@ NOOP every link.interval); new mail is fetched within seconds by a run of that a
 fetch alone, queued behind a run in flight; a down edge stops the watchers; SIGHUP
 restarts them; 'linkctl status' lists them.`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
-			grace := fs.Duration("grace", 30*time.Second, "on SIGTERM, how long the run in flight may finish")
+			grace := fs.Duration("grace", daemon.DefaultGrace, "on SIGTERM, how long the run in flight may finish")
 			return func(a *App, args []string) error {
 				if len(args) > 0 {
 					return errkind.New(errkind.Usage, false, "", "daemon takes no arguments")

@@ -12,7 +12,8 @@ func init() {
 		Name:    "quit",
 		Summary: "ask the daemon to stop",
 		Help: `Stops the daemon as SIGTERM does: nothing new starts, the run in flight may finish
-for the daemon's --grace, then it is cancelled.`,
+for the daemon's --grace (2s), then it is cancelled; a stage that has not returned 6s
+later is abandoned, so the daemon is gone within 8s.`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			return func(a *App, args []string) error {
 				if len(args) > 0 {

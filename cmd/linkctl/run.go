@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/linkctl/linkctl/config"
@@ -66,7 +72,9 @@ func (a *App) RunPipeline(o RunOptions) error {
 		LockPath: RunLockPath(cfg),
 		Wait:     o.Wait,
 		Sink:     r.Sink,
+		Alarms:   a.Log,
 	})
+	defer exitOnSecondSignal(a.Ctx, a.Stderr)()
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: o.Cause, Iface: o.Iface})
 	if errkind.KindOf(err) == errkind.Locked && len(rep.Stages) == 0 {
 		return err
@@ -76,6 +84,42 @@ func (a *App) RunPipeline(o RunOptions) error {
 		return exitStatus(code)
 	}
 	return nil
+}
+
+// exitOnSecondSignal makes a second SIGINT/SIGTERM exit the process at
+// once. The first one cancels ctx (main's signal context), and the runner
+// abandons a stage that ignores that after pipeline.DefaultAbandonAfter;
+// the second is for whoever will not wait for that. Call the returned
+// function when the run is over.
+func exitOnSecondSignal(ctx context.Context, stderr io.Writer) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	var mu sync.Mutex
+	stopped := false
+	unhook := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			select {
+			case sig := <-ch:
+				fmt.Fprintf(stderr, "linkctl: second signal (%v): exiting now\n", sig)
+				os.Exit(128 + int(sig.(syscall.Signal)))
+			case <-done:
+			}
+		}()
+	})
+	return func() {
+		unhook()
+		mu.Lock()
+		stopped = true
+		signal.Stop(ch)
+		mu.Unlock()
+		close(done)
+	}
 }
 
 // RunLockPath is the flock that keeps runs apart, shared by `linkctl run`,

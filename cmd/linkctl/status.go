@@ -111,8 +111,15 @@ func printStatus(w io.Writer, s statusOut, socket string) {
 			fmt.Fprintf(w, ", stage %v", r.Current)
 		}
 		fmt.Fprintln(w)
+		if c := r.Cancelling; c != nil {
+			fmt.Fprintf(w, "cancel:  %s, %s ago; waiting for stage %v\n", c.Cause, roundDur(time.Since(c.Since)), r.Current)
+		}
 	default:
 		fmt.Fprintln(w, "run:     none in progress")
+	}
+	for _, st := range r.Stuck {
+		fmt.Fprintf(w, "stuck:   stage %s of run %d has not returned since its cancel at %s (%s); it is not started again until it does: restart linkctl\n",
+			st.Stage, st.Run, at(st.Cancelled), st.Cause)
 	}
 	if s.Pending {
 		fmt.Fprintln(w, "next:    a follow-up run is queued")
