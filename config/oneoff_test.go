@@ -162,3 +162,17 @@ func TestCheckRefusesCRAMMD5(t *testing.T) {
 		}
 	}
 }
+
+// A plugin with a password logs in, so it needs a user: check used to
+// accept it and POP3 then failed at run time ("no user configured",
+// exit 5). A plugin without a password runs pre-authenticated.
+func TestPluginWithPasswordNeedsUser(t *testing.T) {
+	_, err := Parse("t.yaml", []byte("fetch:\n  accounts:\n    - {proto: pop3, server: tunnel, plugin: [ssh, h, pop3d], password: p, to: me}\n"))
+	if err == nil || !strings.Contains(err.Error(), "fetch.accounts[0].user: missing") {
+		t.Errorf("plugin with password, no user: %v", err)
+	}
+	c, err := Parse("t.yaml", []byte("fetch:\n  accounts:\n    - {proto: pop3, server: tunnel, plugin: [ssh, h, pop3d], to: me}\n"))
+	if err != nil || !c.Fetch.Accounts[0].PreAuth {
+		t.Errorf("plugin without password: %v", err)
+	}
+}

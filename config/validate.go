@@ -438,11 +438,12 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 	if a.Auth == AuthAPOP && a.Proto != POP3 {
 		c.add(r.Auth, p+".auth", "apop is for pop3 only", "expected one of: "+strings.Join(authValues, ", "))
 	}
-	// RFC 2645 section 4.1: ODMR authenticates even over a tunnel.
-	preauth := (len(a.Plugin) > 0 || a.Auth == AuthExternal) && a.Proto != ODMR
 	// A plugin without a password (or auth: external) runs the server as
-	// the user already: no login (fetchmail's auth ssh).
+	// the user already: no login (fetchmail's auth ssh). A plugin with a
+	// password logs in, so it needs the user too.
 	a.PreAuth = a.Auth == AuthExternal || (len(a.Plugin) > 0 && a.Password.IsZero())
+	// RFC 2645 section 4.1: ODMR authenticates even over a tunnel.
+	preauth := a.PreAuth && a.Proto != ODMR
 	if a.User == "" && isNull(r.User) && !preauth && !c.wasMisspelt(r.Node, "user") {
 		c.add(r.Node, p+".user", "missing", "expected the login name on the server")
 	}
