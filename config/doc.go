@@ -18,10 +18,18 @@
 //     multidrop needs an envelope header, drop comes last...). A problem is
 //     recorded and validation goes on with the default, so later problems
 //     are found too.
-//  3. Typed. With no problem the result is a *Config (types.go) that
-//     cmd/linkctl translates into each stage's own options; stages never
+//  3. Typed. With no problem the result is a *Config (types.go): TLS
+//     mode, protocol and auth as types, every server a resolved host:port,
+//     durations and sizes as numbers, every default applied (the Default*
+//     constants and DefaultPort live here and nowhere else). Package
+//     assemble translates it into each stage's own options; stages never
 //     import this package. Otherwise the problems come back as Errors,
 //     sorted by line and classified errkind.Usage (exit 5).
+//
+// The one-off commands (`linkctl fetch --server`, `linkctl etrn`) write
+// their flags as a config section and validate it the same way
+// (OneOffFetch, OneOffETRN, oneoff.go): the command line and a file never
+// disagree, and a problem names its flag.
 //
 // Load adds the file-level checks: a file that holds an inline password
 // must not be readable by group or others (errkind.Permission, exit 6,

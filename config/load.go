@@ -110,6 +110,21 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // Parse validates data, read from the file called name (used in messages
 // and to resolve relative paths). It does not check file permissions.
 func Parse(name string, data []byte) (*Config, error) {
+	dir := filepath.Dir(name)
+	if a, err := filepath.Abs(dir); err == nil {
+		dir = a
+	}
+	cfg, problems := parse(name, data, dir)
+	if len(problems) > 0 {
+		return nil, errkind.Wrap(errkind.Usage, false, "", problems)
+	}
+	return cfg, nil
+}
+
+// parse is Parse with the directory relative paths are taken from (the
+// file's; the working directory for command line flags). It returns the
+// config, or the problems sorted by line.
+func parse(name string, data []byte, dir string) (*Config, Errors) {
 	d := &decoder{file: name}
 	root, ok := d.parseYAML(data)
 	var raw rawConfig
@@ -119,17 +134,13 @@ func Parse(name string, data []byte) (*Config, error) {
 	if raw.Node == nil {
 		raw.Node = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
 	}
-	dir := filepath.Dir(name)
-	if a, err := filepath.Abs(dir); err == nil {
-		dir = a
-	}
 	c := &checker{decoder: d, dir: dir, env: getEnv(), stepNames: map[string]int{}}
 	var cfg *Config
 	if ok && (root.Kind == yaml.MappingNode || isNull(root)) {
 		cfg = c.validate(&raw)
 	}
 	if len(d.problems) > 0 {
-		return nil, errkind.Wrap(errkind.Usage, false, "", d.problems.sorted())
+		return nil, d.problems.sorted()
 	}
 	cfg.File = name
 	return cfg, nil

@@ -163,7 +163,10 @@ func TestDefaults(t *testing.T) {
 	if e.Quiet != 20*time.Second || e.QuietMax != 5*time.Minute || !reflect.DeepEqual(e.Ports, []int{25}) || e.Parallel != 4 {
 		t.Errorf("etrn: %+v", e)
 	}
-	wantETRN := []struct{ server, tls string }{
+	wantETRN := []struct {
+		server string
+		tls    TLSMode
+	}{
 		{"mx.example.net:25", "starttls"}, {"mx2.example.net:465", "implicit"}, {"[::1]:25", "none"},
 		{"mx3.example.net:25", "none"}, {"mx4.example.net:465", "implicit"},
 	}
@@ -179,7 +182,10 @@ func TestDefaults(t *testing.T) {
 	if f.Parallel != 2 || !f.Received || !reflect.DeepEqual(f.Deliver, Deliver{SMTP: "127.0.0.1:25", Sessions: 4, TLS: "none", Domain: "localhost"}) {
 		t.Errorf("fetch: %+v", f)
 	}
-	wantAcc := []struct{ server, tls string }{
+	wantAcc := []struct {
+		server string
+		tls    TLSMode
+	}{
 		{"mail.example.net:993", "implicit"}, {"127.0.0.1:110", "none"}, {"pop.example.net:110", "starttls"},
 		{"odmr.example.net:366", "starttls"},
 	}
@@ -481,30 +487,6 @@ func TestCheckSecretFiles(t *testing.T) {
 	}
 	if _, found := c.Account("c"); !found {
 		t.Error("Account(c) not found")
-	}
-}
-
-func TestServerAddr(t *testing.T) {
-	for _, tc := range []struct{ proto, server, tls, addr, mode string }{
-		{"pop3", "pop.example.net", "", "pop.example.net:995", "implicit"},
-		{"pop3", "pop.example.net:110", "", "pop.example.net:110", "starttls"},
-		{"pop3", "localhost", "", "localhost:110", "none"},
-		{"imap", "imap.example.net", "starttls", "imap.example.net:143", "starttls"},
-		{"imap", "::1", "", "[::1]:143", "none"},
-		{"etrn", "mx.example.net", "", "mx.example.net:25", "starttls"},
-		{"etrn", "mx.example.net", "implicit", "mx.example.net:465", "implicit"},
-		{"etrn", "mx.example.net:587", "none", "mx.example.net:587", "none"},
-		{"odmr", "odmr.example.net", "", "odmr.example.net:366", "starttls"},
-	} {
-		addr, mode, err := ServerAddr(tc.proto, tc.server, tc.tls)
-		if err != nil || addr != tc.addr || mode != tc.mode {
-			t.Errorf("ServerAddr(%s, %s, %q) = %s %s %v; want %s %s", tc.proto, tc.server, tc.tls, addr, mode, err, tc.addr, tc.mode)
-		}
-	}
-	for _, bad := range [][3]string{{"smtp", "x", ""}, {"pop3", "x:0", ""}, {"pop3", "x", "ssl"}, {"pop3", "a b", ""}} {
-		if _, _, err := ServerAddr(bad[0], bad[1], bad[2]); errkind.KindOf(err) != errkind.Usage {
-			t.Errorf("ServerAddr%v: %v", bad, err)
-		}
 	}
 }
 

@@ -78,7 +78,7 @@ type outSecret struct {
 type outETRNServer struct {
 	Server    string   `yaml:"server"`
 	Domains   []string `yaml:"domains,flow"`
-	TLS       string   `yaml:"tls"`
+	TLS       TLSMode  `yaml:"tls"`
 	Helo      string   `yaml:"helo,omitempty"`
 	User      string   `yaml:"user,omitempty"`
 	outSecret `yaml:",inline"`
@@ -91,7 +91,7 @@ type outDeliver struct {
 	MDA      []string `yaml:"mda,omitempty,flow"`
 	Maildir  string   `yaml:"maildir,omitempty"`
 	Sessions int      `yaml:"sessions"`
-	TLS      string   `yaml:"tls,omitempty"`
+	TLS      TLSMode  `yaml:"tls,omitempty"`
 	Domain   string   `yaml:"domain,omitempty"`
 }
 
@@ -105,13 +105,13 @@ type outFetch struct {
 }
 
 type outAccount struct {
-	Name         string `yaml:"name"`
-	Proto        string `yaml:"proto"`
-	Server       string `yaml:"server"`
-	TLS          string `yaml:"tls"`
-	User         string `yaml:"user,omitempty"`
+	Name         string  `yaml:"name"`
+	Proto        Proto   `yaml:"proto"`
+	Server       string  `yaml:"server"`
+	TLS          TLSMode `yaml:"tls"`
+	User         string  `yaml:"user,omitempty"`
 	outSecret    `yaml:",inline"`
-	Auth         string      `yaml:"auth"`
+	Auth         Auth        `yaml:"auth"`
 	To           []string    `yaml:"to,omitempty,flow"`
 	Keep         bool        `yaml:"keep"`
 	FetchAll     bool        `yaml:"fetchall"`

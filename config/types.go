@@ -2,11 +2,51 @@ package config
 
 import (
 	"time"
+
+	"github.com/linkctl/linkctl/internal/netconn"
+)
+
+// TLSMode is how a connection is secured: the config names the same three
+// modes the stages dial with (starttls, implicit, none), so the value
+// validated here is the value a stage gets, never a string parsed again.
+type TLSMode = netconn.TLSMode
+
+// The TLS modes, as written in `tls:` keys.
+const (
+	TLSStartTLS = netconn.TLSStartTLS
+	TLSImplicit = netconn.TLSImplicit
+	TLSNone     = netconn.TLSNone
+)
+
+// Proto is a mailbox account's protocol.
+type Proto string
+
+// The protocols of `proto:`.
+const (
+	POP3 Proto = "pop3"
+	IMAP Proto = "imap"
+	ODMR Proto = "odmr" // RFC 2645 on-demand mail relay (ATRN)
+)
+
+// Auth is how an account logs in. Only mechanisms that the protocol
+// clients implement are accepted by validation, so every value here runs.
+type Auth string
+
+// The mechanisms of `auth:`.
+const (
+	AuthAuto        Auth = "auto"     // the best the server offers
+	AuthPassword    Auth = "password" // POP3 USER/PASS, IMAP LOGIN
+	AuthAPOP        Auth = "apop"     // POP3 only (RFC 1939 section 7)
+	AuthPlain       Auth = "plain"    // SASL PLAIN (RFC 4616)
+	AuthLogin       Auth = "login"    // SASL LOGIN
+	AuthXOAuth2     Auth = "xoauth2"
+	AuthOAuthBearer Auth = "oauthbearer" // RFC 7628
+	AuthExternal    Auth = "external"    // already authenticated (a plugin, a tunnel)
 )
 
 // Config is a validated configuration: every default applied, every value
-// checked. cmd/linkctl translates it into each stage's own Options; stages
-// never see this package.
+// checked. Package assemble translates it into each stage's own Options;
+// stages never see this package.
 type Config struct {
 	File          string // the file it was read from
 	Link          Link
@@ -97,7 +137,7 @@ type ETRN struct {
 	QuietMax      time.Duration // give up waiting (default 5m)
 	Ports         []int         // local SMTP ports to watch (default [25])
 	CountLoopback bool          // count loopback peers as inbound (tests)
-	Parallel      int           // servers asked at once (default 4)
+	Parallel      int           // servers asked at once (default DefaultETRNParallel)
 	Servers       []ETRNServer
 	Timeout       time.Duration // whole-stage limit for a bare "etrn" step, 0: none
 	OnError       OnError       // pipeline policy for a bare "etrn" step (default continue)
@@ -107,7 +147,7 @@ type ETRN struct {
 type ETRNServer struct {
 	Server   string   // host:port (port defaulted from tls)
 	Domains  []string // as sent: node, @domain or #queue
-	TLS      string   // starttls | implicit | none
+	TLS      TLSMode  // starttls | implicit | none (defaulted)
 	Helo     string   // default: our FQDN
 	User     string
 	Password Secret
@@ -117,7 +157,7 @@ type ETRNServer struct {
 
 // Fetch configures the fetch stage.
 type Fetch struct {
-	Parallel int     // accounts at once (default 2)
+	Parallel int     // accounts at once (default DefaultFetchParallel)
 	Deliver  Deliver // default for every account
 	Received bool    // prepend a Received: line (default true)
 	Accounts []Account
@@ -131,11 +171,11 @@ type Deliver struct {
 	LMTP     string   // unix socket path or host:port
 	MDA      []string // argv; %F sender and %T recipient as whole elements
 	Maildir  string   // path of a Maildir
-	Sessions int      // parallel SMTP/LMTP sessions (default 4)
+	Sessions int      // parallel SMTP/LMTP sessions (default DefaultSessions)
 	// TLS for SMTP delivery: "starttls" (required; the default for an MTA
 	// that is not on loopback) or "none" (the default on loopback, and
 	// only when written out elsewhere).
-	TLS string
+	TLS TLSMode
 	// Domain qualifies a bare local name ("chavez", a multidrop local
 	// part) in SMTP delivery's RCPT TO and MAIL FROM: RFC 5321 section
 	// 4.1.2 requires a domain there, and strict MTAs (Exim) refuse a bare
@@ -147,26 +187,27 @@ type Deliver struct {
 // Account is one mailbox to pull.
 type Account struct {
 	Name        string
-	Proto       string // pop3 | imap | odmr
-	Server      string // host:port (port defaulted from proto and tls)
-	TLS         string // implicit | starttls | none
+	Proto       Proto
+	Server      string  // host:port (port defaulted from proto and tls)
+	TLS         TLSMode // implicit | starttls | none (defaulted; none over a plugin)
 	User        string
 	Password    Secret
-	Auth        string   // auto | password | apop | plain | login | xoauth2 | oauthbearer | external(plugin)
+	Auth        Auth     // defaulted to auto
+	PreAuth     bool     // no login: auth external, or a plugin without a password
 	To          []string // local recipients
 	Keep        bool
 	FetchAll    bool
-	Limit       int64 // bytes; bigger messages stay on the server
-	FetchLimit  int   // messages per run, 0: no limit
-	CommitEvery int   // QUIT every N messages, 0: at the end
-	KeepDays    int   // with keep: delete N days after first fetch
-	Folders     []string
-	Unseen      bool   // IMAP: fetch only unseen
-	MarkSeen    bool   // IMAP with keep: set \Seen
-	MoveTo      string // IMAP: move instead of delete
-	Expunge     string // IMAP: auto (UIDPLUS only) | all
-	Idle        bool   // IMAP IDLE while the daemon runs
-	Compress    string // auto | on | off
+	Limit       int64    // bytes; bigger messages stay on the server
+	FetchLimit  int      // messages per run, 0: no limit
+	CommitEvery int      // QUIT every N messages, 0: at the end
+	KeepDays    int      // with keep: delete N days after first fetch
+	Folders     []string // IMAP: at least one (default INBOX)
+	Unseen      bool     // IMAP: fetch only unseen
+	MarkSeen    bool     // IMAP with keep: set \Seen
+	MoveTo      string   // IMAP: move instead of delete
+	Expunge     string   // IMAP: auto (UIDPLUS only, the default) | all
+	Idle        bool     // IMAP IDLE while the daemon runs
+	Compress    string   // IMAP: auto (the default) | on | off
 	Plugin      []string
 	Timeout     time.Duration
 	Deliver     Deliver // the effective target (account's own, else fetch's)

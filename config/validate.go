@@ -10,11 +10,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
 
-// Defaults that are not derived from the environment.
+// Defaults that are not derived from the environment. They are applied here
+// and nowhere else: the stages get the resolved values.
 const (
 	DefaultSettle   = 2 * time.Second
 	DefaultFlushTO  = 5 * time.Minute
@@ -23,7 +23,40 @@ const (
 	DefaultDropIdle = 30 * time.Second
 	DefaultSMTP     = "127.0.0.1:25"
 	DefaultDomain   = "localhost" // qualifies bare names in SMTP delivery (Deliver.Domain)
+
+	DefaultSessions      = 4 // local SMTP/LMTP delivery sessions (fetch.deliver.sessions)
+	DefaultETRNParallel  = 4 // relays asked at once (etrn.parallel)
+	DefaultFetchParallel = 2 // accounts fetched at once (fetch.parallel)
 )
+
+// DefaultPort is the well-known port of proto ("pop3", "imap", "odmr",
+// "smtp" for ETRN relays and delivery, "lmtp") for a TLS mode: RFC 8314
+// section 7 ports for implicit TLS, else the plaintext/STARTTLS ones.
+func DefaultPort(proto string, mode TLSMode) int {
+	implicit := mode == TLSImplicit
+	switch proto {
+	case "pop3":
+		if implicit {
+			return 995
+		}
+		return 110
+	case "imap":
+		if implicit {
+			return 993
+		}
+		return 143
+	case "odmr":
+		return 366 // RFC 2645 section 3
+	case "smtp":
+		if implicit {
+			return 465
+		}
+		return 25
+	case "lmtp":
+		return 24 // RFC 2033 section 5 suggests no port; 24 is the common one
+	}
+	return 0
+}
 
 // Stage names as written in the pipeline.
 const (
@@ -137,7 +170,7 @@ func (c *checker) etrn(r *rawETRN) ETRN {
 		Quiet:         c.dur(r.Quiet, "etrn.quiet", DefaultQuiet),
 		QuietMax:      c.dur(r.QuietMax, "etrn.quiet_max", DefaultQuietMax),
 		CountLoopback: c.boolean(r.CountLoopback, "etrn.count_loopback", false),
-		Parallel:      c.integer(r.Parallel, "etrn.parallel", 4, 1, 64),
+		Parallel:      c.integer(r.Parallel, "etrn.parallel", DefaultETRNParallel, 1, 64),
 		Timeout:       c.dur(r.Timeout, "etrn.timeout", 0),
 		OnError:       c.onError(r.OnError, "etrn.on_error", Continue),
 	}
@@ -185,9 +218,9 @@ func defaultTLS(host string, port int, implicitPort, plainPort int, fallback net
 	return fallback
 }
 
-func (c *checker) tls(n *yaml.Node, path string) (netconn.TLSMode, bool) {
-	s := c.oneOf(n, path, "", "starttls", "implicit", "none")
-	return netconn.TLSMode(s), s != ""
+func (c *checker) tls(n *yaml.Node, path string) (TLSMode, bool) {
+	s := c.oneOf(n, path, "", string(TLSStartTLS), string(TLSImplicit), string(TLSNone))
+	return TLSMode(s), s != ""
 }
 
 func (c *checker) etrnServer(r *rawETRNServer, p string) ETRNServer {
@@ -200,13 +233,10 @@ func (c *checker) etrnServer(r *rawETRNServer, p string) ETRNServer {
 	if !written {
 		mode = defaultTLS(host, port, 465, 25, netconn.TLSStartTLS)
 	}
-	s.TLS = string(mode)
+	s.TLS = mode
 	if ok {
 		if port == 0 {
-			port = 25
-			if mode == netconn.TLSImplicit {
-				port = 465
-			}
+			port = DefaultPort("smtp", mode)
 		}
 		s.Server = netconn.HostPort(host, port)
 	}
@@ -231,7 +261,7 @@ func (c *checker) deliver(r *rawDeliver, p string, def Deliver) Deliver {
 	if r == nil {
 		return def
 	}
-	d := Deliver{Sessions: c.integer(r.Sessions, p+".sessions", 4, 1, 64)}
+	d := Deliver{Sessions: c.integer(r.Sessions, p+".sessions", DefaultSessions, 1, 64)}
 	if !isNull(r.SMTP) {
 		d.Domain = DefaultDomain
 	}
@@ -251,7 +281,7 @@ func (c *checker) deliver(r *rawDeliver, p string, def Deliver) Deliver {
 		n++
 		if host, port, ok := c.hostPort(r.SMTP, p+".smtp"); ok {
 			if port == 0 {
-				port = 25
+				port = DefaultPort("smtp", TLSNone)
 			}
 			d.SMTP = netconn.HostPort(host, port)
 		}
@@ -259,14 +289,14 @@ func (c *checker) deliver(r *rawDeliver, p string, def Deliver) Deliver {
 	// Secure by default (DESIGN.md): mail handed to an MTA on another host
 	// crosses a network, so STARTTLS is required there unless the config
 	// says tls: none.
-	switch tls := c.str(r.TLS, p+".tls", ""); tls {
+	switch tls := TLSMode(c.str(r.TLS, p+".tls", "")); tls {
 	case "":
 		if d.SMTP != "" && !netconn.IsLoopback(d.SMTP) {
-			d.TLS = "starttls"
+			d.TLS = TLSStartTLS
 		} else {
-			d.TLS = "none"
+			d.TLS = TLSNone
 		}
-	case "starttls", "none":
+	case TLSStartTLS, TLSNone:
 		if isNull(r.SMTP) {
 			c.add(r.TLS, p+".tls", "applies only to smtp delivery", "expected no tls key for lmtp, mda or maildir")
 		}
@@ -284,7 +314,7 @@ func (c *checker) deliver(r *rawDeliver, p string, def Deliver) Deliver {
 		default:
 			if host, port, ok := c.hostPort(r.LMTP, p+".lmtp"); ok {
 				if port == 0 {
-					port = 24
+					port = DefaultPort("lmtp", TLSNone)
 				}
 				d.LMTP = netconn.HostPort(host, port)
 			}
@@ -319,12 +349,12 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 		r = &rawFetch{}
 	}
 	f := Fetch{
-		Parallel: c.integer(r.Parallel, "fetch.parallel", 2, 1, 64),
+		Parallel: c.integer(r.Parallel, "fetch.parallel", DefaultFetchParallel, 1, 64),
 		Received: c.boolean(r.Received, "fetch.received", true),
 		Timeout:  c.dur(r.Timeout, "fetch.timeout", 0),
 		OnError:  c.onError(r.OnError, "fetch.on_error", Continue),
 	}
-	f.Deliver = c.deliver(r.Deliver, "fetch.deliver", Deliver{SMTP: DefaultSMTP, Sessions: 4, TLS: "none", Domain: DefaultDomain})
+	f.Deliver = c.deliver(r.Deliver, "fetch.deliver", Deliver{SMTP: DefaultSMTP, Sessions: DefaultSessions, TLS: TLSNone, Domain: DefaultDomain})
 	if present && len(r.Accounts) == 0 && (isNull(r.AccountsNode) || r.AccountsNode.Kind == yaml.SequenceNode) {
 		at := r.AccountsNode
 		if at == nil {
@@ -357,11 +387,11 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 
 func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 	a := Account{Line: r.Node.Line}
-	a.Proto = c.oneOf(r.Proto, p+".proto", "", "pop3", "imap", "odmr")
+	a.Proto = Proto(c.oneOf(r.Proto, p+".proto", "", string(POP3), string(IMAP), string(ODMR)))
 	if isNull(r.Proto) && !c.wasMisspelt(r.Node, "proto") {
 		c.add(r.Node, p+".proto", "missing", "expected pop3, imap or odmr")
 	}
-	imap := a.Proto == "imap"
+	imap := a.Proto == IMAP
 
 	a.Plugin = c.argv(r.Plugin, p+".plugin")
 	host, port, ok := c.hostPort(r.Server, p+".server")
@@ -377,17 +407,13 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 		}
 		mode = netconn.TLSNone
 	case written:
-	case a.Proto == "pop3":
-		mode = defaultTLS(host, port, 995, 110, netconn.TLSImplicit)
-	case a.Proto == "imap":
-		mode = defaultTLS(host, port, 993, 143, netconn.TLSImplicit)
-	default: // odmr: SMTP-like, STARTTLS on its own port (RFC 2645)
-		mode = defaultTLS(host, port, 0, 366, netconn.TLSStartTLS)
+	default:
+		mode = accountTLS(a.Proto, host, port)
 	}
-	a.TLS = string(mode)
+	a.TLS = mode
 	if ok {
 		if port == 0 {
-			port = defaultPort(a.Proto, mode)
+			port = DefaultPort(string(a.Proto), mode)
 		}
 		a.Server = netconn.HostPort(host, port)
 	}
@@ -398,13 +424,26 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 
 	a.User = c.str(r.User, p+".user", "")
 	a.Password = c.secret(r.Password, r.PasswordFile, r.PasswordCommand, p)
-	authValues := []string{"auto", "password", "apop", "plain", "login", "cram-md5", "xoauth2", "oauthbearer", "external"}
-	a.Auth = c.oneOf(r.Auth, p+".auth", "auto", authValues...)
-	if a.Auth == "apop" && a.Proto != "pop3" {
+	authValues := []string{string(AuthAuto), string(AuthPassword), string(AuthAPOP), string(AuthPlain), string(AuthLogin),
+		string(AuthXOAuth2), string(AuthOAuthBearer), string(AuthExternal)}
+	if s, _ := c.scalar(r.Auth, p+".auth", ""); strings.EqualFold(s, "cram-md5") {
+		// Neither the POP3 nor the IMAP client speaks CRAM-MD5, and it adds
+		// nothing over TLS (RFC 8314 section 1: PLAIN inside TLS); refused
+		// here, so that check and a run agree.
+		c.add(r.Auth, p+".auth", "cram-md5 is not supported for fetching", "expected plain or login over TLS (or apop for pop3), or auto")
+		a.Auth = AuthAuto
+	} else {
+		a.Auth = Auth(c.oneOf(r.Auth, p+".auth", string(AuthAuto), authValues...))
+	}
+	if a.Auth == AuthAPOP && a.Proto != POP3 {
 		c.add(r.Auth, p+".auth", "apop is for pop3 only", "expected one of: "+strings.Join(authValues, ", "))
 	}
+	// A plugin without a password (or auth: external) runs the server as
+	// the user already: no login (fetchmail's auth ssh). A plugin with a
+	// password logs in, so it needs the user too.
+	a.PreAuth = a.Auth == AuthExternal || (len(a.Plugin) > 0 && a.Password.IsZero())
 	// RFC 2645 section 4.1: ODMR authenticates even over a tunnel.
-	preauth := (len(a.Plugin) > 0 || a.Auth == "external") && a.Proto != "odmr"
+	preauth := a.PreAuth && a.Proto != ODMR
 	if a.User == "" && isNull(r.User) && !preauth && !c.wasMisspelt(r.Node, "user") {
 		c.add(r.Node, p+".user", "missing", "expected the login name on the server")
 	}
@@ -483,7 +522,7 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 	}
 
 	a.Domains = c.list(r.Domains, p+".domains", true, "expected domains to ask for with ATRN")
-	if !isNull(r.Domains) && a.Proto != "odmr" && a.Proto != "" {
+	if !isNull(r.Domains) && a.Proto != ODMR && a.Proto != "" {
 		c.add(r.Domains, p+".domains", "only for proto odmr", "expected proto: odmr; for multidrop use localdomains")
 	}
 
@@ -511,7 +550,7 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 		c.add(r.Envelope, p+".localdomains", "missing with an envelope header", "expected the domains whose recipients are local")
 	}
 	needTo := a.Deliver.SMTP != "" || a.Deliver.LMTP != "" || slices.Contains(a.Deliver.MDA, "%T")
-	if needTo && len(a.To) == 0 && isNull(r.To) && a.Proto != "odmr" && !c.wasMisspelt(r.Node, "to") {
+	if needTo && len(a.To) == 0 && isNull(r.To) && a.Proto != ODMR && !c.wasMisspelt(r.Node, "to") {
 		what := "SMTP/LMTP delivery needs a recipient"
 		if a.Deliver.SMTP == "" && a.Deliver.LMTP == "" {
 			what = "the mda command uses %T"
@@ -521,22 +560,16 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 	return a
 }
 
-func defaultPort(proto string, mode netconn.TLSMode) int {
+// accountTLS is an account's TLS mode when the config does not say.
+func accountTLS(proto Proto, host string, port int) TLSMode {
 	switch proto {
-	case "pop3":
-		if mode == netconn.TLSImplicit {
-			return 995
-		}
-		return 110
-	case "imap":
-		if mode == netconn.TLSImplicit {
-			return 993
-		}
-		return 143
-	case "odmr":
-		return 366
+	case POP3:
+		return defaultTLS(host, port, 995, 110, TLSImplicit)
+	case IMAP:
+		return defaultTLS(host, port, 993, 143, TLSImplicit)
 	}
-	return 0
+	// odmr: SMTP-like, STARTTLS on its own port (RFC 2645)
+	return defaultTLS(host, port, 0, 366, TLSStartTLS)
 }
 
 // validHeaderName: RFC 5322 section 2.2, printable ASCII except colon.
@@ -771,53 +804,4 @@ func (c *checker) step(n *yaml.Node, p string, cfg *Config, present map[string]b
 	s.Timeout = c.dur(rs.Timeout, p+".timeout", s.Timeout)
 	s.OnError = c.onError(rs.OnError, p+".on_error", s.OnError)
 	return s, true
-}
-
-// ServerAddr applies the config file's defaults to a server named on the
-// command line (`linkctl fetch --server`, `linkctl etrn HOST`), so both
-// agree: proto is pop3, imap, odmr or etrn; server is host[:port]; tls is
-// "" for the default (none for loopback, else implicit for pop3/imap and
-// starttls for etrn/odmr, or what the port implies). It returns host:port
-// and the TLS mode. Errors are errkind.Usage.
-func ServerAddr(proto, server, tls string) (addr, mode string, err error) {
-	host, port, err := splitHostPort(server)
-	if err != nil {
-		return "", "", errkind.New(errkind.Usage, false, "", "invalid server %q: %v (expected host or host:port)", server, err)
-	}
-	var m netconn.TLSMode
-	if tls != "" {
-		if m, err = netconn.ParseTLSMode(tls); err != nil {
-			return "", "", errkind.Wrap(errkind.Usage, false, "", err)
-		}
-	}
-	switch proto {
-	case "pop3":
-		if m == "" {
-			m = defaultTLS(host, port, 995, 110, netconn.TLSImplicit)
-		}
-	case "imap":
-		if m == "" {
-			m = defaultTLS(host, port, 993, 143, netconn.TLSImplicit)
-		}
-	case "odmr":
-		if m == "" {
-			m = defaultTLS(host, port, 0, 366, netconn.TLSStartTLS)
-		}
-	case "etrn":
-		if m == "" {
-			m = defaultTLS(host, port, 465, 25, netconn.TLSStartTLS)
-		}
-		if port == 0 {
-			port = 25
-			if m == netconn.TLSImplicit {
-				port = 465
-			}
-		}
-	default:
-		return "", "", errkind.New(errkind.Usage, false, "", "unknown protocol %q (expected pop3, imap, odmr or etrn)", proto)
-	}
-	if port == 0 {
-		port = defaultPort(proto, m)
-	}
-	return netconn.HostPort(host, port), string(m), nil
 }

@@ -15,13 +15,13 @@ func (c *Config) Warnings() []string {
 		out = append(out, (&Problem{File: c.File, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)}).Error())
 	}
 	for i, s := range c.ETRN.Servers {
-		if s.TLS == string(netconn.TLSNone) && !netconn.IsLoopback(s.Server) && s.User != "" {
+		if s.TLS == TLSNone && !netconn.IsLoopback(s.Server) && s.User != "" {
 			warn(s.Line, fmt.Sprintf("etrn.servers[%d].tls", i), "none: the password for %s goes over the network in clear (use starttls or implicit)", s.Server)
 		}
 	}
 	for i, a := range c.Fetch.Accounts {
 		p := fmt.Sprintf("fetch.accounts[%d]", i)
-		if a.TLS == string(netconn.TLSNone) && len(a.Plugin) == 0 && !netconn.IsLoopback(a.Server) && a.Auth != "apop" {
+		if a.TLS == TLSNone && len(a.Plugin) == 0 && !netconn.IsLoopback(a.Server) && a.Auth != AuthAPOP {
 			warn(a.Line, p+".tls", "none: the password for %s goes over the network in clear (use implicit or starttls)", a.Server)
 		}
 		if a.Keep && a.KeepDays == 0 && !a.FetchAll && a.MoveTo == "" {

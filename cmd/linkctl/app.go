@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/linkctl/linkctl/assemble"
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/internal/errkind"
 )
@@ -26,19 +27,12 @@ type command struct {
 	Help    string // paragraphs for `linkctl CMD --help`
 	Setup   func(fs *flag.FlagSet) func(a *App, args []string) error
 	Hidden  bool // internal helpers (not listed)
-	stub    bool // placeholder until the real command is registered
 }
 
 var commands = map[string]*command{}
 
-// register adds a subcommand; a real one replaces a stub of the same name
-// whatever the init order.
-func register(c *command) {
-	if old, ok := commands[c.Name]; ok && !old.stub && c.stub {
-		return
-	}
-	commands[c.Name] = c
-}
+// register adds a subcommand.
+func register(c *command) { commands[c.Name] = c }
 
 // commandOrder is the order of DESIGN.md's command line, for --help.
 var commandOrder = []string{"daemon", "up", "down", "run", "etrn", "fetch", "flush", "status", "quit",
@@ -82,6 +76,7 @@ type App struct {
 	LogFormat  string // text | json
 
 	cfg *config.Config
+	asm *assemble.Assembler // see assembler()
 }
 
 // LevelTrace is below debug: protocol transcripts, secrets shown as ***.

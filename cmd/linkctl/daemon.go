@@ -3,17 +3,12 @@ package main
 import (
 	"context"
 	"flag"
-	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/daemon"
-	"github.com/linkctl/linkctl/drop"
 	"github.com/linkctl/linkctl/internal/errkind"
-	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/linkwatch"
-	"github.com/linkctl/linkctl/pipeline"
 )
 
 func init() {
@@ -45,29 +40,10 @@ restarts them; 'linkctl status' lists them.`,
 			}
 		},
 	})
-	registerStage("drop", buildDropStage)
-}
-
-// dropHooks are the running daemon's hooks for the drop stage (nil when
-// the pipeline runs without a daemon: then only this run can hold the
-// link, and the runner already waited for its earlier stages).
-var dropHooks atomic.Pointer[dropHook]
-
-type dropHook struct {
-	busy       func(self string) string
-	superseded func() string
 }
 
 func (a *App) daemon(grace time.Duration) error {
 	cfg, err := a.Config()
-	if err != nil {
-		return err
-	}
-	steps, err := a.BuildSteps(cfg, nil)
-	if err != nil {
-		return err
-	}
-	idle, err := a.idleAccounts(cfg)
 	if err != nil {
 		return err
 	}
@@ -76,25 +52,14 @@ func (a *App) daemon(grace time.Duration) error {
 		return err
 	}
 	r := newRenderer(a.Stderr, a.Log)
-	d, err := daemon.New(daemon.Options{
-		StateDir:      cfg.StateDir,
-		ControlSocket: cfg.ControlSocket,
-		MetricsFile:   cfg.MetricsFile,
-		LockPath:      RunLockPath(cfg),
-		Steps:         steps,
-		Interval:      cfg.Link.Interval,
-		Grace:         grace,
-		Idle:          idle,
-		Watcher:       w,
-		Reload:        func() (daemon.Reloaded, error) { return a.reload(cfg) },
-		Sink:          r.Sink,
-		Logger:        a.Log,
-	})
+	opts := a.assembler().DaemonOptions(cfg)
+	opts.Grace, opts.Watcher, opts.Sink, opts.Logger = grace, w, r.Sink, a.Log
+	opts.Reload = func() (daemon.Reloaded, error) { return a.reload(cfg) }
+	d, err := daemon.New(opts)
 	if err != nil {
 		return err
 	}
-	dropHooks.Store(&dropHook{busy: d.Busy, superseded: d.Superseded})
-	defer dropHooks.Store(nil)
+	defer a.assembler().AttachDaemon(d)()
 	// The daemon handles SIGINT and SIGTERM itself, in two phases: the
 	// App's context (cancelled on the first signal) would skip the grace.
 	return d.Run(context.WithoutCancel(a.Ctx))
@@ -107,57 +72,9 @@ func (a *App) reload(old *config.Config) (daemon.Reloaded, error) {
 	if err != nil {
 		return daemon.Reloaded{}, err
 	}
-	steps, err := a.BuildSteps(cfg, nil)
-	if err != nil {
-		return daemon.Reloaded{}, err
-	}
-	idle, err := a.idleAccounts(cfg)
-	if err != nil {
-		return daemon.Reloaded{}, err
-	}
-	if !slices.Equal(cfg.Link.Watch, old.Link.Watch) || cfg.Link.Settle != old.Link.Settle ||
-		cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket || cfg.MetricsFile != old.MetricsFile {
+	r, restart := a.assembler().Reloaded(old, cfg)
+	if restart {
 		a.Log.Warn("config reloaded, but link.watch, link.settle, state_dir, control_socket and metrics_file change only on a restart")
 	}
-	return daemon.Reloaded{Steps: steps, Interval: cfg.Link.Interval, Idle: idle}, nil
-}
-
-// buildDropStage turns the drop section into the last pipeline stage.
-func buildDropStage(a *App, cfg *config.Config, s config.Step) (pipeline.Stage, error) {
-	opts := drop.Options{
-		Command:   cfg.Drop.Command,
-		Interface: cfg.Drop.Interface,
-		Idle:      cfg.Drop.Idle,
-		Logger:    a.Log,
-	}
-	if len(opts.Command) == 0 && opts.Interface == "" {
-		return nil, errkind.New(errkind.Usage, false, "",
-			"%s:%d: the pipeline has drop, but the drop section names neither command nor interface", cfg.File, s.Line)
-	}
-	// Relays answering our ETRN deliver over inbound SMTP sessions: while
-	// one is open the link must stay.
-	if hasStage(cfg.Pipeline, "etrn") {
-		opts.SMTPPorts = cfg.ETRN.Ports
-		if len(opts.SMTPPorts) == 0 {
-			opts.SMTPPorts = []int{25}
-		}
-		opts.CountLoopback = cfg.ETRN.CountLoopback
-	}
-	name := s.Name
-	if name == "" {
-		name = "drop"
-	}
-	return pipeline.Func{StageName: name, Fn: func(ctx context.Context, sink event.Sink) (pipeline.Report, error) {
-		o := opts
-		if h := dropHooks.Load(); h != nil {
-			o.Busy = func() string { return h.busy(name) }
-			o.Superseded = h.superseded
-		}
-		res, err := drop.Run(ctx, o, sink)
-		rep := pipeline.Report{Summary: res.Summary}
-		if err == nil && !res.Dropped {
-			rep.Result = event.Skipped
-		}
-		return rep, err
-	}}, nil
+	return r, nil
 }

@@ -71,15 +71,7 @@ func (a *App) demo(fast, clean bool) error {
 	if err != nil {
 		return errkind.Wrap(errkind.Internal, false, "cannot find the linkctl binary for the demo's helpers", err)
 	}
-	// A linkctl built without a stage still runs the demo, without it.
-	var skip []string
-	for _, st := range []string{"flush", "etrn", "fetch", "drop"} {
-		if _, ok := stageBuilders[st]; !ok {
-			skip = append(skip, st)
-			fmt.Fprintf(a.Stderr, "linkctl demo: the %s stage is not built into this linkctl: the demo leaves it out\n", st)
-		}
-	}
-	env, err := demo.Start(a.Ctx, demo.Options{Fast: fast, Keep: !clean, Self: []string{self, "demo-helper"}, Skip: skip, Log: a.Log})
+	env, err := demo.Start(a.Ctx, demo.Options{Fast: fast, Keep: !clean, Self: []string{self, "demo-helper"}, Log: a.Log})
 	if err != nil {
 		return err
 	}

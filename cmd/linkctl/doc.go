@@ -17,19 +17,18 @@
 //     })
 //     }
 //
-//     A real command replaces the placeholder of the same name in stubs.go.
-//
 //   - App gives a subcommand: Ctx (cancelled on SIGINT/SIGTERM), Stdin/Stdout/
 //     Stderr, Log (*slog.Logger; LevelTrace with -vv for transcripts),
 //     Config() (loaded on first use; errors already carry their exit status),
 //     RunPipeline(RunOptions) (the configured pipeline once, with progress and
-//     summary), BuildSteps, and newRenderer(w, log).Sink for progress.
+//     summary), BuildSteps, assembler() and newRenderer(w, log).Sink for
+//     progress.
 //
-//   - A pipeline stage is built from the config by a stageBuilder that its
-//     subcommand file registers: registerStage("fetch", buildFetchStage).
-//     The builder translates config.Config into the stage package's own
-//     Options and returns a pipeline.Stage (usually a pipeline.Func), so that
-//     stage packages never import config.
+//   - Stages are not built here: package assemble turns the validated
+//     config.Config into each stage's own Options and pipeline stages (a
+//     new stage gets its case in assemble.Stage). The one-off flags of
+//     `fetch --server` and `etrn` become a config through config.OneOffFetch
+//     and config.OneOffETRN, so they take the config's defaults and checks.
 //
 //   - Errors: return an error classified with errkind; Main prints it once
 //     as "linkctl CMD: ..." and exits with its status. A command that has

@@ -35,7 +35,11 @@ func TestETRNCommand(t *testing.T) {
 			[]string{"C: AUTH PLAIN ***", "example.org: 250"}, []string{"right", base64.StdEncoding.EncodeToString([]byte("\x00u\x00right"))}},
 		{"auth failure", []string{"etrn", "--tls", "none", "-v", "--user", "u", "--password-file", pw, relay, "example.org"}, 3,
 			[]string{"535 5.7.8"}, []string{"wrong"}},
-		{"starttls not offered", []string{"etrn", relay, "example.org"}, 4, []string{"does not offer STARTTLS"}, []string{"C: ETRN"}},
+		{"starttls not offered", []string{"etrn", "--tls", "starttls", relay, "example.org"}, 4, []string{"does not offer STARTTLS"}, []string{"C: ETRN"}},
+		// As in a config: a relay on loopback is plaintext unless --tls says
+		// otherwise (it used to demand STARTTLS here).
+		{"loopback defaults to none", []string{"etrn", relay, "example.org"}, 0, []string{"(tls: none)", "example.org: 250"}, nil},
+		{"bad tls", []string{"etrn", "--tls", "bogus", relay, "example.org"}, 5, []string{"linkctl etrn: --tls: invalid value \"bogus\""}, []string{"C: EHLO"}},
 		{"usage", []string{"etrn", relay}, 5, []string{"DOMAIN"}, nil},
 	}
 	for _, tc := range cases {

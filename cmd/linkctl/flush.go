@@ -1,17 +1,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 
-	"github.com/linkctl/linkctl/config"
+	"github.com/linkctl/linkctl/assemble"
 	"github.com/linkctl/linkctl/flush"
-	"github.com/linkctl/linkctl/internal/event"
-	"github.com/linkctl/linkctl/pipeline"
 )
 
 func init() {
-	registerStage("flush", buildFlushStage)
 	register(&command{
 		Name:    "flush",
 		Args:    "[--no-wait] [--wait-lock]",
@@ -35,44 +31,12 @@ not drain within flush.timeout, 5 no MTA found, 10 the MTA's command failed.`,
 				if err != nil {
 					return err
 				}
-				opts := flushOptions(a, cfg)
+				opts := a.assembler().FlushOptions(cfg)
 				if *noWait {
 					opts.Wait = flush.WaitNone
 				}
-				return a.runOneStage(flushStage("flush", opts), RunLockPath(cfg), *waitLock, "linkctl flush")
+				return a.runOneStage(assemble.FlushStage("flush", opts), RunLockPath(cfg), *waitLock, "linkctl flush")
 			}
 		},
 	})
-}
-
-// buildFlushStage is the pipeline's flush stage from the config.
-func buildFlushStage(a *App, cfg *config.Config, s config.Step) (pipeline.Stage, error) {
-	name := s.Name
-	if name == "" {
-		name = "flush"
-	}
-	return flushStage(name, flushOptions(a, cfg)), nil
-}
-
-func flushOptions(a *App, cfg *config.Config) flush.Options {
-	return flush.Options{
-		MTA: cfg.Flush.MTA, Wait: cfg.Flush.Wait, Timeout: cfg.Flush.Timeout,
-		FlushCommand: cfg.Flush.FlushCommand, ListCommand: cfg.Flush.ListCommand, Logger: a.Log,
-	}
-}
-
-// flushStage adapts flush.Run to a pipeline stage.
-func flushStage(name string, opts flush.Options) pipeline.Stage {
-	return pipeline.Func{StageName: name, Fn: func(ctx context.Context, sink event.Sink) (pipeline.Report, error) {
-		res, err := flush.Run(ctx, opts, sink)
-		rep := pipeline.Report{Summary: res.Summary(), Counts: res.Counts()}
-		switch {
-		case err != nil:
-		case res.Waited && res.Before == 0:
-			rep.Result = event.Nothing
-		}
-		// Deferred mail is in the summary, not a failure: the run goes on
-		// to fetch, and the MTA retries it on its own.
-		return rep, err
-	}}
 }

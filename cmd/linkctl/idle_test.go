@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/linkctl/linkctl/assemble"
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/daemon"
 	"github.com/linkctl/linkctl/fetch/imap/imaptest"
@@ -99,15 +99,12 @@ fetch:
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	a := &App{Ctx: ctx, Stdout: io.Discard, Stderr: io.Discard, Log: log}
-	idle, err := a.idleAccounts(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	as := assemble.New(log)
+	idle := as.IdleAccounts(cfg)
 	if len(idle) != 1 || idle[0].Name != "work" || len(idle[0].Folders) != 1 || idle[0].Folders[0] != "INBOX" {
 		tb.Fatalf("idle accounts %+v: want work/INBOX only (other has no idle)", idle)
 	}
-	steps, err := a.BuildSteps(cfg, nil)
+	steps, err := as.Steps(cfg, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

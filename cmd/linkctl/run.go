@@ -7,14 +7,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"syscall"
-	"time"
 
-	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/pipeline"
 )
@@ -36,15 +31,6 @@ Only one run at a time per state_dir: a second one exits 8, or waits with --wait
 		},
 	})
 }
-
-// stageBuilder turns the config into a pipeline stage. Each stage's
-// subcommand file registers one with registerStage, so this file knows no
-// stage package.
-type stageBuilder func(a *App, cfg *config.Config, step config.Step) (pipeline.Stage, error)
-
-var stageBuilders = map[string]stageBuilder{}
-
-func registerStage(name string, b stageBuilder) { stageBuilders[name] = b }
 
 // RunOptions says which run to make.
 type RunOptions struct {
@@ -120,100 +106,4 @@ func exitOnSecondSignal(ctx context.Context, stderr io.Writer) (stop func()) {
 		mu.Unlock()
 		close(done)
 	}
-}
-
-// RunLockPath is the flock that keeps runs apart, shared by `linkctl run`,
-// `linkctl up` and the daemon.
-func RunLockPath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "run.lock") }
-
-// BuildSteps translates the config's pipeline into runner steps, keeping
-// only the named stages when only is not empty.
-func (a *App) BuildSteps(cfg *config.Config, only []string) ([]pipeline.Step, error) {
-	for _, name := range only {
-		if !hasStage(cfg.Pipeline, name) {
-			return nil, errkind.New(errkind.Usage, false, "", "no stage %q in the pipeline of %s (it has: %s)",
-				name, cfg.File, strings.Join(stageNames(cfg.Pipeline), ", "))
-		}
-	}
-	return a.buildSteps(cfg, cfg.Pipeline, only)
-}
-
-func (a *App) buildSteps(cfg *config.Config, in []config.Step, only []string) ([]pipeline.Step, error) {
-	var out []pipeline.Step
-	for _, s := range in {
-		if len(s.Group) > 0 {
-			members, err := a.buildSteps(cfg, s.Group, only)
-			if err != nil {
-				return nil, err
-			}
-			switch len(members) {
-			case 0:
-			case 1:
-				out = append(out, members[0])
-			default:
-				out = append(out, pipeline.Step{Group: members})
-			}
-			continue
-		}
-		if len(only) > 0 && !slices.Contains(only, s.Name) && !slices.Contains(only, s.Stage) {
-			continue
-		}
-		stage, err := a.buildStage(cfg, s)
-		if err != nil {
-			return nil, err
-		}
-		onErr := pipeline.Stop
-		if s.OnError == config.Continue {
-			onErr = pipeline.Continue
-		}
-		out = append(out, pipeline.Step{Stage: stage, Timeout: backstop(s), OnError: onErr, Always: s.Stage == "drop"})
-	}
-	return out, nil
-}
-
-// backstop is the runner's deadline for a step. The mail stages take the
-// same timeout themselves (flush: its drain wait) and end with their own,
-// more telling result ("deferred: connection refused"); the runner's
-// deadline is the backstop behind it, a little later. An exec's timeout is
-// the runner's alone.
-func backstop(s config.Step) time.Duration {
-	if s.Timeout <= 0 || s.Stage == "exec" {
-		return s.Timeout
-	}
-	return s.Timeout + max(s.Timeout/10, 10*time.Second)
-}
-
-func (a *App) buildStage(cfg *config.Config, s config.Step) (pipeline.Stage, error) {
-	if s.Stage == "exec" {
-		return pipeline.Exec{StageName: s.Name, Argv: s.Argv}, nil
-	}
-	b, ok := stageBuilders[s.Stage]
-	if !ok {
-		return nil, errkind.New(errkind.Usage, false, "",
-			"%s:%d: the %s stage is not built into this version of linkctl yet", cfg.File, s.Line, s.Stage)
-	}
-	st, err := b(a, cfg, s)
-	if err != nil {
-		return nil, fmt.Errorf("cannot set up the %s stage: %w", s.Stage, err)
-	}
-	return st, nil
-}
-
-func hasStage(steps []config.Step, name string) bool {
-	return slices.Contains(stageNames(steps), name)
-}
-
-func stageNames(steps []config.Step) []string {
-	var names []string
-	for _, s := range steps {
-		if len(s.Group) > 0 {
-			names = append(names, stageNames(s.Group)...)
-			continue
-		}
-		names = append(names, s.Name)
-		if s.Stage != s.Name {
-			names = append(names, s.Stage)
-		}
-	}
-	return names
 }
