@@ -294,7 +294,9 @@ func (c *Client) netErr(what string, err error) error {
 	if errors.Is(err, errProto) {
 		return errkind.Wrap(errkind.Protocol, false, c.op(what), err)
 	}
-	if errors.Is(err, io.EOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// Also in the middle of a message (the dot reader's
+		// ErrUnexpectedEOF): say who ended it.
 		err = fmt.Errorf("server closed the connection: %w", io.ErrUnexpectedEOF)
 	}
 	var ne net.Error
