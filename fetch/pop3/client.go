@@ -294,10 +294,13 @@ func (c *Client) netErr(what string, err error) error {
 	if errors.Is(err, errProto) {
 		return errkind.Wrap(errkind.Protocol, false, c.op(what), err)
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		// Also in the middle of a message (the dot reader's
-		// ErrUnexpectedEOF): say who ended it.
+	switch {
+	case errors.Is(err, io.EOF):
 		err = fmt.Errorf("server closed the connection: %w", io.ErrUnexpectedEOF)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// In the middle of a message (the dot reader's): say who ended
+		// it, keeping what the transport said (a plugin's stderr).
+		err = fmt.Errorf("server closed the connection: %w", err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
