@@ -5,7 +5,7 @@
 //
 // A session runs like this:
 //
-//	c, err := pop3.New(conn, pop3.Options{Timeout: time.Minute})  // reads the greeting
+//	c, err := pop3.NewContext(ctx, conn, pop3.Options{Timeout: time.Minute}) // reads the greeting
 //	c.Capa()                     // RFC 2449: what the server offers now
 //	c.StartTLS(tlsConfig)        // RFC 2595 STLS; caps are dropped, CAPA again
 //	c.Capa()
@@ -19,6 +19,14 @@
 // Dropping the connection without QUIT (Close) makes the server roll the
 // deletions back, which is how a caller that could not record its progress
 // keeps mail on the server.
+//
+// Bounds: every read has an inactivity deadline (Options.Timeout); with
+// NewContext the context ends the session in any state (a cancel, or the
+// caller's session deadline against a server that never stops talking);
+// each response line is at most MaxLine octets, a CAPA at most 200 lines,
+// a SASL exchange at most 8 challenges, and a UIDL or LIST listing at most
+// Options.MaxMessages entries whatever the server's STAT claims. Nothing is
+// allocated in proportion to a number the server announces.
 //
 // Pipelining (RFC 2449 section 6.6): a writer goroutine sends up to
 // Options.Window commands ahead while the caller's goroutine reads the
@@ -51,6 +59,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
@@ -65,6 +74,18 @@ const LevelTrace = slog.Level(-8)
 // server's output busy across a round trip of any link while bounding
 // what must be read and thrown away when the caller stops early.
 const DefaultWindow = 16
+
+// DefaultMaxMessages is the most messages a maildrop's listing may hold
+// when Options.MaxMessages is zero. It bounds what a session can make
+// linkctl hold in memory (a few tens of megabytes at worst), whatever the
+// server's STAT claims; real maildrops fetched over a dial-up link are far
+// smaller.
+const DefaultMaxMessages = 100000
+
+// maxAuthSteps bounds the challenges of one SASL exchange: every mechanism
+// linkctl speaks finishes in two; a server that keeps challenging is
+// stalling.
+const maxAuthSteps = 8
 
 // bufSize is the read buffer: large enough that streaming a message is
 // not syscall-bound on loopback; it also bounds how much of an overlong
@@ -89,6 +110,12 @@ type Options struct {
 	// plugin: `doveadm exec pop3 -u USER`, `ssh HOST dovecot exec pop3`).
 	// New then reads nothing; the first command's reply comes first.
 	NoGreeting bool
+	// MaxMessages is the most entries a UIDL or LIST listing may hold
+	// (DefaultMaxMessages when zero). The bound is linkctl's own: the
+	// server's STAT count only lowers it, so a server that claims 10^8
+	// messages and lists without end gets a protocol error after
+	// MaxMessages lines instead of filling memory.
+	MaxMessages int
 }
 
 // Client is one POP3 session. It is not safe for concurrent use.
@@ -109,6 +136,10 @@ type Client struct {
 	// capaPending: a CAPA is to go out with the next Scan (RefreshCapa).
 	capaPending bool
 	broken      error
+	// ended is context.Cause of NewContext's ctx once it ended and closed
+	// the connection (set from the AfterFunc goroutine).
+	ended  atomic.Pointer[error]
+	unbind func() bool // detaches NewContext's ctx; nil for New
 }
 
 // New starts a session on conn: it reads the greeting (RFC 1939 section 4)
@@ -116,14 +147,39 @@ type Client struct {
 // reads and writes get an inactivity deadline either way. On error conn is
 // closed.
 func New(conn net.Conn, opts Options) (*Client, error) {
+	return newClient(nil, conn, opts)
+}
+
+// NewContext is New with the whole session tied to ctx, greeting included:
+// when ctx ends (a cancel, or a session deadline the caller set) the
+// connection is closed, which ends the read or write in progress at once in
+// any state, and the error of the call it interrupts is a temporary one
+// that names context.Cause(ctx) instead of a closed connection. This is
+// what bounds a server that never stops talking: every read has an
+// inactivity deadline, but a flood is never inactive.
+func NewContext(ctx context.Context, conn net.Conn, opts Options) (*Client, error) {
+	return newClient(ctx, conn, opts)
+}
+
+func newClient(ctx context.Context, conn net.Conn, opts Options) (*Client, error) {
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
+	}
+	if opts.MaxMessages <= 0 {
+		opts.MaxMessages = DefaultMaxMessages
 	}
 	raw, ok := conn.(*netconn.IdleConn)
 	if !ok {
 		raw = netconn.Idle(conn, opts.Timeout)
 	}
 	c := &Client{opts: opts, log: opts.Logger, raw: raw, conn: raw, count: -1}
+	if ctx != nil {
+		c.unbind = context.AfterFunc(ctx, func() {
+			cause := context.Cause(ctx)
+			c.ended.Store(&cause)
+			raw.Close()
+		})
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -194,6 +250,14 @@ func (c *Client) Close() error {
 	if c.broken == nil {
 		c.broken = errkind.New(errkind.Internal, false, c.op("session"), "used after Close")
 	}
+	return c.close()
+}
+
+// close closes the connection and detaches the context: the session is over.
+func (c *Client) close() error {
+	if c.unbind != nil {
+		c.unbind()
+	}
 	return c.raw.Close()
 }
 
@@ -215,18 +279,28 @@ func (c *Client) fail(err error) error {
 	if c.broken == nil {
 		c.broken = err
 	}
-	c.raw.Close()
+	c.close()
 	return err
 }
 
 // netErr classifies an I/O error: a timeout or a dropped connection is a
 // temporary network problem; an overlong line is the server's fault.
 func (c *Client) netErr(what string, err error) error {
+	if cause := c.ended.Load(); cause != nil {
+		// The context closed the connection under this read or write:
+		// its cause is what happened, not the closed connection.
+		return errkind.Wrap(errkind.Network, true, c.op(what), fmt.Errorf("session ended: %w (%v)", *cause, err))
+	}
 	if errors.Is(err, errProto) {
 		return errkind.Wrap(errkind.Protocol, false, c.op(what), err)
 	}
-	if errors.Is(err, io.EOF) {
+	switch {
+	case errors.Is(err, io.EOF):
 		err = fmt.Errorf("server closed the connection: %w", io.ErrUnexpectedEOF)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// In the middle of a message (the dot reader's): say who ended
+		// it, keeping what the transport said (a plugin's stderr).
+		err = fmt.Errorf("server closed the connection: %w", err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -297,8 +371,8 @@ func (c *Client) serverErr(se *ServerError, authPhase bool) error {
 // readListing reads the lines of a dot-terminated listing (UIDL, LIST,
 // CAPA), undoing dot-stuffing, with each line bounded by MaxLine and the
 // number of lines by maxLines: a server that never ends a listing gets a
-// clean error instead of filling memory.
-func (c *Client) readListing(cmd string, maxLines int, each func(string) error) error {
+// clean error instead of filling memory. tooMany words that error.
+func (c *Client) readListing(cmd string, maxLines int, tooMany func() string, each func(string) error) error {
 	for n := 0; ; n++ {
 		line, err := c.readLine(MaxLine)
 		if err != nil {
@@ -308,8 +382,7 @@ func (c *Client) readListing(cmd string, maxLines int, each func(string) error) 
 			return nil
 		}
 		if n >= maxLines {
-			return c.fail(errkind.New(errkind.Protocol, false, c.op(cmd),
-				"%v: listing has more than %d lines; the server announced fewer messages", errProto, maxLines))
+			return c.fail(errkind.New(errkind.Protocol, false, c.op(cmd), "%v: %s", errProto, tooMany()))
 		}
 		line = strings.TrimPrefix(line, ".") // RFC 1939 section 3 byte-stuffing
 		if each != nil {
@@ -318,6 +391,11 @@ func (c *Client) readListing(cmd string, maxLines int, each func(string) error) 
 			}
 		}
 	}
+}
+
+// capaTooMany words an endless CAPA listing.
+func capaTooMany() string {
+	return fmt.Sprintf("CAPA listing has more than %d lines", maxCapaLines)
 }
 
 // check refuses a command argument that could smuggle a second command:
@@ -365,7 +443,7 @@ func (c *Client) Capa() (Caps, error) {
 		}
 		return nil, err
 	}
-	if err := c.readListing("CAPA", maxCapaLines, func(l string) error { caps.add(l); return nil }); err != nil {
+	if err := c.readListing("CAPA", maxCapaLines, capaTooMany, func(l string) error { caps.add(l); return nil }); err != nil {
 		return nil, err
 	}
 	c.caps = caps
@@ -428,6 +506,9 @@ func (c *Client) StartTLS(cfg *tls.Config) error {
 		// either: permanent, so the user gets told rather than retried.
 		var cv *tls.CertificateVerificationError
 		temp := !errors.As(err, &cv)
+		if c.ended.Load() != nil {
+			return c.fail(c.netErr("TLS handshake after STLS", err))
+		}
 		return c.fail(errkind.Wrap(errkind.Network, temp, c.op("TLS handshake after STLS"), err))
 	}
 	c.tls = true
@@ -501,7 +582,7 @@ func (c *Client) Auth(m SASL, initialResponse bool) error {
 	if err := c.send(line, shown); err != nil {
 		return err
 	}
-	for {
+	for step := 0; ; step++ {
 		l, err := c.readLine(MaxLine)
 		if err != nil {
 			return c.fail(c.netErr(shown, err))
@@ -519,6 +600,10 @@ func (c *Client) Auth(m SASL, initialResponse bool) error {
 			return nil
 		}
 		c.trace("S: + ***") // challenges can echo account data
+		if step == maxAuthSteps {
+			return c.fail(errkind.New(errkind.Protocol, false, c.op(shown),
+				"%v: more than %d SASL challenges; the exchange does not end", errProto, maxAuthSteps))
+		}
 		chal, err := b64.DecodeString(strings.TrimSpace(strings.TrimPrefix(l, "+")))
 		if err != nil {
 			c.send("*", "*") // RFC 5034 section 4: cancel the exchange
@@ -567,13 +652,28 @@ func (c *Client) Stat() (int, int64, error) {
 	return n, size, nil
 }
 
-// listLimit bounds a listing: the STAT count when known (every message is
-// listed at most once), else a ceiling no real maildrop reaches.
+// listLimit bounds a listing: linkctl's own ceiling (Options.MaxMessages),
+// lowered to the STAT count when that is known (every message is listed at
+// once). Nothing is ever allocated in proportion to the STAT count: it is
+// only the server's claim.
 func (c *Client) listLimit() int {
-	if c.count >= 0 {
+	if c.count >= 0 && c.count < c.opts.MaxMessages {
 		return c.count
 	}
-	return 1 << 22
+	return c.opts.MaxMessages
+}
+
+// listTooMany words a listing longer than listLimit allows, naming the
+// server's claim and linkctl's ceiling.
+func (c *Client) listTooMany() string {
+	if c.count >= 0 && c.count < c.opts.MaxMessages {
+		return fmt.Sprintf("server listed more than the %d messages STAT said", c.count)
+	}
+	s := fmt.Sprintf("server listed more than %d messages", c.opts.MaxMessages)
+	if c.count >= 0 {
+		s += fmt.Sprintf(" (STAT said %d)", c.count)
+	}
+	return s + "; linkctl lists at most that many per mailbox (raise the account's message limit if the maildrop really holds more)"
 }
 
 // UIDL lists the unique-ids (RFC 1939 section 7), checked: each id 1-70
@@ -588,10 +688,9 @@ func (c *Client) UIDL() ([]UIDEntry, error) {
 
 func (c *Client) readUIDL() ([]UIDEntry, error) {
 	var out []UIDEntry
-	nums := map[uint32]bool{}
-	uids := map[string]bool{}
-	limit := c.listLimit()
-	err := c.readListing("UIDL", limit, func(l string) error {
+	nums := map[uint32]struct{}{}
+	uids := map[string]struct{}{}
+	err := c.readListing("UIDL", c.listLimit(), c.listTooMany, func(l string) error {
 		e, err := parseUIDLine(l)
 		if err != nil {
 			return err
@@ -599,15 +698,18 @@ func (c *Client) readUIDL() ([]UIDEntry, error) {
 		if c.count >= 0 && int64(e.Num) > int64(c.count) {
 			return fmt.Errorf("%w: UIDL lists message %d of %d", errProto, e.Num, c.count)
 		}
-		if nums[e.Num] {
+		if _, dup := nums[e.Num]; dup {
 			return fmt.Errorf("%w: UIDL lists message %d twice", errProto, e.Num)
 		}
-		if uids[e.UID] {
+		if _, dup := uids[e.UID]; dup {
 			// Two messages with one id would make the seen-store skip
 			// (and later delete) one of them unread.
 			return fmt.Errorf("%w: UIDL gives unique-id %q to two messages", errProto, e.UID)
 		}
-		nums[e.Num], uids[e.UID] = true, true
+		// The id is kept apart from its line: a 512-octet line padded
+		// with zeros in front of a short id must not pin 512 octets.
+		e.UID = strings.Clone(e.UID)
+		nums[e.Num], uids[e.UID] = struct{}{}, struct{}{}
 		out = append(out, e)
 		return nil
 	})
@@ -624,8 +726,8 @@ func (c *Client) List() ([]SizeEntry, error) {
 
 func (c *Client) readList() ([]SizeEntry, error) {
 	var out []SizeEntry
-	nums := map[uint32]bool{}
-	err := c.readListing("LIST", c.listLimit(), func(l string) error {
+	nums := map[uint32]struct{}{}
+	err := c.readListing("LIST", c.listLimit(), c.listTooMany, func(l string) error {
 		e, err := parseListLine(l)
 		if err != nil {
 			return err
@@ -633,10 +735,10 @@ func (c *Client) readList() ([]SizeEntry, error) {
 		if c.count >= 0 && int64(e.Num) > int64(c.count) {
 			return fmt.Errorf("%w: LIST lists message %d of %d", errProto, e.Num, c.count)
 		}
-		if nums[e.Num] {
+		if _, dup := nums[e.Num]; dup {
 			return fmt.Errorf("%w: LIST lists message %d twice", errProto, e.Num)
 		}
-		nums[e.Num] = true
+		nums[e.Num] = struct{}{}
 		out = append(out, e)
 		return nil
 	})
@@ -677,7 +779,7 @@ func (c *Client) Scan() ([]Msg, error) {
 		switch i - first {
 		case -1:
 			caps := Caps{}
-			err = c.readListing("CAPA", maxCapaLines, func(l string) error { caps.add(l); return nil })
+			err = c.readListing("CAPA", maxCapaLines, capaTooMany, func(l string) error { caps.add(l); return nil })
 			c.caps = caps
 		case 0:
 			n, _, err := parseStat(text)
@@ -805,7 +907,7 @@ func (c *Client) DeleQuit(nums []uint32) error {
 		}
 		return err
 	})
-	c.raw.Close()
+	c.close()
 	if c.broken == nil {
 		c.broken = errkind.New(errkind.Internal, false, c.op("session"), "used after QUIT")
 	}
@@ -820,7 +922,7 @@ func (c *Client) DeleQuit(nums []uint32) error {
 // some of them were not removed.
 func (c *Client) Quit() error {
 	_, err := c.cmd("QUIT", "QUIT", false)
-	c.raw.Close()
+	c.close()
 	if c.broken == nil {
 		c.broken = errkind.New(errkind.Internal, false, c.op("session"), "used after QUIT")
 	}
@@ -944,7 +1046,7 @@ func (c *Client) pipe(cmds []pcmd, handle func(i int) error) error {
 		// report the cause, not the read error it provoked.
 		err := c.netErr(cmds[0].name(), werr)
 		c.broken = err
-		c.raw.Close()
+		c.close()
 		return err
 	}
 	if first == nil && werr != nil {
@@ -977,5 +1079,5 @@ func (c *Client) discard(cmd pcmd) error {
 		}
 		return nil
 	}
-	return c.readListing(cmd.name(), c.listLimit()+maxCapaLines, nil)
+	return c.readListing(cmd.name(), c.listLimit()+maxCapaLines, c.listTooMany, nil)
 }

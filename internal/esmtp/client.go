@@ -311,10 +311,16 @@ func checkArg(arg string) error {
 	return nil
 }
 
+// quitWait bounds the wait for the reply to QUIT: nothing depends on it,
+// and a server that stalls there must not hold the link for a whole
+// inactivity timeout.
+var quitWait = 5 * time.Second
+
 // Quit ends the session politely (RFC 5321 section 4.1.1.10) and closes
 // the connection. Its reply does not matter: ETRN has already been
-// answered.
+// answered, so it is waited for at most quitWait.
 func (c *Client) Quit() error {
+	c.opts.Timeout = min(c.opts.Timeout, quitWait)
 	_, err := c.cmd("QUIT", "QUIT")
 	c.conn.Close()
 	return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -177,6 +178,9 @@ func clip(s string) string {
 func protocolError(op string, err error) error {
 	if errors.Is(err, errProtocol) {
 		return errkind.Wrap(errkind.Protocol, false, op, err)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("server closed the connection: %w", io.ErrUnexpectedEOF))
 	}
 	var to interface{ Timeout() bool }
 	if errors.As(err, &to) && to.Timeout() {
