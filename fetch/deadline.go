@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -176,7 +177,7 @@ type sessionClock struct {
 
 // errReopen asks the account loop for a new session: this one waited
 // longer than SlotWait for a retrieval slot and was closed unused.
-var errReopen = fmt.Errorf("session closed while waiting for a retrieval slot")
+var errReopen = errors.New("session closed while waiting for a retrieval slot")
 
 func (e *engine) newSessionClock(ctx context.Context, r *accountRun) *sessionClock {
 	c := &sessionClock{e: e, r: r, since: time.Now(), phase: "connecting, logging in and listing", budget: e.lim.floor}
