@@ -89,7 +89,8 @@ func (l limits) transferBudget(batch []Message) time.Duration {
 	if secs > maxSecs {
 		secs = maxSecs
 	}
-	return l.floor + time.Duration(secs*float64(time.Second)) + time.Duration(len(batch))*l.perMessage
+	d := l.floor + time.Duration(secs*float64(time.Second)) + time.Duration(len(batch))*l.perMessage
+	return (d + time.Second - 1).Truncate(time.Second) // whole seconds read better in the error
 }
 
 // deadline is a context whose deadline can be moved: the session's moves

@@ -327,3 +327,26 @@ func TestSlotWaitReopens(t *testing.T) {
 		t.Errorf("left on the servers: %d, %d", busy.count(), waiting.count())
 	}
 }
+
+// The rule with the defaults: 2m + announced bytes at 1 KiB/s shared by
+// Parallel + 5 s a message, in whole seconds.
+func TestTransferBudget(t *testing.T) {
+	for _, tc := range []struct {
+		parallel int
+		sizes    []int64
+		want     time.Duration
+	}{
+		{2, nil, 2 * time.Minute},
+		{2, []int64{2733, 2733, 2734}, 152 * time.Second}, // 120 + 16.02 + 15, the example of docs/deadlines.md
+		{1, []int64{10 << 20}, 120*time.Second + 10240*time.Second + 5*time.Second},
+		{2, []int64{-1}, 125 * time.Second}, // a nonsense size earns nothing
+	} {
+		var batch []Message
+		for _, s := range tc.sizes {
+			batch = append(batch, Message{Size: s})
+		}
+		if got := newLimits(Options{Parallel: tc.parallel}).transferBudget(batch); got != tc.want {
+			t.Errorf("parallel %d, sizes %v: %v, want %v", tc.parallel, tc.sizes, got, tc.want)
+		}
+	}
+}

@@ -1,13 +1,33 @@
 // Package fetch pulls mailboxes (POP3 maildrops, IMAP folders) into the
 // local mail system without ever losing a message.
 //
-// [Run] takes the accounts and fans them out, Options.Parallel at once; a
-// slow or failing account never holds up the others. For each account the
-// flow of one session is:
+// [Run] starts every account at once. For each account the flow of one
+// session is:
 //
-//	Open -> List -> classify against the seen-store -> Retrieve (pipelined)
-//	     -> spool each message -> deliver on several workers at once
+//	Open -> List -> classify against the seen-store -> [retrieval slot]
+//	     -> Retrieve (pipelined) -> spool each message
+//	     -> deliver on several workers at once
 //	     -> record the UID durably (fsync) -> Delete -> Close(commit)
+//
+// The pool: connecting, logging in and listing need no slot, so a server
+// that accepts and then stalls holds none and a slow or failing account
+// never holds up the others, whatever Options.Parallel is. Only a session
+// with something to retrieve waits for one of the Parallel retrieval
+// slots (waiters are served in account order); one that has waited
+// Options.SlotWait is closed unused, before a server's idle logout, and
+// opened again. Push accounts (below) take no slot.
+//
+// Deadlines: every read of a source has an inactivity timeout, which ends
+// a silent server; the session and run deadlines end one that never stops
+// talking. A session gets Options.SessionFloor to connect, log in and
+// list; once it holds its slot its deadline is set again, to SessionFloor
+// + the bytes the server announced for what it will retrieve at
+// MinRate/Parallel bytes a second + PerMessage per message, so that an
+// honest transfer over a link as slow as MinRate is never cut. The whole
+// fetch stage gets RunTimeout, pushed out to the deadline of any
+// retrieval that began before it. An expired session or run ends with a
+// temporary error naming the account, the deadline and the phase
+// (docs/deadlines.md).
 //
 // Classification: a UID the seen-store has as delivered is not downloaded
 // again; unless the account keeps its mail it is deleted now (that
