@@ -1,13 +1,33 @@
 // Package fetch pulls mailboxes (POP3 maildrops, IMAP folders) into the
 // local mail system without ever losing a message.
 //
-// [Run] takes the accounts and fans them out, Options.Parallel at once; a
-// slow or failing account never holds up the others. For each account the
-// flow of one session is:
+// [Run] starts every account at once. For each account the flow of one
+// session is:
 //
-//	Open -> List -> classify against the seen-store -> Retrieve (pipelined)
-//	     -> spool each message -> deliver on several workers at once
+//	Open -> List -> classify against the seen-store -> [retrieval slot]
+//	     -> Retrieve (pipelined) -> spool each message
+//	     -> deliver on several workers at once
 //	     -> record the UID (written at once, fsynced) -> Delete -> Close(commit)
+//
+// The pool: connecting, logging in and listing need no slot, so a server
+// that accepts and then stalls holds none and a slow or failing account
+// never holds up the others, whatever Options.Parallel is. Only a session
+// with something to retrieve waits for one of the Parallel retrieval
+// slots (waiters are served in account order); one that has waited
+// Options.SlotWait is closed unused, before a server's idle logout, and
+// opened again. Push accounts (below) take no slot.
+//
+// Deadlines: every read of a source has an inactivity timeout, which ends
+// a silent server; the session and run deadlines end one that never stops
+// talking. A session gets Options.SessionFloor to connect, log in and
+// list; once it holds its slot its deadline is set again, to SessionFloor
+// + the bytes the server announced for what it will retrieve at
+// MinRate/Parallel bytes a second + PerMessage per message, so that an
+// honest transfer over a link as slow as MinRate is never cut. The whole
+// fetch stage gets RunTimeout, pushed out to the deadline of any
+// retrieval that began before it. An expired session or run ends with a
+// temporary error naming the account, the deadline and the phase
+// (docs/deadlines.md).
 //
 // Classification: a UID the seen-store has as delivered is not downloaded
 // again; unless the account keeps its mail it is deleted now (that
@@ -125,6 +145,20 @@ type Options struct {
 	OrphanDigests int
 	Logger        *slog.Logger
 	Now           func() time.Time // for tests (default time.Now)
+
+	// Deadlines (see the package doc; zero means the default). A session
+	// gets SessionFloor to connect, log in and list; once it holds a
+	// retrieval slot, SessionFloor + its announced bytes at
+	// MinRate/Parallel bytes a second + PerMessage per message. The fetch
+	// stage ends after RunTimeout, or later if a retrieval that began
+	// before then has a later deadline.
+	SessionFloor time.Duration // DefaultSessionFloor
+	MinRate      int64         // bytes a second, DefaultMinRate
+	PerMessage   time.Duration // DefaultPerMessage
+	RunTimeout   time.Duration // DefaultRunTimeout
+	// SlotWait is how long a logged-in session waits for a retrieval slot
+	// before it is closed unused and opened again (DefaultSlotWait).
+	SlotWait time.Duration
 }
 
 // Account is one mailbox to pull.
@@ -333,24 +367,18 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 	}
 	defer e.close()
 	res := Result{Accounts: make([]AccountResult, len(opts.Accounts))}
-	parallel := opts.Parallel
-	if parallel <= 0 {
-		parallel = 2
-	}
-	sem := make(chan struct{}, parallel)
+	// Every account starts at once: connecting, logging in and listing
+	// need no slot (see pool), so a stalled server delays nobody.
+	e.run = newDeadline(ctx, e.lim.runTimeout, func() error {
+		return errkind.New(errkind.Network, true, "fetch", "run deadline %v exceeded", e.lim.runTimeout)
+	})
+	defer e.run.stop()
 	var wg sync.WaitGroup
 	for i, a := range opts.Accounts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				res.Accounts[i] = AccountResult{Account: a.Name, Err: errkind.Wrap(errkind.Network, true, "fetch "+a.Name+": not started", context.Cause(ctx))}
-				return
-			}
-			defer func() { <-sem }()
-			res.Accounts[i] = e.account(ctx, a, sink.With("", a.Name))
+			res.Accounts[i] = e.account(e.run.ctx, i, a, sink.With("", a.Name))
 		}()
 	}
 	wg.Wait()
@@ -395,10 +423,14 @@ type engine struct {
 	host     string
 	log      *slog.Logger
 	now      func() time.Time
+	lim      limits
+	pool     *pool     // the Parallel retrieval slots
+	run      *deadline // the fetch stage's deadline
 }
 
 func newEngine(opts Options) (*engine, error) {
-	e := &engine{opts: opts, store: opts.Store, spoolDir: opts.SpoolDir, host: opts.Hostname, log: opts.Logger, now: opts.Now}
+	e := &engine{opts: opts, store: opts.Store, spoolDir: opts.SpoolDir, host: opts.Hostname, log: opts.Logger, now: opts.Now, lim: newLimits(opts)}
+	e.pool = newPool(e.lim.parallel)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -441,6 +473,8 @@ func (e *engine) close() {
 // accountRun is the state of one account across its sessions.
 type accountRun struct {
 	a       Account
+	index   int // in Options.Accounts: the order of service for slots
+	clock   *sessionClock
 	res     AccountResult
 	sink    event.Sink
 	log     *slog.Logger
@@ -450,8 +484,8 @@ type accountRun struct {
 	lastErr error           // the last delivery failure
 }
 
-func (e *engine) account(ctx context.Context, a Account, sink event.Sink) AccountResult {
-	r := &accountRun{a: a, res: AccountResult{Account: a.Name}, sink: sink,
+func (e *engine) account(ctx context.Context, index int, a Account, sink event.Sink) AccountResult {
+	r := &accountRun{a: a, index: index, res: AccountResult{Account: a.Name}, sink: sink,
 		log: e.log.With("account", a.Name), budget: -1, tried: map[string]bool{}, noted: map[string]bool{}}
 	if a.FetchLimit > 0 {
 		r.budget = a.FetchLimit
@@ -461,7 +495,21 @@ func (e *engine) account(ctx context.Context, a Account, sink event.Sink) Accoun
 		return r.res
 	}
 	for {
-		more, err := e.session(ctx, r)
+		r.clock = e.newSessionClock(ctx, r)
+		more, err := e.session(r.clock.dl.ctx, r)
+		r.clock.end()
+		switch {
+		case errors.Is(err, errReopen):
+			continue
+		case err != nil && r.clock.dl.expired():
+			// Whatever the source made of its cancellation, the deadline
+			// is what happened.
+			r.log.Debug("session deadline", "source err", err)
+			err = r.clock.err()
+		case err != nil && e.run.expired():
+			r.log.Debug("run deadline", "source err", err)
+			err = errkind.Wrap(errkind.Network, true, "account "+a.Name, context.Cause(ctx))
+		}
 		if err != nil && ctx.Err() != nil && errkind.KindOf(err) == errkind.Internal {
 			// A source that did not classify its cancellation.
 			err = errkind.Wrap(errkind.Network, true, "fetch "+a.Name+" interrupted", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
@@ -588,6 +636,11 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 	}
 	if a.CommitEvery > 0 && len(batch) > a.CommitEvery {
 		batch = batch[:a.CommitEvery]
+	}
+	// What the session will retrieve is known: wait for a retrieval slot
+	// and set the deadline from the announced sizes (see deadline.go).
+	if err := r.clock.transfer(ctx, batch); err != nil {
+		return false, err
 	}
 	for _, m := range batch {
 		r.tried[m.UID] = true
