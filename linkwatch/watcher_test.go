@@ -232,8 +232,8 @@ func TestClockJumpsTimerfd(t *testing.T) {
 
 // A link that stays up while the address it came up with is replaced (an
 // LTE modem or a VPN reconnecting) is a new session: one more up edge.
-// Addresses that only appear (IPv6 after IPv4) and IPv6 temporary
-// addresses coming and going are not.
+// The first IPv6 address after IPv4 and IPv6 temporary addresses coming
+// and going are not.
 func TestWatcherNewAddressIsAnUpEdge(t *testing.T) {
 	f := newFakeNet(pppUp)
 	w := startWatcher(t, f, 20*time.Millisecond, nil)
