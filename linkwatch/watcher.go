@@ -211,6 +211,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				in := subWait.next()
 				w.log.Warn("cannot subscribe to netlink; retrying", "err", err, "in", in)
 				arm(&subTimer, &subC, in)
+				hint() // the state can still be read: know it meanwhile
 			} else {
 				w.subs.Add(1)
 				dead, subAt = d, time.Now()
@@ -369,6 +370,11 @@ func (s NetlinkSubscriber) Subscribe(done <-chan struct{}, hint func()) (<-chan 
 		last error // the error reported just before a channel closed
 	)
 	onError := func(err error) {
+		select {
+		case <-done:
+			return // our own close of the sockets: receives fail, as they should
+		default:
+		}
 		if s.Noted != nil {
 			s.Noted(err)
 		}
