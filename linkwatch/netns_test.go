@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/linkctl/linkctl/linkwatch/nstest"
 )
@@ -115,9 +116,9 @@ func TestNetnsDefaultRoute(t *testing.T) {
 	}
 }
 
-// TestNetnsNewAddressNewEdge: on a real link that stays up, a second
-// address is no edge, but losing the address the link came up with is
-// (a modem or VPN reconnecting under a new address).
+// TestNetnsNewAddressNewEdge: on a real link that stays up, an address
+// replaced (a modem or VPN reconnecting under a new address: the new one
+// comes, the old one goes) gives one up edge, not two.
 func TestNetnsNewAddressNewEdge(t *testing.T) {
 	n := newTestNS(t)
 	w := n.watch(t, 100*time.Millisecond)
@@ -214,4 +215,53 @@ func TestNetnsTunUnknownIsUsable(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantEdge(t, w, false)
+}
+
+// noEdge fails the test if an edge comes within d.
+func noEdge(t *testing.T, w *Watcher, d time.Duration, after string) {
+	t.Helper()
+	select {
+	case e := <-w.Edges():
+		t.Fatalf("after %s: an edge up:%v %q (%s), want none", after, e.Up, e.Reason, e.Cause)
+	case <-time.After(d):
+	}
+}
+
+// TestNetnsAddressChangesOnAnUpLink: on a real link that stays up, a new
+// global address in another prefix is a new session even while the old
+// address stays (a VPN or DHCP lease coming back with another address, a
+// new IPv6 prefix while the old one lingers deprecated); a lease renewed
+// (the same address announced again with new lifetimes), the first IPv6
+// address after IPv4, and another address inside a prefix the link has
+// are not.
+func TestNetnsAddressChangesOnAnUpLink(t *testing.T) {
+	n := newTestNS(t)
+	n.set(true)
+	w := n.watch(t, 100*time.Millisecond)
+	wantEdge(t, w, true)
+	n.WaitQuiet(300 * time.Millisecond)
+	const wait = 500 * time.Millisecond // five settle periods
+	renew, _ := netlink.ParseAddr("192.0.2.1/24")
+	renew.ValidLft, renew.PreferedLft = 600, 600
+	if err := n.NL.AddrReplace(n.Up0, renew); err != nil {
+		t.Fatal(err)
+	}
+	noEdge(t, w, wait, "the lease was renewed")
+	for _, a := range []string{"2001:db8::1/64", "2001:db8::2/128"} {
+		addr, _ := netlink.ParseAddr(a)
+		addr.Flags = unix.IFA_F_NODAD // usable at once: no duplicate address detection to wait for
+		if err := n.NL.AddrAdd(n.Up0, addr); err != nil {
+			t.Fatal(err)
+		}
+		noEdge(t, w, wait, "adding "+a)
+	}
+	second, _ := netlink.ParseAddr("198.51.100.1/24")
+	if err := n.NL.AddrAdd(n.Up0, second); err != nil {
+		t.Fatal(err)
+	}
+	if e := wantEdge(t, w, true); e.Cause != "new address" {
+		t.Fatalf("edge %q (%s), want one caused by a new address", e.Reason, e.Cause)
+	}
+	n.set(false)
+	wantEdge(t, w, false) // and no other edge before it
 }

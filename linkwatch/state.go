@@ -17,15 +17,28 @@
 //     messages are only hints: they are coalesced into a channel of one, the
 //     whole State is re-read, and Up is evaluated again. An up edge is
 //     reported only after the link stayed usable for Settle (flaps within
-//     Settle give one edge); a down edge is reported at once. When the
-//     netlink socket dies (ENOBUFS closes the update channel, or the error
-//     callback fires) the watcher resubscribes with ListExisting and re-reads.
+//     Settle give one edge); a down edge is reported at once. Only a dead
+//     socket (a failed receive, ENOBUFS included, closes the update
+//     channel) makes the watcher resubscribe: it re-reads at once and
+//     resubscribes after a capped exponential backoff with jitter. Errors
+//     the subscription survives are not deaths: a message from another
+//     program's port ("Wrong sender portid", which a second daemon's
+//     requests used to cause) is ignored, others give a re-read. Neither a
+//     subscription nor a re-read sends anything to the rtnetlink groups, so
+//     two idle daemons in one namespace do not wake each other.
 //     A wall-clock jump (resume from suspend) is a possible up edge: the
 //     kernel may still show the link up while the session behind it is new.
-//     So is a link that stays up while an address it had is gone (an LTE
-//     modem or a VPN reconnecting under a new address, the default route
-//     moving to another link): connections bound to the old address are
-//     dead, and the mail window is a new one.
+//     So is a link that stays up while it changes its identity: an address
+//     it had is gone, a new global address appears in a family it already
+//     had an address in and outside that address's prefix (an LTE modem,
+//     a VPN or a DHCP lease coming back with another address, a new IPv6
+//     prefix while the old one is still deprecated), or the default route
+//     moves to another link. Connections bound to the old address are
+//     dead, and the mail window is a new one. IPv6 temporary addresses,
+//     link-local ones, the first address of a family (IPv6 after IPv4 on
+//     PPP), another address inside a prefix the link has (a DHCPv6 /128
+//     next to a SLAAC /64), and an address announced again unchanged (a
+//     lease renewed) are not.
 //     The jump is noticed through a timerfd with TFD_TIMER_CANCEL_ON_SET, so
 //     an idle daemon sleeps in the kernel and wakes only when something
 //     happens: there is no polling timer.

@@ -179,28 +179,57 @@ func sessionAddrs(st State, iface string) map[netip.Prefix]bool {
 
 // renewed says whether the uplink, still usable as iface, is not the
 // session an up edge was reported for: another link carries it now
-// (cause "uplink moved"), or an address the session had is gone while the
-// link stayed up ("new address"); why says it in full. cause is "" for
-// the same session: addresses that only appeared are not a new session
-// (IPv6 often comes up after IPv4 on a PPP link).
+// (cause "uplink moved"), or the link changed its identity while staying
+// up ("new address"): an address the session had is gone, or a fresh
+// address (see fresh) appeared. why says it in full. cause is "" for the
+// same session.
 func renewed(st State, iface, sessIface string, sessAddrs map[netip.Prefix]bool) (cause, why string) {
 	if iface != sessIface {
 		return "uplink moved", fmt.Sprintf("the uplink moved from %s to %s", sessIface, iface)
 	}
 	cur := sessionAddrs(st, iface)
-	var gone, now []string
+	var gone, added, now []string
 	for p := range sessAddrs {
 		if !cur[p] {
 			gone = append(gone, p.String())
 		}
 	}
-	if len(gone) == 0 {
-		return "", ""
-	}
 	for p := range cur {
 		now = append(now, p.String())
+		if !sessAddrs[p] && fresh(p, sessAddrs) {
+			added = append(added, p.String())
+		}
 	}
 	sort.Strings(gone)
+	sort.Strings(added)
 	sort.Strings(now)
-	return "new address", fmt.Sprintf("%s lost %s while staying up (now %s)", iface, strings.Join(gone, ", "), strings.Join(now, ", "))
+	switch {
+	case len(gone) > 0:
+		return "new address", fmt.Sprintf("%s lost %s while staying up (now %s)", iface, strings.Join(gone, ", "), strings.Join(now, ", "))
+	case len(added) > 0:
+		return "new address", fmt.Sprintf("%s got %s while staying up (now %s)", iface, strings.Join(added, ", "), strings.Join(now, ", "))
+	}
+	return "", ""
+}
+
+// fresh reports whether p, an address the session did not have, gives the
+// link a new identity: the session already has an address of p's family,
+// and none of them shares a prefix with p. A VPN or a DHCP lease coming
+// back with another address, or a new IPv6 prefix while the old address
+// lingers deprecated until its lifetime ends, are fresh. The first address
+// of a family is not (IPv6 often comes up seconds after IPv4 on a PPP
+// link: the same session completing), nor is another address inside a
+// prefix the session has (a DHCPv6 /128 next to the SLAAC /64).
+func fresh(p netip.Prefix, sess map[netip.Prefix]bool) bool {
+	family := false
+	for s := range sess {
+		if s.Addr().Is4() != p.Addr().Is4() {
+			continue
+		}
+		family = true
+		if s.Contains(p.Addr()) || p.Contains(s.Addr()) {
+			return false
+		}
+	}
+	return family
 }

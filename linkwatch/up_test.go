@@ -93,6 +93,8 @@ func TestUp(t *testing.T) {
 
 func with(l Link, f func(*Link)) Link { f(&l); return l }
 
+// TestRenewed: what makes a link that stayed up a new session (a new up
+// edge) and what does not.
 func TestRenewed(t *testing.T) {
 	v6 := Addr{Link: 3, Prefix: pfx("2001:db8::7/64")}
 	temp := Addr{Link: 3, Prefix: pfx("2001:db8::99/64"), Temporary: true}
@@ -102,20 +104,35 @@ func TestRenewed(t *testing.T) {
 	if len(sess) != 2 || sess[temp.Prefix] {
 		t.Fatalf("session addresses %v: want the IPv4 and the stable IPv6 address, not the temporary one", sess)
 	}
+	v4only := sessionAddrs(st(pppAddr), "ppp0")
 	for _, tc := range []struct {
 		name  string
+		sess  map[netip.Prefix]bool // nil: IPv4 and stable IPv6
 		st    State
 		iface string
 		want  string
 	}{
-		{"same", st(pppAddr, v6, temp), "ppp0", ""},
-		{"temporary gone", st(pppAddr, v6), "ppp0", ""},
-		{"one more address", st(pppAddr, v6, other), "ppp0", ""},
-		{"address replaced", st(other, v6), "ppp0", "new address"},
-		{"IPv6 gone", st(pppAddr), "ppp0", "new address"},
-		{"other link", st(pppAddr, v6), "eth0", "uplink moved"},
+		{"same (a lease renewed: the address announced again)", nil, st(pppAddr, v6, temp), "ppp0", ""},
+		{"temporary gone", nil, st(pppAddr, v6), "ppp0", ""},
+		{"another temporary address (RFC 8981 rotation)", nil,
+			st(pppAddr, v6, temp, Addr{Link: 3, Prefix: pfx("2001:db8::98/64"), Temporary: true}), "ppp0", ""},
+		{"a link-local address appears", nil, st(pppAddr, v6, Addr{Link: 3, Prefix: pfx("fe80::7/64")}), "ppp0", ""},
+		{"a new address still tentative (DAD)", nil,
+			st(pppAddr, v6, Addr{Link: 3, Prefix: pfx("2001:db8:1::7/64"), Tentative: true}), "ppp0", ""},
+		{"IPv6 comes up after IPv4", v4only, st(pppAddr, v6), "ppp0", ""},
+		{"a DHCPv6 /128 inside the SLAAC /64", nil, st(pppAddr, v6, Addr{Link: 3, Prefix: pfx("2001:db8::abc/128")}), "ppp0", ""},
+		{"another IPv4 address while the old one stays (new lease or VPN address first)", nil, st(pppAddr, v6, other), "ppp0", "new address"},
+		{"a new IPv6 prefix while the old address lingers deprecated", nil,
+			st(pppAddr, v6, Addr{Link: 3, Prefix: pfx("2001:db8:1::7/64")}), "ppp0", "new address"},
+		{"address replaced", nil, st(other, v6), "ppp0", "new address"},
+		{"IPv6 gone", nil, st(pppAddr), "ppp0", "new address"},
+		{"other link", nil, st(pppAddr, v6), "eth0", "uplink moved"},
 	} {
-		if got, why := renewed(tc.st, tc.iface, "ppp0", sess); got != tc.want {
+		s := tc.sess
+		if s == nil {
+			s = sess
+		}
+		if got, why := renewed(tc.st, tc.iface, "ppp0", s); got != tc.want {
 			t.Errorf("%s: cause %q (%s), want %q", tc.name, got, why, tc.want)
 		}
 	}

@@ -3,10 +3,13 @@ package linkwatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -27,8 +30,9 @@ type Edge struct {
 
 // Subscriber delivers hints that the network state may have changed.
 // Subscribe calls hint (which never blocks) for every message and returns a
-// channel that receives an error when the subscription died; closing done
-// ends it.
+// channel that receives an error when the subscription died (its socket is
+// gone: messages are being lost); closing done ends it. Errors the
+// subscription survives are not deaths: they give a hint or nothing.
 type Subscriber interface {
 	Subscribe(done <-chan struct{}, hint func()) (dead <-chan error, err error)
 }
@@ -62,6 +66,22 @@ type Watcher struct {
 	reason string
 	since  time.Time
 	state  State
+
+	subs, deaths, reads, noted atomic.Uint64
+}
+
+// Counters counts what the watcher did since it started: an idle watcher's
+// counters stand still, whatever other programs do with netlink.
+type Counters struct {
+	Subscriptions uint64 // successful subscriptions, the first one included
+	Deaths        uint64 // subscriptions that died (update channel closed)
+	Reads         uint64 // state re-reads (link, address and route dumps)
+	Noted         uint64 // errors netlink reported that the subscription survived
+}
+
+// Counters returns the counters (for tests and metrics).
+func (w *Watcher) Counters() Counters {
+	return Counters{Subscriptions: w.subs.Load(), Deaths: w.deaths.Load(), Reads: w.reads.Load(), Noted: w.noted.Load()}
 }
 
 // NewWatcher returns a watcher; call Run to start it.
@@ -82,9 +102,18 @@ func NewWatcher(opts Options) (*Watcher, error) {
 		w.opts.Reader = r
 	}
 	if w.opts.Subscriber == nil {
-		w.opts.Subscriber = NetlinkSubscriber{Namespace: opts.Namespace}
+		w.opts.Subscriber = NetlinkSubscriber{Namespace: opts.Namespace, Noted: w.note}
 	}
 	return w, nil
+}
+
+// note counts an error the subscription survived and logs it, sparingly:
+// another program's requests can bring hundreds a second.
+func (w *Watcher) note(err error) {
+	n := w.noted.Add(1)
+	if n&(n-1) == 0 { // 1, 2, 4, 8, ...
+		w.log.Debug("netlink reported an error; the subscription goes on", "err", err, "count", n)
+	}
 }
 
 // Edges returns the channel edges are sent on. The watcher blocks until an
@@ -128,9 +157,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	var (
 		subDone   chan struct{}
 		dead      <-chan error
-		retry     *time.Timer // resubscribe or re-read after a failure
-		retryC    <-chan time.Time
-		backoff   = 100 * time.Millisecond
+		subAt     time.Time   // when the live subscription was made
+		subTimer  *time.Timer // resubscribe after a death or a failed subscribe
+		subC      <-chan time.Time
+		subWait   = backoff{min: subBackoffMin, max: subBackoffMax}
+		readTimer *time.Timer // re-read after a failed read
+		readC     <-chan time.Time
+		readWait  = backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
 		settle    *time.Timer
 		settleC   <-chan time.Time
 		pending   bool                  // usable, waiting for Settle
@@ -146,14 +179,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			close(subDone)
 		}
 	}()
-	startRetry := func() {
-		if retry == nil {
-			retry = time.NewTimer(backoff)
+	arm := func(t **time.Timer, c *<-chan time.Time, d time.Duration) {
+		if *t == nil {
+			*t = time.NewTimer(d)
 		} else {
-			retry.Reset(backoff)
+			(*t).Reset(d)
 		}
-		retryC = retry.C
-		backoff = min(backoff*2, 10*time.Second)
+		*c = (*t).C
 	}
 	emit := func(e Edge) bool {
 		w.mu.Lock()
@@ -171,17 +203,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for {
 		if subscribe {
 			subscribe = false
-			if subDone != nil {
-				close(subDone)
-			}
 			subDone = make(chan struct{})
 			d, err := w.opts.Subscriber.Subscribe(subDone, hint)
 			if err != nil {
-				w.log.Warn("cannot subscribe to netlink; retrying", "err", err, "in", backoff)
-				dead = nil
-				startRetry()
+				close(subDone)
+				subDone = nil
+				in := subWait.next()
+				w.log.Warn("cannot subscribe to netlink; retrying", "err", err, "in", in)
+				arm(&subTimer, &subC, in)
+				hint() // the state can still be read: know it meanwhile
 			} else {
-				dead = d
+				w.subs.Add(1)
+				dead, subAt = d, time.Now()
 				hint() // re-read: anything may have changed while unsubscribed
 			}
 		}
@@ -191,19 +224,28 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-dead:
-			w.log.Warn("netlink subscription died; resubscribing", "err", err)
-			dead = nil
-			subscribe = true
-			cause = "netlink"
-			continue
-		case <-retryC:
-			retryC = nil
-			if dead == nil {
-				subscribe = true
-				continue
+			// The socket is gone (vishvananda/netlink closes the update
+			// channel only when a receive failed, ENOBUFS included).
+			// Re-read now, since messages were lost, but resubscribe only
+			// after a backoff: a socket that dies at once again must not
+			// turn into a busy loop of new sockets.
+			w.deaths.Add(1)
+			close(subDone)
+			subDone, dead = nil, nil
+			lived := time.Since(subAt)
+			if lived >= subHealthy {
+				subWait.reset()
 			}
-			hint()
+			in := subWait.next()
+			w.log.Warn("netlink subscription died; resubscribing", "err", err, "after", lived.Round(time.Millisecond), "in", in)
+			arm(&subTimer, &subC, in)
+			cause = "netlink"
+		case <-subC:
+			subC = nil
+			subscribe = true
 			continue
+		case <-readC:
+			readC = nil
 		case <-jumps:
 			w.log.Info("wall clock jumped (resume from suspend?): checking the link again")
 			forced = true
@@ -215,15 +257,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 			settleC, pending, settled = nil, false, true
 		}
 
+		w.reads.Add(1)
 		st, err := w.opts.Reader.Read()
 		if err != nil {
-			w.log.Warn("cannot read the link state; retrying", "err", err, "in", backoff)
-			startRetry()
+			in := readWait.next()
+			w.log.Warn("cannot read the link state; retrying", "err", err, "in", in)
+			arm(&readTimer, &readC, in)
 			continue
 		}
-		if dead != nil {
-			backoff = 100 * time.Millisecond
-		}
+		readWait.reset()
 		w.mu.Lock()
 		changed := !st.equal(w.state)
 		w.state = st
@@ -291,18 +333,67 @@ func (w *Watcher) Run(ctx context.Context) error {
 // NetlinkSubscriber subscribes to link, address and route changes.
 type NetlinkSubscriber struct {
 	Namespace *netns.NsHandle // nil: the current namespace
+	// Noted, if set, is called with every error netlink reports that the
+	// subscription survives (see Subscribe).
+	Noted func(error)
 }
 
 var errClosed = errors.New("netlink update channel closed")
 
-// Subscribe implements Subscriber. ListExisting makes the kernel replay the
-// current objects: after a resubscription they are only hints too, and the
-// watcher re-reads the whole state anyway.
+// Subscribe implements Subscriber.
+//
+// It does not ask the kernel to replay the current objects (ListExisting):
+// the watcher re-reads the whole state after subscribing, through a socket
+// of its own, so the replay would only repeat it. And the replay request is
+// sent from the subscribed socket to its own group address, so the kernel
+// also multicasts the request itself to every other listener of those
+// groups in the namespace: each other daemon got a message from a user
+// port. That is the "Wrong sender portid N, expected 0" error; treated as a
+// dead socket, it made two daemons resubscribe, and so replay, in turn
+// without end. A dump through a Handle (Read) is sent to the kernel alone
+// and reaches no group.
+//
+// What vishvananda/netlink (v1.3.1) does with errors: it calls the
+// ErrorCallback and carries on for a message from a port other than the
+// kernel's ("Wrong sender portid"), for an NLMSG_ERROR in the stream, for a
+// message it cannot decode and for an interrupted dump; only when a receive
+// fails (ENOBUFS after an overflow, a closed socket) does it call the
+// callback and then close the update channel. So the channel's close is the
+// one sign of death. A message from another port says nothing about our
+// links and is only noted; every other error the subscription survives may
+// hide a change, so it is noted and gives a hint (a re-read, which costs
+// three dumps and sends nothing to any group).
 func (s NetlinkSubscriber) Subscribe(done <-chan struct{}, hint func()) (<-chan error, error) {
 	dead := make(chan error, 1)
-	die := func(err error) {
+	var (
+		mu   sync.Mutex
+		last error // the error reported just before a channel closed
+	)
+	onError := func(err error) {
+		select {
+		case <-done:
+			return // our own close of the sockets: receives fail, as they should
+		default:
+		}
+		if s.Noted != nil {
+			s.Noted(err)
+		}
+		if foreignSender(err) {
+			return
+		}
+		mu.Lock()
+		last = err
+		mu.Unlock()
+		hint()
+	}
+	die := func() {
+		mu.Lock()
+		err := last
+		mu.Unlock()
 		if err == nil {
 			err = errClosed
+		} else {
+			err = fmt.Errorf("%w: %w", errClosed, err)
 		}
 		select {
 		case dead <- err:
@@ -312,21 +403,21 @@ func (s NetlinkSubscriber) Subscribe(done <-chan struct{}, hint func()) (<-chan 
 	const rcvbuf = 1 << 20 // a burst of route changes must not overflow (ENOBUFS)
 	lch := make(chan netlink.LinkUpdate, 64)
 	if err := netlink.LinkSubscribeWithOptions(lch, done, netlink.LinkSubscribeOptions{
-		Namespace: s.Namespace, ErrorCallback: die, ListExisting: true, ReceiveBufferSize: rcvbuf,
+		Namespace: s.Namespace, ErrorCallback: onError, ReceiveBufferSize: rcvbuf,
 	}); err != nil {
 		return nil, errkind.Wrap(errkind.Internal, true, "subscribe to netlink link updates", err)
 	}
 	go forward(lch, hint, die)
 	ach := make(chan netlink.AddrUpdate, 64)
 	if err := netlink.AddrSubscribeWithOptions(ach, done, netlink.AddrSubscribeOptions{
-		Namespace: s.Namespace, ErrorCallback: die, ListExisting: true, ReceiveBufferSize: rcvbuf,
+		Namespace: s.Namespace, ErrorCallback: onError, ReceiveBufferSize: rcvbuf,
 	}); err != nil {
 		return nil, errkind.Wrap(errkind.Internal, true, "subscribe to netlink address updates", err)
 	}
 	go forward(ach, hint, die)
 	rch := make(chan netlink.RouteUpdate, 64)
 	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
-		Namespace: s.Namespace, ErrorCallback: die, ListExisting: true, ReceiveBufferSize: rcvbuf,
+		Namespace: s.Namespace, ErrorCallback: onError, ReceiveBufferSize: rcvbuf,
 	}); err != nil {
 		return nil, errkind.Wrap(errkind.Internal, true, "subscribe to netlink route updates", err)
 	}
@@ -334,11 +425,20 @@ func (s NetlinkSubscriber) Subscribe(done <-chan struct{}, hint func()) (<-chan 
 	return dead, nil
 }
 
-// forward turns every update into a hint and reports the channel's close
-// (netlink closes it on any receive error, ENOBUFS included).
-func forward[T any](ch <-chan T, hint func(), die func(error)) {
+// foreignSender reports whether err is vishvananda/netlink's report of a
+// message that came from a user port rather than the kernel: another
+// program's request to a group address (see Subscribe). The library gives
+// no typed error for it, so this matches its text; were the text to change,
+// such a message would cost a re-read, never a resubscription.
+func foreignSender(err error) bool {
+	return strings.HasPrefix(err.Error(), "Wrong sender portid")
+}
+
+// forward turns every update into a hint and reports the channel's close:
+// the subscription's receive loop ended.
+func forward[T any](ch <-chan T, hint func(), die func()) {
 	for range ch {
 		hint()
 	}
-	die(errClosed)
+	die()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -231,8 +232,8 @@ func TestClockJumpsTimerfd(t *testing.T) {
 
 // A link that stays up while the address it came up with is replaced (an
 // LTE modem or a VPN reconnecting) is a new session: one more up edge.
-// Addresses that only appear (IPv6 after IPv4) and IPv6 temporary
-// addresses coming and going are not.
+// The first IPv6 address after IPv4 and IPv6 temporary addresses coming
+// and going are not.
 func TestWatcherNewAddressIsAnUpEdge(t *testing.T) {
 	f := newFakeNet(pppUp)
 	w := startWatcher(t, f, 20*time.Millisecond, nil)
@@ -269,5 +270,49 @@ func TestWatcherNewAddressIsAnUpEdge(t *testing.T) {
 	f.set(pppDown, true)
 	if e := nextEdge(t, w); e.Up {
 		t.Fatalf("edge = %+v, want down (no further up edge)", e)
+	}
+}
+
+// dyingNet is a Subscriber whose every subscription is dead at once (a
+// socket that overflows or fails as soon as it exists).
+type dyingNet struct {
+	*fakeNet
+	subs atomic.Int64
+}
+
+func (d *dyingNet) Subscribe(done <-chan struct{}, hint func()) (<-chan error, error) {
+	d.subs.Add(1)
+	ch := make(chan error, 1)
+	ch <- errors.New("recvmsg: no buffer space available")
+	return ch, nil
+}
+
+// A subscription that dies as soon as it is made is retried with a
+// growing delay (100 ms doubling, with jitter), not in a busy loop; the
+// state is still re-read at every death, and edges still come.
+func TestWatcherResubscribeBackoff(t *testing.T) {
+	f := &dyingNet{fakeNet: newFakeNet(pppUp)}
+	w, err := NewWatcher(Options{Watch: []string{"ppp0"}, Reader: f, Subscriber: f,
+		ClockJumps: make(chan struct{}), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	if e := nextEdge(t, w); !e.Up {
+		t.Fatalf("edge = %+v, want up", e)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	<-done
+	// Delays of at least 50, 100, 200, 400 and 800 ms: 5 subscriptions at
+	// most in 1.5 s (the first one included).
+	c := w.Counters()
+	if n := f.subs.Load(); n > 5 || n < 2 || c.Subscriptions != uint64(n) || c.Deaths != uint64(n) {
+		t.Errorf("%d subscriptions in 1.5 s (counters %+v); want 2 to 5, each one dead", n, c)
+	}
+	if c.Reads > 2*c.Subscriptions {
+		t.Errorf("%d reads for %d subscriptions: want at most two each (on subscribing, on dying)", c.Reads, c.Subscriptions)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -131,4 +132,76 @@ func (n *NS) AddTun(name string) *os.File {
 	f := os.NewFile(uintptr(fd), "/dev/net/tun")
 	n.tb.Cleanup(func() { f.Close() })
 	return f
+}
+
+// WaitQuiet waits until no address in the namespace is tentative and no
+// rtnetlink message (link, address or route change) has come for quiet:
+// after a link goes up the kernel finishes duplicate address detection of
+// its IPv6 link-local address one to two seconds later (RFC 4862 section
+// 5.4), and a test that counts a watcher's wake-ups must start after that.
+// It fails the test if the namespace is not quiet within 10 s.
+func (n *NS) WaitQuiet(quiet time.Duration) {
+	n.tb.Helper()
+	done := make(chan struct{})
+	defer close(done)
+	msgs := make(chan struct{}, 1)
+	note := func() {
+		select {
+		case msgs <- struct{}{}:
+		default:
+		}
+	}
+	lch := make(chan netlink.LinkUpdate, 64)
+	ach := make(chan netlink.AddrUpdate, 64)
+	rch := make(chan netlink.RouteUpdate, 64)
+	errf := func(error) { note() }
+	if err := netlink.LinkSubscribeWithOptions(lch, done, netlink.LinkSubscribeOptions{Namespace: &n.Handle, ErrorCallback: errf}); err != nil {
+		n.tb.Fatalf("subscribe to links: %v", err)
+	}
+	if err := netlink.AddrSubscribeWithOptions(ach, done, netlink.AddrSubscribeOptions{Namespace: &n.Handle, ErrorCallback: errf}); err != nil {
+		n.tb.Fatalf("subscribe to addresses: %v", err)
+	}
+	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{Namespace: &n.Handle, ErrorCallback: errf}); err != nil {
+		n.tb.Fatalf("subscribe to routes: %v", err)
+	}
+	go func() {
+		for {
+			select {
+			case <-lch:
+			case <-ach:
+			case <-rch:
+			case <-done:
+				return
+			}
+			note()
+		}
+	}()
+	limit := time.After(10 * time.Second)
+	for {
+		select {
+		case <-msgs:
+		case <-time.After(quiet):
+			if !n.tentative() {
+				return
+			}
+		case <-limit:
+			n.tb.Fatalf("the namespace never stayed quiet for %v", quiet)
+		}
+	}
+}
+
+// tentative reports whether an address still runs duplicate address
+// detection.
+func (n *NS) tentative() bool {
+	n.tb.Helper()
+	addrs, err := n.NL.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		n.tb.Fatalf("list addresses: %v", err)
+	}
+	for _, a := range addrs {
+		if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+			return true
+		}
+	}
+	return false
 }
