@@ -43,6 +43,13 @@ fi
 go vet ./...
 go test -race -count=1 -timeout 20m "$@" ./...
 
+# Every fuzz target for a short time each (FUZZTIME, FUZZ_BUDGET); a
+# crasher is written under the package's testdata/fuzz and fails the run.
+# Skipped when test arguments were given (a partial run).
+if [ $# -eq 0 ]; then
+	scripts/fuzz-all.sh
+fi
+
 # The Debian package: built, installed, verified, linted and purged. It
 # installs a package on this machine, so it runs under CI (as root) or when
 # asked for with LINKCTL_TEST_DEB=1.
