@@ -14,6 +14,7 @@ import (
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/logx"
 )
 
 // command is one subcommand. Each lives in its own file and registers
@@ -83,9 +84,6 @@ type App struct {
 
 	cfg *config.Config
 }
-
-// LevelTrace is below debug: protocol transcripts, secrets shown as ***.
-const LevelTrace = slog.Level(-8)
 
 // globalFlags are accepted before the subcommand and after it.
 type globalFlags struct {
@@ -216,7 +214,7 @@ func (a *App) level() slog.Level {
 	case 1:
 		return slog.LevelDebug
 	}
-	return LevelTrace
+	return logx.LevelTrace
 }
 
 // Trace reports whether protocol transcripts are wanted (-vv).

@@ -20,7 +20,7 @@
 //     A real command replaces the placeholder of the same name in stubs.go.
 //
 //   - App gives a subcommand: Ctx (cancelled on SIGINT/SIGTERM), Stdin/Stdout/
-//     Stderr, Log (*slog.Logger; LevelTrace with -vv for transcripts),
+//     Stderr, Log (*slog.Logger; logx.LevelTrace with -vv for transcripts),
 //     Config() (loaded on first use; errors already carry their exit status),
 //     RunPipeline(RunOptions) (the configured pipeline once, with progress and
 //     summary), BuildSteps, and newRenderer(w, log).Sink for progress.
