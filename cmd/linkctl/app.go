@@ -14,6 +14,7 @@ import (
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/exitcode"
 	"github.com/linkctl/linkctl/internal/logx"
 )
 
@@ -271,12 +272,8 @@ Commands:
 	for _, c := range Commands() {
 		fmt.Fprintf(w, "  %-20s %s\n", c.Name, c.Summary)
 	}
-	fmt.Fprint(w, `
-Run 'linkctl COMMAND --help' for a command's flags. Exit status: 0 ok, 1 no mail,
-2 network, 3 authentication, 4 protocol, 5 usage or config, 6 config permissions,
-7 refused by a server, 8 locked by another run, 10 local delivery, 11 DNS,
-12 some stages failed, 13 internal error.
-`)
+	fmt.Fprint(w, "\nRun 'linkctl COMMAND --help' for a command's flags.\n")
+	fmt.Fprint(w, exitcode.Help(80))
 }
 
 func commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {

@@ -38,7 +38,7 @@ The seen-store lives in --state-dir. A message is deleted from the server only
 after the local side accepted it and its UID was recorded.
 
 Exit status: 0 mail fetched, 1 no mail, 2 network, 3 authentication, 10 local
-delivery failed (see linkctl --help).`,
+delivery failed, 13 stopped at fetchlimit (see linkctl --help).`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			o := oneOff{}
 			fs.StringVar(&o.proto, "proto", "pop3", "one-off: pop3 or imap")
@@ -142,8 +142,13 @@ func fetchStage(name string, build func() (fetch.Options, func(), error)) pipeli
 		defer done()
 		res, err := fetch.Run(ctx, opts, sink)
 		rep := pipeline.Report{Summary: res.Summary(), Counts: res.Counts()}
-		if err == nil && res.NoMail() {
+		switch {
+		case err != nil:
+		case res.NoMail():
 			rep.Result = event.Nothing
+		case res.AtFetchLimit():
+			// Exit 13, as fetchmail: mail is left for the next run.
+			rep.Result = event.Limited
 		}
 		return rep, err
 	}}
