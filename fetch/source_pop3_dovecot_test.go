@@ -21,6 +21,7 @@ import (
 // pipelined UIDL/LIST/RETR/DELE, commit with QUIT and rollback by drop.
 func TestPOP3SourceDovecot(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{
 		Users: map[string]string{"alice": "alice-pw"},
 		TLS:   true,

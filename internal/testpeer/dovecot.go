@@ -258,6 +258,8 @@ protocols = imap pop3 lmtp
 listen = 127.0.0.1
 %[3]s
 disable_plaintext_auth = no
+# A wrong password answers at once: tests of it need no 2 s wait.
+auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
 auth_mechanisms = %[4]s
 default_internal_user = %[5]s

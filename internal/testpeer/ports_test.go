@@ -12,6 +12,7 @@ import (
 // TestDovecotToSink failed with "Address already in use" when a parallel
 // test took one.)
 func TestDovecotOwnsItsPorts(t *testing.T) {
+	t.Parallel()
 	var free []int
 	d := StartDovecot(t, DovecotOptions{TLS: true, beforeStart: func(_ int, ports []int) {
 		for _, p := range ports {
@@ -31,6 +32,7 @@ func TestDovecotOwnsItsPorts(t *testing.T) {
 // build without socket activation) and finds one taken is started again
 // on fresh ports.
 func TestDovecotRetriesATakenPort(t *testing.T) {
+	t.Parallel()
 	var taken net.Listener
 	attempts := 0
 	d := StartDovecot(t, DovecotOptions{bindOwn: true, beforeStart: func(attempt int, ports []int) {
@@ -57,6 +59,7 @@ func TestDovecotRetriesATakenPort(t *testing.T) {
 // itself; one taken between choosing it and the start is replaced by a
 // fresh one.
 func TestPostfixRetriesATakenPort(t *testing.T) {
+	t.Parallel()
 	attempts := 0
 	var takenAddr string
 	p := StartPostfix(t, PostfixOptions{beforeStart: func(attempt int, addr string) {
