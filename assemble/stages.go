@@ -81,8 +81,13 @@ func (as *Assembler) FetchStage(name string, cfg *config.Config, only []string) 
 		defer done()
 		res, err := fetch.Run(ctx, opts, sink)
 		rep := pipeline.Report{Summary: res.Summary(), Counts: res.Counts()}
-		if err == nil && res.NoMail() {
+		switch {
+		case err != nil:
+		case res.NoMail():
 			rep.Result = event.Nothing
+		case res.AtFetchLimit():
+			// Exit 13, as fetchmail: mail is left for the next run.
+			rep.Result = event.Limited
 		}
 		return rep, err
 	}}

@@ -257,7 +257,7 @@ func TestUpWaitStreamsTheRunAndExitsWithItsStatus(t *testing.T) {
 		t.Errorf("events %q, want %q", strings.Join(types, "|"), want)
 	}
 	if r.Exit != int(errkind.Partial) || !strings.Contains(r.Error, "458") {
-		t.Errorf("reply %+v, want exit 12 with the refusal", r)
+		t.Errorf("reply %+v, want exit %d (partial) with the refusal", r, errkind.Partial)
 	}
 	// The metrics file was rewritten after the run.
 	b, err := os.ReadFile(filepath.Join(h.dir, "linkctl.prom"))

@@ -2,7 +2,8 @@
 // nothing has used it for a while. [Run] waits until every earlier stage
 // has ended, nothing else holds the link (Options.Busy) and, when ETRN is
 // in the pipeline, no inbound SMTP session from a relay is open (counted
-// with netlink sock_diag); then it runs the hang-up command (poff, no
+// with netlink sock_diag by package internal/sessions, the counter the etrn
+// stage's quiet wait uses too); then it runs the hang-up command (poff, no
 // shell) or sets the interface down through netlink. A follow-up run
 // already requested (Options.Superseded) keeps the link at once; a link
 // busy for longer than MaxWait is kept and the stage reports Skipped.
@@ -17,7 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"os/exec"
-	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +26,7 @@ import (
 
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
+	"github.com/linkctl/linkctl/internal/sessions"
 )
 
 // Options configures the drop stage. Exactly one of Command and
@@ -113,7 +114,7 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 			busy = opts.Busy()
 		}
 		if busy == "" && len(opts.SMTPPorts) > 0 {
-			n, err := InboundSessions(h, opts.SMTPPorts, opts.CountLoopback)
+			n, err := sessions.Inbound(h, opts.SMTPPorts, opts.CountLoopback)
 			switch {
 			case err != nil:
 				// Better keep a link a little longer than cut a delivery.
@@ -227,31 +228,4 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		l.w.Write(q)
 	}
 	return len(p), nil
-}
-
-// InboundSessions counts established TCP sessions whose local port is one of
-// ports (IPv4 and IPv6), leaving out loopback peers unless countLoopback:
-// a relay delivering after our ETRN (RFC 1985) holds such a session.
-func InboundSessions(h *netlink.Handle, ports []int, countLoopback bool) (int, error) {
-	if h == nil {
-		h = &netlink.Handle{}
-	}
-	const tcpEstablished = 1
-	n := 0
-	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		socks, err := h.SocketDiagTCP(fam)
-		if err != nil {
-			return 0, errkind.Wrap(errkind.Internal, true, "list TCP sessions (sock_diag)", err)
-		}
-		for _, s := range socks {
-			if s.State != tcpEstablished || !slices.Contains(ports, int(s.ID.SourcePort)) {
-				continue
-			}
-			if !countLoopback && s.ID.Destination.IsLoopback() {
-				continue
-			}
-			n++
-		}
-	}
-	return n, nil
 }

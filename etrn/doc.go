@@ -24,8 +24,11 @@
 // at once, then waits for inbound SMTP to go quiet ([WaitQuiet]): the relay
 // delivers over new connections to our MX, so it counts ESTABLISHED TCP
 // sessions on the local SMTP port(s) from non-loopback peers with netlink
-// sock_diag ([CountInbound]), and is done when there were none for Quiet,
+// sock_diag ([CountInbound], package internal/sessions, which the drop
+// stage shares), and is done when there were none for Quiet,
 // or at QuietMax (reported, not an error). When every reply was 251 nothing
-// is coming and the wait is skipped; [Result.WentQuiet] tells the drop
-// stage whether inbound mail is known to be finished.
+// is coming and the wait is skipped. [Result.WentQuiet] (inbound_quiet in
+// the stage's counts) says whether inbound mail is known to have finished;
+// the drop stage does not read it but counts open sessions itself, with the
+// same counter, just before it hangs up.
 package etrn

@@ -4,51 +4,21 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/linkctl/linkctl/internal/event"
+	"github.com/linkctl/linkctl/internal/sessions"
 )
 
 // SessionCounter counts the ESTABLISHED inbound TCP sessions on the given
 // local ports; loopback peers count only when countLoopback is set.
 type SessionCounter func(ports []int, countLoopback bool) (int, error)
 
-// tcpEstablished is TCP_ESTABLISHED in the kernel's tcp_states.h.
-const tcpEstablished = 1
-
-// CountInbound is the SessionCounter that asks the kernel, through netlink
-// sock_diag (the dump `ss -tn state established` shows), for IPv4 and IPv6
-// TCP sockets. An inbound session is a socket whose local (source) port is
-// one of ports; our own outbound connections to a remote port 25 have an
-// ephemeral local port and are not counted. Loopback peers are skipped by
-// default: local submissions and fetch's own deliveries to 127.0.0.1:25 are
-// not mail arriving over the link.
+// CountInbound is the SessionCounter that asks the kernel (package
+// internal/sessions, the counter the drop stage uses too) for inbound TCP
+// sessions on ports in the current network namespace.
 func CountInbound(ports []int, countLoopback bool) (int, error) {
-	v4, err := netlink.SocketDiagTCP(unix.AF_INET)
-	if err != nil {
-		return 0, fmt.Errorf("sock_diag TCP/IPv4: %w", err)
-	}
-	// IPv6 may be disabled on the host: then only IPv4 sessions exist.
-	v6, _ := netlink.SocketDiagTCP(unix.AF_INET6)
-	return countSockets(append(v4, v6...), ports, countLoopback), nil
-}
-
-func countSockets(socks []*netlink.Socket, ports []int, countLoopback bool) int {
-	n := 0
-	for _, s := range socks {
-		if s == nil || s.State != tcpEstablished || !slices.Contains(ports, int(s.ID.SourcePort)) {
-			continue
-		}
-		if !countLoopback && (s.ID.Destination.IsLoopback() || s.ID.Destination.IsUnspecified()) {
-			continue
-		}
-		n++
-	}
-	return n
+	return sessions.Inbound(nil, ports, countLoopback)
 }
 
 // QuietOptions configure WaitQuiet.

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/internal/netconn"
 	"github.com/linkctl/linkctl/internal/testpeer"
@@ -87,72 +85,6 @@ func TestWaitQuietCancel(t *testing.T) {
 	res := WaitQuiet(ctx, QuietOptions{Quiet: time.Hour, Max: time.Hour, Poll: time.Millisecond, Counter: busy}, nil)
 	if res.WentQuiet {
 		t.Errorf("result = %+v", res)
-	}
-}
-
-func TestCountSockets(t *testing.T) {
-	sock := func(state uint8, lport uint16, peer string) *netlink.Socket {
-		return &netlink.Socket{State: state, ID: netlink.SocketID{SourcePort: lport, Destination: net.ParseIP(peer)}}
-	}
-	socks := []*netlink.Socket{
-		sock(tcpEstablished, 25, "192.0.2.7"),
-		sock(tcpEstablished, 25, "2001:db8::1"),
-		sock(tcpEstablished, 25, "127.0.0.1"),
-		sock(tcpEstablished, 25, "::ffff:127.0.0.1"),
-		sock(tcpEstablished, 25, "::1"),
-		sock(tcpEstablished, 587, "192.0.2.8"),
-		sock(10 /* LISTEN */, 25, "0.0.0.0"),
-		sock(8 /* CLOSE_WAIT */, 25, "192.0.2.9"),
-		sock(tcpEstablished, 40000, "192.0.2.25"), // our outbound session to someone's port 25
-		nil,
-	}
-	if n := countSockets(socks, []int{25}, false); n != 2 {
-		t.Errorf("port 25, no loopback: %d, want 2", n)
-	}
-	if n := countSockets(socks, []int{25}, true); n != 5 {
-		t.Errorf("port 25 with loopback: %d, want 5", n)
-	}
-	if n := countSockets(socks, []int{25, 587}, false); n != 3 {
-		t.Errorf("ports 25+587: %d, want 3", n)
-	}
-}
-
-// TestCountInboundLive asks the kernel for real loopback sessions, over
-// IPv4 and (where the host has it) IPv6.
-func TestCountInboundLive(t *testing.T) {
-	for _, network := range []string{"tcp4", "tcp6"} {
-		t.Run(network, func(t *testing.T) {
-			addr := "127.0.0.1:0"
-			if network == "tcp6" {
-				addr = "[::1]:0"
-			}
-			ln, err := net.Listen(network, addr)
-			if err != nil {
-				t.Skipf("no %s loopback here: %v", network, err)
-			}
-			defer ln.Close()
-			port := ln.Addr().(*net.TCPAddr).Port
-			c, err := net.Dial(network, ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			s, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			n, err := CountInbound([]int{port}, true)
-			if err != nil {
-				t.Skipf("sock_diag not available here: %v", err)
-			}
-			if n != 1 {
-				t.Errorf("with loopback: %d sessions, want 1", n)
-			}
-			if n, _ := CountInbound([]int{port}, false); n != 0 {
-				t.Errorf("without loopback: %d sessions, want 0", n)
-			}
-		})
 	}
 }
 

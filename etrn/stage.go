@@ -40,7 +40,7 @@ type Result struct {
 }
 
 // WentQuiet reports whether inbound SMTP is known to have finished: the
-// wait saw it quiet, or nothing was coming. The drop stage needs this.
+// wait saw it quiet, or nothing was coming.
 func (r Result) WentQuiet() bool { return r.Quiet.WentQuiet || r.NothingWaiting }
 
 // Counts returns named figures for metrics and the pipeline report.
@@ -62,8 +62,8 @@ func (r Result) Counts() map[string]int64 {
 	if r.WentQuiet() {
 		quiet = 1
 	}
-	// inbound_quiet (1/0) carries WentQuiet through pipeline.Report for
-	// the drop stage.
+	// inbound_quiet (1/0) carries WentQuiet into the run report and
+	// metrics.
 	return map[string]int64{"started": started, "nothing_waiting": nothing, "refused": failed,
 		"inbound_sessions_max": int64(r.Quiet.MaxSessions), "inbound_quiet": quiet}
 }

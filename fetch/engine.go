@@ -221,10 +221,13 @@ type AccountResult struct {
 	// Duplicates were delivered before under another UID (a UIDVALIDITY
 	// change, a reused or renumbered UIDL): recorded, not delivered again.
 	Duplicates int
-	TooBig     []Message
-	Poison     []Message // skipped after MaxFailures failed deliveries
-	Sessions   int
-	Err        error
+	// AtFetchLimit says fetchlimit stopped the run with mail left on the
+	// server (fetchmail's exit 13).
+	AtFetchLimit bool
+	TooBig       []Message
+	Poison       []Message // skipped after MaxFailures failed deliveries
+	Sessions     int
+	Err          error
 }
 
 // Result is the outcome of a Run, one entry per account in the given order.
@@ -261,6 +264,17 @@ func (r Result) NoMail() bool {
 	return true
 }
 
+// AtFetchLimit reports whether an account stopped at its fetchlimit with
+// mail left on the server.
+func (r Result) AtFetchLimit() bool {
+	for _, a := range r.Accounts {
+		if a.AtFetchLimit {
+			return true
+		}
+	}
+	return false
+}
+
 // Counts are the figures for metrics.
 func (r Result) Counts() map[string]int64 {
 	c := map[string]int64{"messages": int64(r.Fetched()), "bytes": r.Bytes()}
@@ -270,6 +284,9 @@ func (r Result) Counts() map[string]int64 {
 		c["duplicates_skipped"] += int64(a.Duplicates)
 		c["too_big"] += int64(len(a.TooBig))
 		c["poison"] += int64(len(a.Poison))
+		if a.AtFetchLimit {
+			c["fetchlimit_reached"]++
+		}
 		if a.Err != nil {
 			c["account_errors"]++
 		}
@@ -314,7 +331,10 @@ func (a AccountResult) Summary() string {
 	if n := len(a.Poison); n > 0 {
 		fmt.Fprintf(&b, "; %d skipped after %d failed deliveries (UID %s)", n, MaxFailures, uidList(a.Poison))
 	}
-	if a.Left > 0 {
+	switch {
+	case a.AtFetchLimit && a.Err == nil:
+		fmt.Fprintf(&b, "; stopped at fetchlimit, %d left for the next run", a.Left)
+	case a.Left > 0:
 		fmt.Fprintf(&b, "; %d left for the next run", a.Left)
 	}
 	if a.Err != nil {
@@ -633,6 +653,7 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 	batch := candidates
 	if r.budget >= 0 && len(batch) > r.budget {
 		batch = batch[:r.budget]
+		r.res.AtFetchLimit = true
 	}
 	if a.CommitEvery > 0 && len(batch) > a.CommitEvery {
 		batch = batch[:a.CommitEvery]

@@ -350,11 +350,20 @@ func TestFetchLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := res.Accounts[0]
-	if a.Fetched != 2 || len(a.TooBig) != 1 || a.Left != 3 {
+	if a.Fetched != 2 || len(a.TooBig) != 1 || a.Left != 3 || !res.AtFetchLimit() {
 		t.Fatalf("result %+v", a)
 	}
+	if !strings.Contains(res.Summary(), "stopped at fetchlimit, 3 left for the next run") {
+		t.Errorf("summary %q does not say the run stopped at fetchlimit", res.Summary())
+	}
 	res, _ = e.run()
+	if !res.AtFetchLimit() {
+		t.Errorf("second run (2 of 3 taken): %+v, want stopped at the limit", res.Accounts[0])
+	}
 	res, _ = e.run()
+	if res.AtFetchLimit() {
+		t.Errorf("third run (the last one, under the limit): %+v, want not at the limit", res.Accounts[0])
+	}
 	if e.srv.count() != 1 || len(e.tgt.got) != 5 {
 		t.Fatalf("after 3 runs: %d left, %d delivered", e.srv.count(), len(e.tgt.got))
 	}

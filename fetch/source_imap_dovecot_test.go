@@ -16,6 +16,7 @@ import (
 // and a committed Close leaves the folder empty.
 func TestIMAPSourceDovecot(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{TLS: true, Compress: true})
 	var want []string
 	for i := range 12 {
@@ -58,6 +59,7 @@ func TestIMAPSourceDovecot(t *testing.T) {
 // (see Client.Commit); now the folder ends empty.
 func TestIMAPSourceDovecotManyDeleted(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{})
 	const n = 400
 	for i := range n {

@@ -133,6 +133,7 @@ func maildirIDs(t *testing.T, dir string) []string {
 // IMAP twin of the POP3 fault matrix.
 func TestIMAPLinkCutAtManyOffsets(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Compress: true})
 	for _, compress := range []string{"off", "on"} {
 		t.Run("compress="+compress, func(t *testing.T) { imapCutMatrix(t, d, compress) })

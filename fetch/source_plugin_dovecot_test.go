@@ -22,6 +22,7 @@ import (
 // gets every message exactly once and empties the maildrop.
 func TestDovecotPOP3PluginDiesMidMessage(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{})
 	var want []string
 	for i := range 3 {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/linkctl/linkctl/fetch/pop3"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/logx"
 	"github.com/linkctl/linkctl/internal/netconn"
 	"github.com/linkctl/linkctl/internal/testpeer"
 )
@@ -21,6 +21,7 @@ import (
 // pipelined UIDL/LIST/RETR/DELE, commit with QUIT and rollback by drop.
 func TestPOP3SourceDovecot(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{
 		Users: map[string]string{"alice": "alice-pw"},
 		TLS:   true,
@@ -157,7 +158,7 @@ func TestPOP3SourceDovecot(t *testing.T) {
 // pop3TestLogger sends trace transcripts to t.Log (shown with -v or on
 // failure), which also shows that no password reaches them.
 func pop3TestLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(pop3TestWriter{t}, &slog.HandlerOptions{Level: pop3.LevelTrace}))
+	return slog.New(slog.NewTextHandler(pop3TestWriter{t}, &slog.HandlerOptions{Level: logx.LevelTrace}))
 }
 
 type pop3TestWriter struct{ t *testing.T }

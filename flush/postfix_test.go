@@ -98,6 +98,7 @@ func queueDeferred(t *testing.T, relay string, n int) *testpeer.Postfix {
 // got all N, and reports the queue drained.
 func TestPostfixFlushDrains(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Postfix
 	const n = 5
 	relay := freeAddr(t)
 	pf := queueDeferred(t, relay, n)
@@ -123,6 +124,7 @@ func TestPostfixFlushDrains(t *testing.T) {
 // within its timeout, reporting the messages deferred: connection refused.
 func TestPostfixFlushRelayDown(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Postfix
 	const n = 3
 	relay := freeAddr(t)
 	pf := queueDeferred(t, relay, n)

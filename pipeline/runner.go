@@ -152,11 +152,11 @@ type RunReport struct {
 	Err    error         `json:"-"`
 }
 
-// ExitCode is the process exit status for the run (DESIGN.md "Exit
-// status"): 0 when every stage that ran succeeded (or some had nothing to
-// do), 1 when none had anything to do, the failure's own status when every
-// stage that ran failed the same way, 12 when some failed and others
-// succeeded.
+// ExitCode is the process exit status for the run (internal/exitcode): 0
+// when every stage that ran succeeded (or some had nothing to do), 1 when
+// none had anything to do, 13 when none failed but one stopped at a limit
+// (fetchlimit: fetchmail's 13), the failure's own status when every stage
+// that ran failed the same way, 20 when some failed and others succeeded.
 func (r RunReport) ExitCode() int {
 	if r.Err != nil && len(r.Stages) == 0 {
 		return errkind.ExitCode(r.Err)
@@ -170,6 +170,8 @@ func (r RunReport) ExitCode() int {
 	switch {
 	case failed == 0 && ok == 0 && nothing > 0:
 		return int(errkind.NoMail)
+	case failed == 0 && limited(r.Stages):
+		return int(errkind.FetchLimit)
 	case failed == 0:
 		return 0
 	case ok+nothing > 0:
@@ -710,16 +712,29 @@ func overall(ctx context.Context, stages []StageReport) (event.Result, error) {
 		return res, errors.Join(errs...)
 	case ok == 0 && nothing > 0:
 		return event.Nothing, nil
+	case limited(stages):
+		return event.Limited, nil
 	}
 	return event.OK, nil
 }
 
-// tally counts the stages that succeeded and that had nothing to do, and
+// limited reports whether a stage stopped at a limit with work left.
+func limited(stages []StageReport) bool {
+	for _, s := range stages {
+		if s.Result == event.Limited {
+			return true
+		}
+	}
+	return false
+}
+
+// tally counts the stages that succeeded (stopping at a limit is success)
+// and that had nothing to do, and
 // returns those that failed (skipped stages count for nothing).
 func tally(stages []StageReport) (ok, nothing int, failures []StageReport) {
 	for _, s := range stages {
 		switch {
-		case s.Result == event.OK:
+		case s.Result == event.OK || s.Result == event.Limited:
 			ok++
 		case s.Result == event.Nothing:
 			nothing++

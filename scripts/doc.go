@@ -6,7 +6,9 @@
 //   - networkd-dispatcher/linkctl: systemd-networkd's state scripts;
 //   - ifupdown/linkctl: /etc/network/if-up.d and if-down.d;
 //   - systemd/linkctl.service: the hardened unit for `linkctl daemon`;
-//   - examples/*.yaml: configs for four common setups.
+//   - examples/*.yaml: configs for four common setups;
+//   - test.sh (the test command of the README and CI) and flaky.sh (the
+//     suite N times, listing every test that failed once).
 //
 // Each hook is a small POSIX sh script that turns its caller's way of
 // naming the interface and the event into `linkctl up --no-wait IFACE`

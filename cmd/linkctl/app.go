@@ -15,6 +15,8 @@ import (
 	"github.com/linkctl/linkctl/assemble"
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/exitcode"
+	"github.com/linkctl/linkctl/internal/logx"
 )
 
 // command is one subcommand. Each lives in its own file and registers
@@ -78,9 +80,6 @@ type App struct {
 	cfg *config.Config
 	asm *assemble.Assembler // see assembler()
 }
-
-// LevelTrace is below debug: protocol transcripts, secrets shown as ***.
-const LevelTrace = slog.Level(-8)
 
 // globalFlags are accepted before the subcommand and after it.
 type globalFlags struct {
@@ -214,7 +213,7 @@ func (a *App) level() slog.Level {
 	case 1:
 		return slog.LevelDebug
 	}
-	return LevelTrace
+	return logx.LevelTrace
 }
 
 // Trace reports whether protocol transcripts are wanted (-vv).
@@ -271,12 +270,8 @@ Commands:
 	for _, c := range Commands() {
 		fmt.Fprintf(w, "  %-20s %s\n", c.Name, c.Summary)
 	}
-	fmt.Fprint(w, `
-Run 'linkctl COMMAND --help' for a command's flags. Exit status: 0 ok, 1 no mail,
-2 network, 3 authentication, 4 protocol, 5 usage or config, 6 config permissions,
-7 refused by a server, 8 locked by another run, 10 local delivery, 11 DNS,
-12 some stages failed, 13 internal error.
-`)
+	fmt.Fprint(w, "\nRun 'linkctl COMMAND --help' for a command's flags.\n")
+	fmt.Fprint(w, exitcode.Help(80))
 }
 
 func commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {

@@ -18,7 +18,7 @@
 //     }
 //
 //   - App gives a subcommand: Ctx (cancelled on SIGINT/SIGTERM), Stdin/Stdout/
-//     Stderr, Log (*slog.Logger; LevelTrace with -vv for transcripts),
+//     Stderr, Log (*slog.Logger; logx.LevelTrace with -vv for transcripts),
 //     Config() (loaded on first use; errors already carry their exit status),
 //     RunPipeline(RunOptions) (the configured pipeline once, with progress and
 //     summary), BuildSteps, assembler() and newRenderer(w, log).Sink for

@@ -27,7 +27,7 @@ The seen-store lives in --state-dir. A message is deleted from the server only
 after the local side accepted it and its UID was recorded.
 
 Exit status: 0 mail fetched, 1 no mail, 2 network, 3 authentication, 10 local
-delivery failed (see linkctl --help).`,
+delivery failed, 13 stopped at fetchlimit (see linkctl --help).`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			var o config.FetchFlags
 			fs.StringVar(&o.Proto, "proto", "pop3", "one-off: pop3 or imap")

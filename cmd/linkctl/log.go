@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/linkctl/linkctl/config"
+	"github.com/linkctl/linkctl/internal/logx"
 )
 
 // newLogger picks the log format for where stderr goes: journald when
@@ -31,7 +32,7 @@ func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
 // levelNames prints the trace level as TRACE rather than DEBUG-4.
 func levelNames(_ []string, a slog.Attr) slog.Attr {
 	if a.Key == slog.LevelKey {
-		if l, ok := a.Value.Any().(slog.Level); ok && l <= LevelTrace {
+		if l, ok := a.Value.Any().(slog.Level); ok && l <= logx.LevelTrace {
 			a.Value = slog.StringValue("TRACE")
 		}
 	}
@@ -45,7 +46,7 @@ func withConfigLog(base *slog.Logger, stderr io.Writer, level slog.Leveler, form
 		case "debug":
 			level = minLevel(level, slog.LevelDebug)
 		case "trace":
-			level = minLevel(level, LevelTrace)
+			level = minLevel(level, logx.LevelTrace)
 		}
 		base = newLogger(stderr, level, format)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/linkctl/linkctl/config"
+	"github.com/linkctl/linkctl/internal/exitcode"
 )
 
 // The man page and the shell completions are generated from the command
@@ -156,7 +157,7 @@ func genMan() []byte {
 		}
 		w("\n%s", roff(f.usage))
 	}
-	w("%s", manTail)
+	w("%s%s%s", manConfig, exitcode.Roff(), manTail)
 	return b.Bytes()
 }
 
@@ -192,56 +193,18 @@ tls: none; certificates are verified; passwords never reach logs.
 To see it work without any setup, run linkctl demo.
 `
 
-const manTail = `.SH CONFIGURATION
+const manConfig = `.SH CONFIGURATION
 One YAML file: \-c FILE, else $LINKCTL_CONFIG, else /etc/linkctl/linkctl.yaml for
 root and ~/.config/linkctl/linkctl.yaml for other users. Sections link, pipeline,
 flush, etrn, fetch and drop; config/reference.yaml in the source shows every key with
 its default. linkctl check reports every problem at once as FILE:LINE: key: what.
 A config holding a password must be mode 0600. linkctl init writes a first config;
 linkctl import\-fetchmailrc converts a .fetchmailrc.
-.SH EXIT STATUS
-Where a meaning overlaps fetchmail's, the number is fetchmail's, so connection scripts
-written for it keep working.
-.TP 5
-.B 0
-success
-.TP
-.B 1
-nothing to do (no mail)
-.TP
-.B 2
-network or socket error
-.TP
-.B 3
-authentication failed
-.TP
-.B 4
-protocol error
-.TP
-.B 5
-usage or config syntax error
-.TP
-.B 6
-config file permissions
-.TP
-.B 7
-a server refused (e.g. ETRN 458 or 459)
-.TP
-.B 8
-another run holds the lock
-.TP
-.B 10
-local delivery failed
-.TP
-.B 11
-DNS lookup failed
-.TP
-.B 12
-some stages failed, others succeeded
-.TP
-.B 13
-internal error
-.SH FILES
+`
+
+// manTail follows the EXIT STATUS section, which comes from the table in
+// internal/exitcode.
+const manTail = `.SH FILES
 .TP
 .I /etc/linkctl/linkctl.yaml
 the configuration (mode 0600 when it holds a password)

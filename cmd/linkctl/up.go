@@ -27,7 +27,7 @@ run's progress until it ends; a run already in flight is followed by one more. W
 daemon, runs the pipeline in this process (waiting for a run in progress to end);
 a daemon that is stopping (restart, quit) is waited for, then its successor or this
 process runs it.
-Exits with the run's status (0 ok, 1 no mail, 12 some stages failed, ...).
+Exits with the run's status (0 ok, 1 no mail, 20 some stages failed, ...).
 --no-wait returns at once (pppd waits for ip-up; NetworkManager kills dispatcher
 scripts after 600 s): the daemon runs on, or a detached linkctl runs the pipeline.
 IFACE is passed to exec stages as LINKCTL_IFACE.`,

@@ -36,6 +36,7 @@ func readMaildir(t *testing.T, dir string) []string {
 // RCPT and nothing is delivered to the known one either.
 func TestLMTPDovecot(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	dc := testpeer.StartDovecot(t, testpeer.DovecotOptions{Users: map[string]string{"alice": "pw", "bob": "pw"}})
 	body := "From: x@example.org\nSubject: via lmtp\n\n.a dot line\n\xc3\xa4 8bit\nlast"
 	for i, addr := range []string{dc.LMTPAddr(), dc.LMTPPath()} {
@@ -75,6 +76,7 @@ func TestLMTPDovecot(t *testing.T) {
 // Maildir unchanged (Postfix adds its own headers in front).
 func TestSMTPPostfix(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Postfix
 	pf := testpeer.StartPostfix(t, testpeer.PostfixOptions{})
 	tg := NewSMTP(SMTPOptions{Addr: pf.Addr(), Sessions: 4, Timeout: 30 * time.Second})
 	defer tg.Close()

@@ -20,9 +20,6 @@ import (
 	"github.com/linkctl/linkctl/internal/netconn"
 )
 
-// LevelTrace is the slog level of protocol transcripts, below Debug.
-const LevelTrace = slog.Level(-8)
-
 // Options says where and how to connect. The zero value of every field but
 // Addr and User has a useful meaning.
 type Options struct {
@@ -44,7 +41,7 @@ type Options struct {
 	// Timeout is the inactivity timeout of every read while an answer is
 	// due, and of every write (netconn.DefaultTimeout when zero).
 	Timeout time.Duration
-	// Logger gets warnings, and transcripts of the login at LevelTrace
+	// Logger gets warnings, and transcripts of the login at logx.LevelTrace
 	// with secrets replaced by *** (nil: discarded).
 	Logger *slog.Logger
 	// Dial, when set, replaces the TCP dial (tests, plugins); it returns

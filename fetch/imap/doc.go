@@ -90,6 +90,6 @@
 // (exit 3); a lost or silent link is a temporary errkind.Network error;
 // a server that answers nonsense is errkind.Protocol; NO answers are
 // errkind.Refused, temporary for the RFC 5530 codes that say so.
-// Transcripts of the login go to Options.Logger at LevelTrace, with the
+// Transcripts of the login go to Options.Logger at logx.LevelTrace, with the
 // password and SASL data replaced by ***.
 package imap

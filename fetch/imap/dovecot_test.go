@@ -112,6 +112,7 @@ func fill(d *testpeer.Dovecot, n, size int) map[string]bool {
 // session moved fewer octets over the wire.
 func TestDovecotCompress(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Compress: true})
 	o := Options{Addr: d.IMAPAddr(), TLS: netconn.TLSNone, User: "user", Password: pass("password"),
 		Timeout: 20 * time.Second, Logger: testLogger(t)}
@@ -144,6 +145,7 @@ func TestDovecotCompress(t *testing.T) {
 // TestDovecotStartTLSCompress layers deflate over TLS.
 func TestDovecotStartTLSCompress(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Compress: true, TLS: true})
 	o := Options{Addr: d.IMAPAddr(), TLS: netconn.TLSStartTLS, TLSConfig: d.TLSConfig("127.0.0.1"),
 		User: "user", Password: pass("password"), Timeout: 20 * time.Second, Logger: testLogger(t)}
@@ -158,6 +160,7 @@ func TestDovecotStartTLSCompress(t *testing.T) {
 // its mailbox_idle_check_interval poll).
 func TestDovecotIdle(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Compress: true})
 	o := WatchOptions{Options: Options{Addr: d.IMAPAddr(), TLS: netconn.TLSNone, User: "user",
 		Password: pass("password"), Timeout: 20 * time.Second, Logger: testLogger(t)}}
@@ -204,6 +207,7 @@ func TestDovecotIdle(t *testing.T) {
 // apply "protocol imap" settings, so imap_zlib is not loaded here.)
 func TestDovecotPluginPreauth(t *testing.T) {
 	testpeer.Short(t)
+	t.Parallel() // its own Dovecot
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Compress: true})
 	want := fill(d, 3, 2000)
 	argv := d.ExecArgv("user", "imap")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/logx"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
 
@@ -192,14 +193,14 @@ func (h *handshake) readResponse() (response, error) {
 		}
 		full += " ... " + line
 	}
-	h.log.Log(context.Background(), LevelTrace, "imap S: "+clip(full), "server", h.opts.Addr)
+	h.log.Log(context.Background(), logx.LevelTrace, "imap S: "+clip(full), "server", h.opts.Addr)
 	return parseResponse(full)
 }
 
 // write sends raw octets; shown is what the transcript says instead
 // (secrets replaced by ***).
 func (h *handshake) write(s, shown string) error {
-	h.log.Log(context.Background(), LevelTrace, "imap C: "+shown, "server", h.opts.Addr)
+	h.log.Log(context.Background(), logx.LevelTrace, "imap C: "+shown, "server", h.opts.Addr)
 	_, err := io.WriteString(h.conn, s)
 	return err
 }

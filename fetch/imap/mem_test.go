@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
+	"github.com/linkctl/linkctl/internal/logx"
 	"github.com/linkctl/linkctl/internal/netconn"
 	"github.com/linkctl/linkctl/internal/testpeer"
 )
@@ -108,7 +109,7 @@ func pass(p string) func(context.Context) (string, error) {
 }
 
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: LevelTrace}))
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: logx.LevelTrace}))
 }
 
 type tWriter struct{ t testing.TB }
@@ -147,5 +148,5 @@ func fetchAll(t testing.TB, cl *Client, uids []uint32) map[uint32]string {
 }
 
 func slogTo(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: LevelTrace}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: logx.LevelTrace}))
 }

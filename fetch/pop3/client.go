@@ -41,7 +41,7 @@
 // later call returns the same error), because after one the client no
 // longer knows which response belongs to which command.
 //
-// Transcripts go to Options.Logger at LevelTrace with passwords and SASL
+// Transcripts go to Options.Logger at logx.LevelTrace with passwords and SASL
 // data replaced by ***; message contents are not logged.
 package pop3
 
@@ -63,11 +63,9 @@ import (
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/logx"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
-
-// LevelTrace is the slog level of protocol transcripts, below Debug.
-const LevelTrace = slog.Level(-8)
 
 // DefaultWindow is the number of pipelined commands allowed in flight.
 // Each RETR or DELE is a few octets, so a window this size keeps the
@@ -103,7 +101,7 @@ type Options struct {
 	Window int
 	// Server names the server in error messages ("pop.example.net:995").
 	Server string
-	// Logger receives transcripts at LevelTrace (nil: discarded).
+	// Logger receives transcripts at logx.LevelTrace (nil: discarded).
 	Logger *slog.Logger
 	// NoGreeting: the stream starts in the TRANSACTION state without a
 	// greeting, as Dovecot's pop3 does when run pre-authenticated (a
@@ -269,8 +267,8 @@ func (c *Client) op(what string) string {
 }
 
 func (c *Client) trace(msg string) {
-	if c.log.Enabled(context.Background(), LevelTrace) {
-		c.log.Log(context.Background(), LevelTrace, msg)
+	if c.log.Enabled(context.Background(), logx.LevelTrace) {
+		c.log.Log(context.Background(), logx.LevelTrace, msg)
 	}
 }
 

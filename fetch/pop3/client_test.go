@@ -26,6 +26,7 @@ import (
 
 	"github.com/linkctl/linkctl/fetch/pop3/pop3test"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/logx"
 	"github.com/linkctl/linkctl/internal/scripted"
 )
 
@@ -51,7 +52,7 @@ func (l *logBuf) String() string {
 
 func traceLogger() (*slog.Logger, *logBuf) {
 	var b logBuf
-	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: LevelTrace})), &b
+	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: logx.LevelTrace})), &b
 }
 
 func opts() Options { return Options{Timeout: 2 * time.Second} }

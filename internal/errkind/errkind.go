@@ -1,8 +1,8 @@
 // Package errkind classifies linkctl's errors so that every layer can answer
 // the two questions a caller asks of a failure: "will trying again later
 // help?" (Temporary) and "which exit status does a connection script see?"
-// (Kind, mapped to the numbers of DESIGN.md, which reuse fetchmail's where
-// the meanings overlap).
+// (Kind, numbered as the exit statuses of package internal/exitcode, which
+// keep fetchmail's numbers where the meanings overlap).
 //
 // A protocol client or stage wraps the error it returns with [Wrap] (or
 // builds one with [New]) at the point where it knows what went wrong. Code
@@ -23,33 +23,39 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/linkctl/linkctl/internal/exitcode"
 )
 
 // Kind says what kind of failure an error is. Its numeric value is the
-// process exit status that reports it (DESIGN.md "Exit status").
+// process exit status that reports it, from the one table in package
+// internal/exitcode.
 type Kind int
 
-// The kinds, numbered as the exit statuses of DESIGN.md.
+// The kinds, numbered as the exit statuses of internal/exitcode.
 const (
-	OK         Kind = 0  // not an error
-	NoMail     Kind = 1  // nothing to do: no mail was waiting
-	Network    Kind = 2  // network or socket error, timeouts
-	Auth       Kind = 3  // authentication failed
-	Protocol   Kind = 4  // the peer broke the protocol or answered nonsense
-	Usage      Kind = 5  // usage or config syntax error
-	Permission Kind = 6  // config file permissions
-	Refused    Kind = 7  // a server refused the request (ETRN 458/459, ...)
-	Locked     Kind = 8  // another run holds the lock
-	Delivery   Kind = 10 // local delivery failed
-	DNS        Kind = 11 // DNS lookup failed
-	Partial    Kind = 12 // some stages failed, others succeeded
-	Internal   Kind = 13 // a bug or an unexpected local failure
+	OK         Kind = exitcode.OK         // not an error
+	NoMail     Kind = exitcode.NoMail     // nothing to do: no mail was waiting
+	Network    Kind = exitcode.Network    // network or socket error, timeouts
+	Auth       Kind = exitcode.Auth       // authentication failed
+	Protocol   Kind = exitcode.Protocol   // the peer broke the protocol or answered nonsense
+	Usage      Kind = exitcode.Usage      // usage or config syntax error
+	Permission Kind = exitcode.Permission // config file permissions
+	Refused    Kind = exitcode.Refused    // a server refused the request (ETRN 458/459, ...)
+	Locked     Kind = exitcode.Locked     // another run holds the lock
+	Delivery   Kind = exitcode.Delivery   // local delivery failed
+	DNS        Kind = exitcode.DNS        // DNS lookup failed
+	FetchLimit Kind = exitcode.FetchLimit // not an error: the fetch stopped at fetchlimit
+	Partial    Kind = exitcode.Partial    // some stages failed, others succeeded
+	Deferred   Kind = exitcode.Deferred   // outbound mail still deferred after the flush
+	Internal   Kind = exitcode.Internal   // a bug or an unexpected local failure
 )
 
 var kindNames = map[Kind]string{
 	OK: "ok", NoMail: "no mail", Network: "network", Auth: "authentication",
 	Protocol: "protocol", Usage: "usage", Permission: "permission", Refused: "refused",
-	Locked: "locked", Delivery: "delivery", DNS: "dns", Partial: "partial", Internal: "internal",
+	Locked: "locked", Delivery: "delivery", DNS: "dns", FetchLimit: "fetch limit", Partial: "partial",
+	Deferred: "deferred", Internal: "internal",
 }
 
 func (k Kind) String() string {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/logx"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
 
@@ -32,13 +33,9 @@ type ClientOptions struct {
 	// Trace, when set, receives the transcript one line at a time,
 	// prefixed "C: " or "S: ", with AUTH secrets replaced by "***".
 	Trace func(line string)
-	// Logger receives the transcript at LevelTrace (nil: discard).
+	// Logger receives the transcript at logx.LevelTrace (nil: discard).
 	Logger *slog.Logger
 }
-
-// LevelTrace is the slog level of transcripts: below debug, as linkctl's
-// -vv (secrets are "***" already).
-const LevelTrace = slog.Level(-8)
 
 // Client is an SMTP client for the commands go-smtp's client cannot send:
 // greeting, EHLO, STARTTLS, AUTH, then ETRN (RFC 1985) or ATRN (RFC 2645),
@@ -106,7 +103,7 @@ func (c *Client) trace(line string) {
 	if c.opts.Trace != nil {
 		c.opts.Trace(line)
 	}
-	c.opts.Logger.Log(context.Background(), LevelTrace, "smtp", "server", c.opts.Server, "line", line)
+	c.opts.Logger.Log(context.Background(), logx.LevelTrace, "smtp", "server", c.opts.Server, "line", line)
 }
 
 // read reads one reply within the timeout.

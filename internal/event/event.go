@@ -33,6 +33,7 @@ type Result string
 const (
 	OK        Result = "ok"
 	Nothing   Result = "nothing" // ran fine, had nothing to do (no mail)
+	Limited   Result = "limited" // ran fine, stopped at a limit (fetchlimit) with work left for the next run
 	Temporary Result = "temporary"
 	Permanent Result = "permanent"
 	Skipped   Result = "skipped"

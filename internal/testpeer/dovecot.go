@@ -4,17 +4,26 @@ package testpeer
 //
 // StartDovecot writes a dovecot.conf into a fresh directory, points every
 // path Dovecot writes (base_dir with its sockets, state_dir, log_path, the
-// Maildirs) into that directory, takes free loopback ports for POP3, IMAP
-// and LMTP (and POP3S/IMAPS when TLS is asked for), starts `dovecot -c
-// CONF`, waits until the POP3 and IMAP listeners accept connections, and
-// registers `doveadm -c CONF stop` with t.Cleanup. The system instance is
-// never touched.
+// Maildirs) into that directory, opens loopback listeners for POP3, IMAP
+// and LMTP (and POP3S/IMAPS when TLS is asked for), starts `dovecot -F -c
+// CONF` with those listeners, waits until they accept connections, and
+// stops the master with t.Cleanup. The system instance is never touched.
+//
+// The listening sockets are opened here and handed to Dovecot, as systemd
+// socket activation does (LISTEN_FDS, sd_listen_fds(3); the Debian build
+// takes an inherited listener whose port matches an inet_listener): a port
+// is never free between choosing it and Dovecot listening on it, so a
+// parallel test cannot take it ("Address already in use"). A Dovecot built
+// without socket activation would find the port taken by the very socket
+// it inherited: then the listeners are closed before Dovecot binds, and a
+// startup that loses that race is retried on fresh ports a few times.
 //
 // Users log in from a passwd-file with {PLAIN} passwords; a static userdb
 // runs their mail processes as the invoking user, or as "nobody" when the
 // tests run as root (Dovecot refuses uid 0 for mail processes).
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -23,6 +32,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -56,6 +66,12 @@ type DovecotOptions struct {
 	Mechanisms []string
 	// Extra is appended to dovecot.conf verbatim (a later setting wins).
 	Extra string
+
+	// In this package's tests: beforeStart runs before each start attempt
+	// with its ports; bindOwn makes Dovecot bind its ports itself, as a
+	// build without socket activation would.
+	beforeStart func(attempt int, ports []int)
+	bindOwn     bool
 }
 
 // Dovecot is a running private Dovecot instance.
@@ -76,6 +92,8 @@ type Dovecot struct {
 	stopped             bool
 	usersInOrder        []string
 	mailUser, mailGroup string
+	internalUser        string // default_internal_user
+	loginUser           string // default_login_user
 	cmd                 *exec.Cmd
 	exited              chan struct{}
 }
@@ -104,7 +122,7 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 	d := &Dovecot{t: t, Dir: dir, Conf: filepath.Join(dir, "dovecot.conf"), doveadm: doveadm,
 		mailDir: filepath.Join(dir, "mail")}
 
-	internal, login := "dovecot", "dovenull"
+	d.internalUser, d.loginUser = "dovecot", "dovenull"
 	if os.Geteuid() == 0 {
 		// Mail processes must not run as root; nobody exists everywhere.
 		u, err := user.Lookup("nobody")
@@ -138,7 +156,7 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		}
 		d.uid, d.gid = os.Getuid(), os.Getgid()
 		d.mailUser, d.mailGroup = u.Username, g.Name
-		internal, login = u.Username, u.Username
+		d.internalUser, d.loginUser = u.Username, u.Username
 	}
 	for _, sub := range []string{"base", "state", "mail"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
@@ -162,7 +180,58 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		t.Fatalf("dovecot: %v", err)
 	}
 
-	ports := freePorts(t, 5)
+	var certFile, keyFile string
+	if opts.TLS {
+		certFile, keyFile = d.makeCert(t)
+	}
+	n := 3 // POP3, IMAP, LMTP
+	if opts.TLS {
+		n = 5 // and POP3S, IMAPS
+	}
+	passFDs := !opts.bindOwn
+	for attempt := 1; ; attempt++ {
+		ls := listenLoopback(t, n)
+		ports := make([]int, 5)
+		for i, l := range ls {
+			ports[i] = l.Addr().(*net.TCPAddr).Port
+		}
+		if !passFDs {
+			closeAll(ls)
+			ls = nil
+		}
+		if opts.beforeStart != nil {
+			opts.beforeStart(attempt, ports[:n])
+		}
+		err := d.start(bin, opts, usersFile, certFile, keyFile, ports, ls)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == 4 {
+			t.Fatalf("%v", err)
+		}
+		if passFDs {
+			t.Logf("dovecot does not take inherited listeners (%v): binding its own ports", err)
+			passFDs = false
+		} else {
+			t.Logf("dovecot lost a port to another process (%v): again on fresh ports", err)
+		}
+	}
+	t.Cleanup(d.Stop)
+	return d
+}
+
+// errAddrInUse marks a startup that failed because a port was taken.
+var errAddrInUse = errors.New("address already in use")
+
+// start writes dovecot.conf for ports (POP3, IMAP, LMTP, POP3S, IMAPS; the
+// last two 0 without TLS) and starts the master. ls, when not nil, are
+// listeners on those ports, passed to Dovecot as inherited sockets and
+// closed here once it has them. It returns when every listener accepts
+// connections, or an error (wrapping errAddrInUse when a port was taken)
+// after the master has exited.
+func (d *Dovecot) start(bin string, opts DovecotOptions, usersFile, certFile, keyFile string, ports []int, ls []*net.TCPListener) error {
+	defer closeAll(ls)
+	dir := d.Dir
 	d.pop3 = "127.0.0.1:" + strconv.Itoa(ports[0])
 	d.imap = "127.0.0.1:" + strconv.Itoa(ports[1])
 	d.lmtp = "127.0.0.1:" + strconv.Itoa(ports[2])
@@ -172,7 +241,6 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		pop3sPort, imapsPort = ports[3], ports[4]
 		d.pop3s = "127.0.0.1:" + strconv.Itoa(pop3sPort)
 		d.imaps = "127.0.0.1:" + strconv.Itoa(imapsPort)
-		certFile, keyFile := d.makeCert(t)
 		ssl = fmt.Sprintf("ssl = yes\nssl_cert = <%s\nssl_key = <%s\nssl_min_protocol = TLSv1.2", certFile, keyFile)
 	}
 	plugins := ""
@@ -190,6 +258,8 @@ protocols = imap pop3 lmtp
 listen = 127.0.0.1
 %[3]s
 disable_plaintext_auth = no
+# A wrong password answers at once: tests of it need no 2 s wait.
+auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
 auth_mechanisms = %[4]s
 default_internal_user = %[5]s
@@ -238,11 +308,11 @@ service lmtp {
   }
 }
 %[17]s%[18]s
-`, os.Getpid(), dir, ssl, strings.Join(opts.Mechanisms, " "), internal, login,
+`, os.Getpid(), dir, ssl, strings.Join(opts.Mechanisms, " "), d.internalUser, d.loginUser,
 		d.mailUser, d.mailGroup, usersFile, ports[1], imapsPort, ports[0], pop3sPort, ports[2],
 		min(d.uid, 500), min(d.gid, 1), plugins, opts.Extra)
 	if err := os.WriteFile(d.Conf, []byte(conf), 0o644); err != nil {
-		t.Fatalf("dovecot: %v", err)
+		return fmt.Errorf("dovecot: %w", err)
 	}
 
 	// -F keeps the master in the foreground as our child, so that Stop can
@@ -250,67 +320,112 @@ service lmtp {
 	// open by every process it forks).
 	out, err := os.Create(filepath.Join(dir, "dovecot.out"))
 	if err != nil {
-		t.Fatalf("dovecot: %v", err)
+		return fmt.Errorf("dovecot: %w", err)
 	}
 	defer out.Close()
-	d.cmd = exec.Command(bin, "-F", "-c", d.Conf)
+	os.Truncate(filepath.Join(dir, "dovecot.log"), 0) // a failed attempt's log would mislead
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "LISTEN_") {
+			env = append(env, e)
+		}
+	}
+	if ls != nil {
+		// sd_listen_fds wants LISTEN_PID to be the process reading it:
+		// the shell exports its own PID and execs Dovecot in its place.
+		d.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`, bin, "-F", "-c", d.Conf)
+		env = append(env, "LISTEN_FDS="+strconv.Itoa(len(ls)))
+		for _, l := range ls {
+			f, err := l.File() // a duplicate: fd 3, 4, ... in the child
+			if err != nil {
+				return fmt.Errorf("dovecot: listener fd: %w", err)
+			}
+			defer f.Close()
+			d.cmd.ExtraFiles = append(d.cmd.ExtraFiles, f)
+		}
+	} else {
+		d.cmd = exec.Command(bin, "-F", "-c", d.Conf)
+	}
+	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = out, out
 	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("dovecot -c %s: %v", d.Conf, err)
+		return fmt.Errorf("dovecot -c %s: %w", d.Conf, err)
 	}
 	d.exited = make(chan struct{})
 	go func() { d.cmd.Wait(); close(d.exited) }()
-	t.Cleanup(d.Stop)
-	for _, addr := range []string{d.pop3, d.imap, d.lmtp, d.pop3s, d.imaps} {
-		if addr != "" {
-			d.waitListening(addr)
+	// The plain ports' greetings: an inherited listener accepts
+	// connections before Dovecot runs (the kernel queues them), so only an
+	// answer shows it is ready; and the master has created every listener
+	// (the auth sockets doveadm uses too) before a login process answers.
+	// The implicit-TLS ports are bound in the same pass.
+	for _, g := range []struct{ addr, greeting string }{{d.pop3, "+OK"}, {d.imap, "* OK"}, {d.lmtp, "220 "}} {
+		if err := d.waitGreeting(g.addr, g.greeting); err != nil {
+			select {
+			case <-d.exited:
+			default:
+				d.cmd.Process.Kill()
+				<-d.exited
+			}
+			return err
 		}
 	}
-	return d
+	return nil
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1. They are
-// released before Dovecot binds them; a clash makes startup fail loudly.
-func freePorts(t testing.TB, n int) []int {
+// listenLoopback opens n listeners on free ports of 127.0.0.1.
+func listenLoopback(t testing.TB, n int) []*net.TCPListener {
 	t.Helper()
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
+	var ls []*net.TCPListener
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
-			t.Fatalf("free port: %v", err)
+			closeAll(ls)
+			t.Fatalf("listen on loopback: %v", err)
 		}
 		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return ports
+	return ls
 }
 
-// waitListening waits until addr accepts connections (Dovecot forks its
-// login services after the master returns). A readiness wait, not a timed
-// assertion: it fails only when Dovecot never comes up.
-func (d *Dovecot) waitListening(addr string) {
-	d.t.Helper()
+func closeAll(ls []*net.TCPListener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+// waitGreeting waits until the service on addr sends a line starting with
+// greeting. A readiness wait, not a timed assertion: it fails only when
+// Dovecot exits or never answers. An exit because a port was taken wraps
+// errAddrInUse.
+func (d *Dovecot) waitGreeting(addr, greeting string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
 		select {
 		case <-d.exited:
 			out, _ := os.ReadFile(filepath.Join(d.Dir, "dovecot.out"))
-			d.t.Fatalf("dovecot exited at startup: %s\nlog:\n%s", out, d.Log())
+			log := d.Log()
+			err := fmt.Errorf("dovecot exited at startup: %s\nlog:\n%s", out, log)
+			if strings.Contains(string(out)+log, "Address already in use") {
+				err = fmt.Errorf("%w: %w", errAddrInUse, err)
+			}
+			return err
 		default:
 		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			var line string
+			line, err = bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err == nil && strings.HasPrefix(line, greeting) {
+				return nil
+			}
+			if err == nil {
+				err = fmt.Errorf("greeting %q, want %q", line, greeting)
+			}
+		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("dovecot never listened on %s: %v\nlog:\n%s", addr, err, d.Log())
+			return fmt.Errorf("dovecot never answered on %s: %v\nlog:\n%s", addr, err, d.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

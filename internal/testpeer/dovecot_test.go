@@ -48,6 +48,7 @@ func pop3Session(t *testing.T, c net.Conn, user, pass string) (stat string, body
 }
 
 func TestDovecotPOP3AndCount(t *testing.T) {
+	t.Parallel()
 	d := StartDovecot(t, DovecotOptions{Users: map[string]string{"alice": "s3cret", "bob": "pw"}})
 	for i := range 3 {
 		d.AddMessage("alice", "INBOX", fmt.Appendf(nil, "From: a@example.org\nMessage-ID: <%d@test>\nSubject: m%d\n\nbody %d\n", i, i, i))
@@ -77,6 +78,7 @@ func TestDovecotPOP3AndCount(t *testing.T) {
 }
 
 func TestDovecotTLSAndLMTP(t *testing.T) {
+	t.Parallel()
 	d := StartDovecot(t, DovecotOptions{Users: map[string]string{"carol": "pw"}, TLS: true, Compress: true})
 	// LMTP delivery lands in the Maildir.
 	c, err := net.Dial("tcp", d.LMTPAddr())

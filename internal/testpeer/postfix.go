@@ -11,7 +11,9 @@ package testpeer
 //     nothing goes to the system syslog).
 //   - master.cf is written from scratch: smtpd on a free 127.0.0.1 port and
 //     only the services a queue needs. Nothing is chrooted (a chroot would
-//     need copies of /etc files inside the temp dir).
+//     need copies of /etc files inside the temp dir). master binds the port
+//     itself (it cannot inherit a listener), so a port another process took
+//     meanwhile makes the start fail; it is retried on a fresh port.
 //   - Root: Postfix's master must run as root (it binds and then drops to
 //     mail_owner). The trick to make it work here is ownership, not config:
 //     data_directory must be owned by mail_owner ("postfix"), the virtual
@@ -53,6 +55,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -90,6 +93,10 @@ type PostfixOptions struct {
 	// Main holds extra main.cf settings, written after (and so overriding)
 	// the defaults.
 	Main map[string]string
+
+	// beforeStart, in this package's tests, runs before each start
+	// attempt with the smtpd address it will bind.
+	beforeStart func(attempt int, addr string)
 }
 
 // Postfix is a running private Postfix instance.
@@ -164,9 +171,6 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
 		t.Fatalf("testpeer.StartPostfix: chown sink: %v", err)
 	}
 
-	port := postfixFreePort(t)
-	p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-
 	main := [][2]string{
 		{"compatibility_level", "3.6"},
 		{"queue_directory", p.QueueDir},
@@ -229,8 +233,9 @@ func StartPostfix(t testing.TB, opts PostfixOptions) *Postfix {
 	for _, kv := range main {
 		fmt.Fprintf(&mainCF, "%s = %s\n", kv[0], kv[1])
 	}
-	// Services: a queue's minimum, nothing chrooted ("n" in column 5).
-	masterCF := p.addr + ` inet n - n - - smtpd
+	// Services: a queue's minimum, nothing chrooted ("n" in column 5);
+	// the smtpd line comes first, with its port, at each start attempt.
+	masterServices := `
 pickup    unix  n  -  n  60    1  pickup
 cleanup   unix  n  -  n  -     0  cleanup
 qmgr      unix  n  -  n  300   1  qmgr
@@ -253,9 +258,6 @@ scache    unix  -  -  n  -     1  scache
 postlog   unix-dgram n - n - 1 postlogd
 `
 	if err := os.WriteFile(filepath.Join(p.ConfigDir, "main.cf"), mainCF.Bytes(), 0o644); err != nil {
-		t.Fatalf("testpeer.StartPostfix: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(p.ConfigDir, "master.cf"), []byte(masterCF), 0o644); err != nil {
 		t.Fatalf("testpeer.StartPostfix: %v", err)
 	}
 
@@ -296,13 +298,35 @@ postlog   unix-dgram n - n - 1 postlogd
 	if out, err := p.Command(ctx, "postconf", "-h", "daemon_directory").Output(); err == nil {
 		master = filepath.Join(strings.TrimSpace(string(out)), "master")
 	}
-	// master -w: the foreground process exits 0 only once the daemon has
-	// initialized (its sockets bound), so no polling for startup.
-	out, err := p.Command(ctx, master, "-c", p.ConfigDir, "-w").CombinedOutput()
-	if err != nil {
+	// Postfix's master binds its inet services itself, so the port is
+	// free between choosing it and master binding it: another test may
+	// take it meanwhile. Then master fails with "Address already in use"
+	// and the start is retried on a fresh port, a bounded number of times.
+	for attempt := 1; ; attempt++ {
+		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(postfixFreePort(t)))
+		masterCF := p.addr + " inet n - n - - smtpd" + masterServices
+		if err := os.WriteFile(filepath.Join(p.ConfigDir, "master.cf"), []byte(masterCF), 0o644); err != nil {
+			t.Fatalf("testpeer.StartPostfix: %v", err)
+		}
+		if opts.beforeStart != nil {
+			opts.beforeStart(attempt, p.addr)
+		}
+		// master -w: the foreground process exits 0 only once the daemon
+		// has initialized (its sockets bound), so no polling for startup.
+		out, err := p.Command(ctx, master, "-c", p.ConfigDir, "-w").CombinedOutput()
+		if err == nil {
+			break
+		}
+		log := p.Log()
+		// master reports a failed bind to syslog, not to us: ask the
+		// kernel whether the port is taken.
+		if (strings.Contains(string(out)+log, "Address already in use") || portTaken(p.addr)) && attempt < 4 {
+			t.Logf("testpeer.StartPostfix: %s was taken before master bound it; again on a fresh port", p.addr)
+			continue
+		}
 		// "postfix start" explains what went wrong better than master.
 		diag, _ := p.Command(ctx, postfixBin, "-c", p.ConfigDir, "check").CombinedOutput()
-		t.Fatalf("testpeer.StartPostfix: %s -w: %v\n%s\npostfix check:\n%s\nmaillog:\n%s", master, err, out, diag, p.Log())
+		t.Fatalf("testpeer.StartPostfix: %s -w: %v\n%s\npostfix check:\n%s\nmaillog:\n%s", master, err, out, diag, log)
 	}
 	// master binds the smtpd socket before it detaches, but wait for the
 	// greeting anyway: a test's first connection must not race startup.
@@ -313,7 +337,8 @@ postlog   unix-dgram n - n - 1 postlogd
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
 			line, rerr := bufio.NewReader(c).ReadString('\n')
 			c.Close()
-			if rerr == nil && strings.HasPrefix(line, "220") {
+			// Our own smtpd, not whoever else may listen there.
+			if rerr == nil && strings.HasPrefix(line, "220 "+opts.Hostname+" ") {
 				break
 			}
 			err = fmt.Errorf("greeting %q: %v", line, rerr)
@@ -324,6 +349,17 @@ postlog   unix-dgram n - n - 1 postlogd
 		time.Sleep(50 * time.Millisecond)
 	}
 	return p
+}
+
+// portTaken reports whether addr cannot be bound because something
+// listens there.
+func portTaken(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return errors.Is(err, syscall.EADDRINUSE)
+	}
+	l.Close()
+	return false
 }
 
 func postfixFreePort(t testing.TB) int {

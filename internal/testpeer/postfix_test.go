@@ -17,6 +17,7 @@ import (
 // other domain is refused rather than sent anywhere.
 func TestPostfixSinkAndRelay(t *testing.T) {
 	Short(t)
+	t.Parallel()
 	down := postfixFreePort(t) // nothing listens here
 	relay := net.JoinHostPort("127.0.0.1", strconv.Itoa(down))
 	p := StartPostfix(t, PostfixOptions{RelayDomains: []string{"etrn.test"}, RelayAddr: relay})

@@ -53,6 +53,9 @@ type SinkOptions struct {
 	// MaxLineLength overrides go-smtp's default of 2000 octets; 0 means
 	// 1 MiB, so that tests of long lines measure the client, not the sink.
 	MaxLineLength int
+	// slowRecord, in this package's tests, delays each recording: a sink
+	// that replied before recording would be caught out by it.
+	slowRecord time.Duration
 }
 
 // SinkMessage is one accepted message as the sink received it.
@@ -112,7 +115,8 @@ func StartSink(t testing.TB, opts SinkOptions) *Sink {
 func (s *Sink) Addr() string { return s.addr }
 
 // Messages returns the messages accepted so far, in the order their final
-// reply was decided.
+// reply was decided. A message is recorded before the client is told it
+// was accepted, so a client that has its reply finds the message here.
 func (s *Sink) Messages() []SinkMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -212,6 +216,9 @@ func (ss *sinkSession) readAll(r io.Reader) ([]byte, error) {
 
 func (ss *sinkSession) record(to []string, data []byte) {
 	s := ss.sink
+	if s.opts.slowRecord > 0 {
+		time.Sleep(s.opts.slowRecord)
+	}
 	s.mu.Lock()
 	s.msgs = append(s.msgs, SinkMessage{
 		MsgNo: ss.msgNo, Session: ss.session, From: ss.from,
@@ -254,21 +261,29 @@ func (ss *sinkSession) LMTPData(r io.Reader, status smtp.StatusCollector) error 
 			return e
 		}
 	}
+	// Decide every recipient and record the message before the first
+	// reply goes out: go-smtp writes each status as soon as it is set, so
+	// a client that has read its last reply may look at Messages() at
+	// once, and must find the message there.
 	var ok []string
-	for _, rcpt := range ss.to {
-		var e *smtp.SMTPError
+	replies := make([]*smtp.SMTPError, len(ss.to))
+	for i, rcpt := range ss.to {
 		if o.RcptReply != nil {
-			e = o.RcptReply(ss.msgNo, "DATA", rcpt)
+			replies[i] = o.RcptReply(ss.msgNo, "DATA", rcpt)
 		}
-		if e != nil {
-			status.SetStatus(rcpt, e)
-			continue
+		if replies[i] == nil {
+			ok = append(ok, rcpt)
 		}
-		status.SetStatus(rcpt, nil)
-		ok = append(ok, rcpt)
 	}
 	if len(ok) > 0 {
 		ss.record(ok, data)
+	}
+	for i, rcpt := range ss.to {
+		if replies[i] != nil {
+			status.SetStatus(rcpt, replies[i])
+		} else {
+			status.SetStatus(rcpt, nil)
+		}
 	}
 	return nil
 }

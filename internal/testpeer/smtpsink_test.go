@@ -132,3 +132,31 @@ func TestSinkLMTPPerRecipient(t *testing.T) {
 		t.Fatalf("recorded %+v, want one message for ok@x.test", msgs)
 	}
 }
+
+// TestSinkRecordsBeforeReplying: a client that has read its last reply
+// finds the message in Messages() at once, over SMTP and LMTP, even when
+// recording is slow. Under LMTP the sink used to record after the
+// per-recipient replies had gone out, and TestLMTPPartial/452 in
+// fetch/deliver now and then read it a moment too early.
+func TestSinkRecordsBeforeReplying(t *testing.T) {
+	for _, lmtp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "smtp", true: "lmtp"}[lmtp], func(t *testing.T) {
+			s := StartSink(t, SinkOptions{LMTP: lmtp, slowRecord: 20 * time.Millisecond,
+				RcptReply: func(_ int, stage, rcpt string) *smtp.SMTPError {
+					if stage == "DATA" && rcpt == "full@x.test" {
+						return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
+					}
+					return nil
+				}})
+			c := dialSink(t, s, lmtp)
+			for i := 1; i <= 5; i++ {
+				// Under LMTP the 452 for full@x.test comes back as an
+				// error: expected.
+				send(c, "f@x.test", []string{"ok@x.test", "full@x.test", "ok2@x.test"}, "Subject: x\r\n\r\nx\r\n")
+				if n := len(s.Messages()); n != i {
+					t.Fatalf("transaction %d: the client has every reply but the sink has %d messages", i, n)
+				}
+			}
+		})
+	}
+}
