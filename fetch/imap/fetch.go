@@ -153,7 +153,7 @@ loop:
 
 	switch {
 	case ctx.Err() != nil && f.protoErr == nil:
-		return cl.err(ctx, "UID FETCH", context.Cause(ctx))
+		return errkind.Wrap(errkind.Network, true, "imap "+cl.opts.Addr+" UID FETCH", context.Cause(ctx))
 	case f.protoErr != nil:
 		return f.protoErr
 	case f.readErr != nil:
@@ -258,7 +258,7 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData, uid uint32, first imap
 			}
 		}
 	}
-	if sp != nil && !f.stopped() {
+	if sp != nil && !f.stopped() && f.ctx.Err() == nil { // a cancelled run says so, not that the UID was missing
 		if uid == 0 {
 			f.protocol("server sent BODY[] without a UID in answer to UID FETCH", nil)
 			return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -49,7 +50,7 @@ type tap struct {
 	tail    [24]byte
 	tailN   int
 	lit     int64 // octets of a literal still to pass
-	litSeen bool  // the current response carried a literal
+	lits    int   // literals in the current response
 
 	// count and allowance of the current operation
 	untagged atomic.Int64
@@ -64,7 +65,12 @@ type tap struct {
 	wbuf []byte
 }
 
+// tapHead is how much of a response the transcript shows.
 const tapHead = 512
+
+// maxLiterals bounds the literals in one response: linkctl asks for one
+// (BODY[]) per message.
+const maxLiterals = 1000
 
 func newTap(log *slog.Logger, addr string) *tap {
 	t := &tap{log: log, addr: addr, trace: log.Enabled(context.Background(), LevelTrace)}
@@ -160,10 +166,18 @@ func (t *tap) scan(p []byte) error {
 		// A line is complete: a literal follows, or the response ends.
 		if n, ok := t.literalAtEnd(); ok {
 			t.lit = n
-			t.litSeen = true
 			t.lineLen = 0
-			if t.trace {
-				t.head = append(trimCRLF(t.head), fmt.Sprintf(" {%d octets} ", n)...)
+			if t.lits++; t.lits > maxLiterals {
+				return t.fail(&errFlood{fmt.Sprintf("server sent a response with more than %d literals", maxLiterals)})
+			}
+			if t.trace && len(t.head) < tapHead {
+				// The transcript shows a literal's size, never its
+				// contents (a message, or anything else).
+				h := trimCRLF(t.head)
+				if open := bytes.LastIndexByte(h, '{'); open >= 0 && bytes.HasSuffix(h, []byte("}")) {
+					h = h[:open]
+				}
+				t.head = append(h, fmt.Sprintf("{%d octets}", n)...)
 			}
 			continue
 		}
@@ -203,10 +217,10 @@ func trimCRLF(b []byte) []byte {
 // response handles one complete response.
 func (t *tap) response() error {
 	line := string(trimCRLF(t.head))
-	if len(t.head) >= tapHead && !t.litSeen {
+	if t.lineLen > tapHead {
 		line += "..."
 	}
-	t.head, t.tailN, t.lineLen, t.litSeen = t.head[:0], 0, 0, false
+	t.head, t.tailN, t.lineLen, t.lits = t.head[:0], 0, 0, 0
 	if t.trace {
 		t.log.Log(context.Background(), LevelTrace, "imap S: "+line, "server", t.addr)
 	}
@@ -224,6 +238,9 @@ func (t *tap) response() error {
 // alert logs the text of a response carrying [ALERT] (RFC 3501 section
 // 7.1) where the user sees it, tagged or not.
 func (t *tap) alert(line string) {
+	if !strings.Contains(line, "[") {
+		return
+	}
 	r, err := parseResponse(line)
 	if err != nil || r.code != "ALERT" {
 		return
