@@ -141,9 +141,13 @@ loop:
 		}
 		if f.stopped() || ctx.Err() != nil {
 			halt()
-			if guard == nil {
-				guard = time.After(abortGrace)
-			}
+		}
+		// Once the session is killed, what is left is what go-imap had
+		// buffered: the guard bounds that. After an error of fn the
+		// session lives on and the rest of the answer is read (and
+		// dropped) at the link's pace, bounded by the inactivity timeout.
+		if guard == nil && (f.readErr != nil || f.protoErr != nil || ctx.Err() != nil) {
+			guard = time.After(abortGrace)
 		}
 	}
 	var cmdErr error

@@ -1,0 +1,118 @@
+package imap
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/linkctl/linkctl/internal/scripted"
+)
+
+// wholeSession is a pull from login to logout, with an [ALERT] at login
+// and one while the folder is selected.
+var wholeSession = script([]string{
+	"S: * OK [CAPABILITY IMAP4rev1 UIDPLUS] ready",
+	`C: L1 LOGIN "alice" "secret"`,
+	"S: * OK [ALERT] Your password expires in 3 days",
+	"S: L1 OK [CAPABILITY IMAP4rev1 UIDPLUS] in",
+	"C: T1 SELECT INBOX",
+	"C~ T2 UID FETCH 1:* (UID ",
+	"S: * 1 EXISTS",
+	"S: * OK [UIDVALIDITY 42] ok",
+	"S: * OK [ALERT] Mailbox is 95% full",
+	"S: T1 OK [READ-WRITE] selected",
+	"S: * 1 FETCH (UID 5 RFC822.SIZE 21 FLAGS ())",
+	"S: T2 OK fetched",
+	"C: T3 UID FETCH 5 (UID BODY.PEEK[])",
+	"RAW: * 1 FETCH (UID 5 BODY[] {22}\r\nSubject: x\r\n\r\nBODYTEXT)\r\n",
+	"S: T3 OK done",
+	`C: T4 UID STORE 5 +FLAGS.SILENT (\Deleted)`,
+	"C: T5 UID EXPUNGE 5",
+	"C: T6 LOGOUT",
+	"S: T4 OK stored",
+	"S: * 1 EXPUNGE",
+	"S: T5 OK expunged",
+	"S: * BYE bye",
+	"S: T6 OK done",
+})
+
+func runWholeSession(t *testing.T, level slog.Level) string {
+	t.Helper()
+	var logs bytes.Buffer
+	srv := scripted.Start(t, wholeSession)
+	o := scriptOpts(t, srv)
+	o.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, &slog.HandlerOptions{Level: level}))
+	cl, err := Dial(ctxT(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, _, err := cl.SelectList(ctxT(t), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fetchAll(t, cl, []uint32{5}); got[5] != "Subject: x\n\nBODYTEXT" {
+		t.Fatalf("fetched %v", got)
+	}
+	if _, err := cl.Commit(ctxT(t), Commit{Delete: []uint32{5}}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Wait(t)
+	return logs.String()
+}
+
+// TestTranscriptWholeSession: -vv shows the whole session, not only the
+// login (issue 16, item 5): every command and response from SELECT to
+// LOGOUT, the password as ***, a message body as its size only.
+func TestTranscriptWholeSession(t *testing.T) {
+	logs := runWholeSession(t, LevelTrace)
+	for _, want := range []string{
+		`imap C: L1 LOGIN \"alice\" ***`,
+		"imap C: T1 SELECT INBOX",
+		"imap C: T2 UID FETCH 1:* (UID ", // the items in go-imap's order
+		"imap S: * OK [UIDVALIDITY 42] ok",
+		"imap S: T1 OK [READ-WRITE] selected",
+		"imap S: * 1 FETCH (UID 5 RFC822.SIZE 21 FLAGS ())",
+		"imap C: T3 UID FETCH 5 (UID BODY.PEEK[])",
+		"imap S: * 1 FETCH (UID 5 BODY[] {22 octets})",
+		`imap C: T4 UID STORE 5 +FLAGS.SILENT (\\Deleted)`,
+		"imap C: T5 UID EXPUNGE 5",
+		"imap S: * 1 EXPUNGE",
+		"imap C: T6 LOGOUT",
+		"imap S: * BYE bye",
+		"imap S: T6 OK done",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("transcript lacks %q", want)
+		}
+	}
+	for _, secret := range []string{"secret", "BODYTEXT", "Subject: x"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("transcript shows %q", secret)
+		}
+	}
+	if strings.Contains(logs, "linkctl: logged in") {
+		t.Error("transcript shows the synthetic greeting handed to go-imap as if the server had sent it")
+	}
+	if t.Failed() {
+		t.Log(logs)
+	}
+}
+
+// TestAlertShownAtNormalLevel: RFC 3501 section 7.1 says an [ALERT] text
+// MUST be presented to the user: it is logged as a warning, at login and
+// later, without -vv.
+func TestAlertShownAtNormalLevel(t *testing.T) {
+	logs := runWholeSession(t, slog.LevelInfo)
+	for _, want := range []string{
+		`level=WARN msg="IMAP server alert: Your password expires in 3 days"`,
+		`level=WARN msg="IMAP server alert: Mailbox is 95% full"`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %s:\n%s", want, logs)
+		}
+	}
+	if n := strings.Count(logs, "IMAP server alert"); n != 2 {
+		t.Errorf("%d alerts logged, want 2 (each once):\n%s", n, logs)
+	}
+}
