@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -115,4 +116,45 @@ func TestAlertShownAtNormalLevel(t *testing.T) {
 	if n := strings.Count(logs, "IMAP server alert"); n != 2 {
 		t.Errorf("%d alerts logged, want 2 (each once):\n%s", n, logs)
 	}
+}
+
+// FuzzTap feeds the session tap arbitrary server octets, whole and cut at
+// arbitrary points: it must never panic, and what it sees (responses,
+// transcript, failure) must not depend on how the stream was cut into
+// reads.
+func FuzzTap(f *testing.F) {
+	f.Add([]byte("* 1 FETCH (UID 5 BODY[] {3}\r\nabc)\r\nT1 OK done\r\n"), uint8(1))
+	f.Add([]byte("* OK [ALERT] hello\r\n* 2 FETCH (BODY[] {0}\r\n UID 7)\r\n"), uint8(7))
+	f.Add([]byte("* OK {5+}\r\nab\r\nc\r\nT2 NO [ALERT] x\r\n"), uint8(3))
+	f.Fuzz(func(t *testing.T, stream []byte, cut uint8) {
+		run := func(step int) (string, int64, error) {
+			var logs bytes.Buffer
+			tp := newTap(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: LevelTrace})), "fuzz")
+			tp.expect("fuzz", 0)
+			r := tp.reader(bytes.NewReader(stream))
+			buf := make([]byte, step)
+			var err error
+			for err == nil {
+				_, err = r.Read(buf)
+			}
+			return logs.String(), tp.untagged.Load(), tp.failure()
+		}
+		whole, n1, err1 := run(len(stream) + 1)
+		cutUp, n2, err2 := run(int(cut)%16 + 1)
+		if n1 != n2 || fmt.Sprint(err1) != fmt.Sprint(err2) {
+			t.Fatalf("whole: %d untagged, %v; in reads of %d: %d, %v", n1, err1, int(cut)%16+1, n2, err2)
+		}
+		strip := func(s string) string { // drop the time= fields
+			var out []string
+			for _, l := range strings.Split(s, "\n") {
+				if _, rest, ok := strings.Cut(l, " level="); ok {
+					out = append(out, rest)
+				}
+			}
+			return strings.Join(out, "\n")
+		}
+		if strip(whole) != strip(cutUp) {
+			t.Fatalf("transcript depends on the reads:\n%s\n---\n%s", whole, cutUp)
+		}
+	})
 }
