@@ -218,9 +218,22 @@ func (cl *Client) Close() error {
 	}
 	cl.kill()
 	// A FETCH in flight belongs to Fetch, which drains it once its reads
-	// fail (and waits for go-imap's reader where a literal broke off).
+	// fail. imapclient's Close waits for its reader, which ends once what
+	// it handed out is consumed; that wait is bounded all the same, so
+	// that no bug here or in the library can hang a cancelled run.
 	if cl.c != nil {
-		cl.c.Close()
+		done := make(chan struct{})
+		go func() {
+			cl.c.Close()
+			close(done)
+		}()
+		t := time.NewTimer(abortGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			cl.log.Warn("IMAP session did not end within its grace after being closed; abandoned", "server", cl.opts.Addr)
+		}
 	}
 	return nil
 }
