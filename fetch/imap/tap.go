@@ -42,8 +42,6 @@ type tap struct {
 	log  *slog.Logger
 	addr string
 
-	trace bool // log at LevelTrace
-
 	// read side, only touched by go-imap's reader goroutine
 	head    []byte // first bytes of the current response (up to tapHead)
 	lineLen int    // octets of the current line outside literals
@@ -73,7 +71,7 @@ const tapHead = 512
 const maxLiterals = 1000
 
 func newTap(log *slog.Logger, addr string) *tap {
-	t := &tap{log: log, addr: addr, trace: log.Enabled(context.Background(), LevelTrace)}
+	t := &tap{log: log, addr: addr}
 	t.allow.Store(DefaultMaxUnsolicited)
 	w := "session"
 	t.what.Store(&w)
@@ -108,6 +106,10 @@ func (t *tap) failure() error {
 type errFlood struct{ msg string }
 
 func (e *errFlood) Error() string { return e.msg }
+
+// tracing reports whether the transcript is wanted now (the level may
+// change while a session runs).
+func (t *tap) tracing() bool { return t.log.Enabled(context.Background(), LevelTrace) }
 
 // reader returns r watched by the tap.
 func (t *tap) reader(r io.Reader) io.Reader { return &tapReader{t: t, r: r} }
@@ -170,7 +172,7 @@ func (t *tap) scan(p []byte) error {
 			if t.lits++; t.lits > maxLiterals {
 				return t.fail(&errFlood{fmt.Sprintf("server sent a response with more than %d literals", maxLiterals)})
 			}
-			if t.trace && len(t.head) < tapHead {
+			if len(t.head) < tapHead {
 				// The transcript shows a literal's size, never its
 				// contents (a message, or anything else).
 				h := trimCRLF(t.head)
@@ -221,7 +223,7 @@ func (t *tap) response() error {
 		line += "..."
 	}
 	t.head, t.tailN, t.lineLen, t.lits = t.head[:0], 0, 0, 0
-	if t.trace {
+	if t.tracing() {
 		t.log.Log(context.Background(), LevelTrace, "imap S: "+line, "server", t.addr)
 	}
 	untagged := len(line) > 1 && line[0] == '*' && line[1] == ' '
@@ -251,9 +253,6 @@ func (t *tap) alert(line string) {
 // writer returns w watched by the tap: each command line is logged at
 // LevelTrace. Commands after login carry no secret.
 func (t *tap) writer(w io.Writer) io.Writer {
-	if !t.trace {
-		return w
-	}
 	return &tapWriter{t: t, w: w}
 }
 
@@ -278,7 +277,9 @@ func (tw *tapWriter) Write(p []byte) (int, error) {
 			t.wbuf = append(t.wbuf, rest[:min(i+1, tapHead-len(t.wbuf))]...)
 		}
 		rest = rest[i+1:]
-		t.log.Log(context.Background(), LevelTrace, "imap C: "+string(trimCRLF(t.wbuf)), "server", t.addr)
+		if t.tracing() {
+			t.log.Log(context.Background(), LevelTrace, "imap C: "+string(trimCRLF(t.wbuf)), "server", t.addr)
+		}
 		t.wbuf = t.wbuf[:0]
 	}
 	t.wmu.Unlock()
