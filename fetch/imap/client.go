@@ -20,6 +20,9 @@ import (
 	"github.com/linkctl/linkctl/internal/netconn"
 )
 
+// DefaultMaxMessages is the default of Options.MaxMessages.
+const DefaultMaxMessages = 100000
+
 // Options says where and how to connect. The zero value of every field but
 // Addr and User has a useful meaning.
 type Options struct {
@@ -41,8 +44,13 @@ type Options struct {
 	// Timeout is the inactivity timeout of every read while an answer is
 	// due, and of every write (netconn.DefaultTimeout when zero).
 	Timeout time.Duration
-	// Logger gets warnings, and transcripts of the login at logx.LevelTrace
-	// with secrets replaced by *** (nil: discarded).
+	// MaxMessages bounds the entries of one folder's listing
+	// (DefaultMaxMessages when zero). Memory follows this bound, never the
+	// count a server announces: a listing beyond it is a protocol error.
+	MaxMessages int
+	// Logger gets warnings (and [ALERT] texts, RFC 3501 section 7.1), and
+	// the session's transcript at logx.LevelTrace with secrets replaced by ***
+	// and literals by their size (nil: discarded).
 	Logger *slog.Logger
 	// Dial, when set, replaces the TCP dial (tests, plugins); it returns
 	// the raw connection: TLS is still done here as TLS says.
@@ -71,6 +79,13 @@ func (o *Options) validate() error {
 	return nil
 }
 
+func (o *Options) maxMessages() int {
+	if o.MaxMessages <= 0 {
+		return DefaultMaxMessages
+	}
+	return o.MaxMessages
+}
+
 func (o *Options) timeout() time.Duration {
 	if o.Timeout <= 0 {
 		return netconn.DefaultTimeout
@@ -83,13 +98,16 @@ func (o *Options) timeout() time.Duration {
 type Client struct {
 	c          *imapclient.Client
 	wire       *wireConn
+	tap        *tap
+	abort      chan struct{} // closed once the session is being torn down
+	abortOnce  sync.Once
 	opts       Options
 	log        *slog.Logger
 	caps       []string
 	compressed bool
 
 	mu        sync.Mutex
-	uni       chan *imapclient.FetchMessageData // FETCH data that go-imap did not route (see Fetch)
+	uni       chan uniFetch // FETCH data that go-imap did not route (see Fetch)
 	uniDone   chan struct{}
 	onMailbox func(*imapclient.UnilateralDataMailbox)
 	onExpunge func(uint32)
@@ -137,7 +155,8 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		return nil, err
 	}
 
-	cl := &Client{wire: wire, opts: o, log: log, caps: res.caps, compressed: res.compressed}
+	cl := &Client{wire: wire, opts: o, log: log, caps: res.caps, compressed: res.compressed,
+		tap: newTap(log, o.Addr), abort: make(chan struct{})}
 	libCaps := res.caps
 	if !slices.Contains(libCaps, "IMAP4REV1") && !slices.Contains(libCaps, "IMAP4REV2") {
 		libCaps = append([]string{"IMAP4REV1"}, libCaps...)
@@ -146,7 +165,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	// authenticated, so it gets a PREAUTH one carrying the capabilities
 	// the server announced after login, and sends no command of its own.
 	greeting := "* PREAUTH [CAPABILITY " + strings.Join(libCaps, " ") + "] linkctl: logged in\r\n"
-	sc := newStreamConn(res.conn, res.br, greeting, res.compressed)
+	sc := newStreamConn(res.conn, res.br, greeting, res.compressed, cl.tap)
 	cl.c = imapclient.New(sc, &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Fetch:   cl.unilateralFetch,
@@ -194,19 +213,41 @@ func (cl *Client) Close() error {
 	if already {
 		return nil
 	}
-	cl.wire.Conn.Close()
+	cl.kill()
 	// A FETCH in flight belongs to Fetch, which drains it once its reads
-	// fail (and waits for go-imap's reader where a literal broke off).
+	// fail. imapclient's Close waits for its reader, which ends once what
+	// it handed out is consumed; that wait is bounded all the same, so
+	// that no bug here or in the library can hang a cancelled run.
 	if cl.c != nil {
-		cl.c.Close()
+		done := make(chan struct{})
+		go func() {
+			cl.c.Close()
+			close(done)
+		}()
+		t := time.NewTimer(abortGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			cl.log.Warn("IMAP session did not end within its grace after being closed; abandoned", "server", cl.opts.Addr)
+		}
 	}
 	return nil
+}
+
+// kill closes the wire and tells every goroutine of ours that still holds
+// or waits for go-imap's data to let go of it (see unilateralFetch): with
+// the wire closed, go-imap's reader ends as soon as what it already read
+// is consumed, and nothing is left waiting for anyone. It does not wait.
+func (cl *Client) kill() {
+	cl.wire.Conn.Close()
+	cl.abortOnce.Do(func() { close(cl.abort) })
 }
 
 // Logout ends the session politely (LOGOUT, RFC 3501 section 6.1.3) and
 // closes it. Nothing is expunged.
 func (cl *Client) Logout(ctx context.Context) error {
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "LOGOUT", 0)
 	err := cl.c.Logout().Wait()
 	done()
 	cl.Close()
@@ -216,11 +257,15 @@ func (cl *Client) Logout(ctx context.Context) error {
 	return nil
 }
 
-// begin arms the wire for a command and ties it to ctx; call the returned
+// begin arms the wire for an operation named what, which asks for expected
+// untagged responses (beyond them the tap allows DefaultMaxUnsolicited),
+// and ties it to ctx: when ctx ends (cancelled, or its deadline passed) the
+// session is killed at once, whatever is being read. Call the returned
 // function when the answer is in.
-func (cl *Client) begin(ctx context.Context) func() {
+func (cl *Client) begin(ctx context.Context, what string, expected int) func() {
+	cl.tap.expect(what, expected)
 	cl.wire.arm()
-	stop := context.AfterFunc(ctx, func() { cl.wire.Conn.Close() })
+	stop := context.AfterFunc(ctx, cl.kill)
 	return func() {
 		stop()
 		cl.wire.disarm()
@@ -236,6 +281,11 @@ func (cl *Client) err(ctx context.Context, what string, err error) error {
 	}
 	if ctx.Err() != nil {
 		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+	}
+	if te := cl.tap.failure(); te != nil {
+		// A flood or an endless line: temporary, the next session may
+		// find the server sane again.
+		return errkind.Wrap(errkind.Protocol, true, op, te)
 	}
 	var ie *imap.Error
 	if errors.As(err, &ie) {
@@ -281,7 +331,7 @@ type Selected struct {
 
 // Select selects folder (RFC 3501 section 6.3.1) without listing it.
 func (cl *Client) Select(ctx context.Context, folder string) (Selected, error) {
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "SELECT "+folder, 0)
 	defer done()
 	data, err := cl.c.Select(folder, &imap.SelectOptions{}).Wait()
 	if err != nil {
@@ -304,7 +354,8 @@ type Entry struct {
 // renumbered folder could make the seen-store skip new mail, and then
 // delete it.
 func (cl *Client) SelectList(ctx context.Context, folder string) (Selected, []Entry, error) {
-	done := cl.begin(ctx)
+	max := cl.opts.maxMessages()
+	done := cl.begin(ctx, "SELECT "+folder+" and UID FETCH 1:*", max)
 	defer done()
 	sel := cl.c.Select(folder, &imap.SelectOptions{})
 	f := cl.c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true, Flags: true})
@@ -314,14 +365,25 @@ func (cl *Client) SelectList(ctx context.Context, folder string) (Selected, []En
 		s = Selected{Folder: folder, UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), Messages: data.NumMessages}
 	}
 	// Read the listing item by item rather than with Collect, which would
-	// hold any literal a hostile server slipped in; and bound it, since a
-	// server could list without end (the inactivity timeout never fires
-	// on a talkative one).
-	limit := 2*int(s.Messages) + 10000
+	// hold any literal a hostile server slipped in; and bound it by
+	// MaxMessages, never by what the server announced: a server could
+	// claim EXISTS 99999999 and list without end (the inactivity timeout
+	// never fires on a talkative one). Every FETCH response counts,
+	// repeats and UID-less ones too. Nothing is allocated ahead by the
+	// announced count.
 	var entries []Entry
 	seen := map[uint32]bool{}
 	over := false
+	responses := 0
 	for m := f.Next(); m != nil; m = f.Next() {
+		if over {
+			continue // f.Next discards it; the wire is closed
+		}
+		if responses++; responses > max {
+			over = true
+			cl.kill()
+			continue
+		}
 		var e Entry
 		for item := m.Next(); item != nil; item = m.Next() {
 			switch it := item.(type) {
@@ -333,13 +395,8 @@ func (cl *Client) SelectList(ctx context.Context, folder string) (Selected, []En
 				e.Seen = slices.Contains(it.Flags, imap.FlagSeen)
 			}
 		}
-		if e.UID == 0 || seen[e.UID] || over {
-			continue // an unsolicited flag update, a repeat, or past the bound
-		}
-		if len(entries) >= limit {
-			over = true
-			cl.wire.Conn.Close()
-			continue
+		if e.UID == 0 || seen[e.UID] {
+			continue // an unsolicited flag update, or a repeat
 		}
 		seen[e.UID] = true
 		entries = append(entries, e)
@@ -350,7 +407,8 @@ func (cl *Client) SelectList(ctx context.Context, folder string) (Selected, []En
 	}
 	if over {
 		return s, nil, errkind.New(errkind.Protocol, false, "imap "+cl.opts.Addr+" UID FETCH 1:*",
-			"server listed more than %d messages for a folder of %d", limit, s.Messages)
+			"server listed more than %d messages in %s (it announced EXISTS %d); raise the account's message limit if the folder is really that large",
+			max, folder, s.Messages)
 	}
 	if s.UIDValidity == 0 {
 		return s, nil, errkind.New(errkind.Protocol, false, "imap "+cl.opts.Addr+" SELECT "+folder,
@@ -394,7 +452,7 @@ func (cl *Client) Store(ctx context.Context, uids []uint32, flag string, add boo
 	if !add {
 		op, verb = imap.StoreFlagsDel, "-FLAGS"
 	}
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "UID STORE", len(uids))
 	defer done()
 	err := cl.c.Store(uidSet(uids), &imap.StoreFlags{Op: op, Silent: true, Flags: []imap.Flag{imap.Flag(flag)}}, nil).Close()
 	if err != nil {
@@ -412,7 +470,7 @@ func (cl *Client) UIDExpunge(ctx context.Context, uids []uint32) error {
 	if !cl.Has(string(imap.CapUIDPlus)) {
 		return errkind.New(errkind.Internal, false, "imap "+cl.opts.Addr+" UID EXPUNGE", "server does not offer UIDPLUS")
 	}
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "UID EXPUNGE", len(uids))
 	defer done()
 	if err := cl.c.UIDExpunge(uidSet(uids)).Close(); err != nil {
 		return cl.err(ctx, "UID EXPUNGE", err)
@@ -423,7 +481,7 @@ func (cl *Client) UIDExpunge(ctx context.Context, uids []uint32) error {
 // Expunge removes every message flagged \Deleted in the folder, whoever
 // flagged it (RFC 3501 section 6.4.3).
 func (cl *Client) Expunge(ctx context.Context) error {
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "EXPUNGE", cl.opts.maxMessages())
 	defer done()
 	if err := cl.c.Expunge().Close(); err != nil {
 		return cl.err(ctx, "EXPUNGE", err)
@@ -441,7 +499,7 @@ func (cl *Client) Move(ctx context.Context, uids []uint32, folder string) error 
 	if !cl.Has(string(imap.CapMove)) {
 		return errkind.New(errkind.Internal, false, "imap "+cl.opts.Addr+" UID MOVE", "server does not offer MOVE")
 	}
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "UID MOVE", len(uids))
 	defer done()
 	if _, err := cl.c.Move(uidSet(uids), folder).Wait(); err != nil {
 		return cl.err(ctx, "UID MOVE "+folder, err)
@@ -454,7 +512,7 @@ func (cl *Client) Copy(ctx context.Context, uids []uint32, folder string) error 
 	if len(uids) == 0 {
 		return nil
 	}
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "UID COPY", 0)
 	defer done()
 	if _, err := cl.c.Copy(uidSet(uids), folder).Wait(); err != nil {
 		return cl.err(ctx, "UID COPY "+folder, err)
@@ -465,7 +523,7 @@ func (cl *Client) Copy(ctx context.Context, uids []uint32, folder string) error 
 // Noop sends NOOP, which lets the server report new mail (RFC 3501
 // section 6.1.2).
 func (cl *Client) Noop(ctx context.Context) error {
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "NOOP", 0)
 	defer done()
 	if err := cl.c.Noop().Wait(); err != nil {
 		return cl.err(ctx, "NOOP", err)

@@ -36,7 +36,7 @@ type CommitResult struct {
 // happened; a failed LOGOUT alone is not an error.
 func (cl *Client) Commit(ctx context.Context, c Commit) (CommitResult, error) {
 	var res CommitResult
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "commit", len(c.Seen)+2*len(c.Delete))
 	defer func() {
 		done()
 		cl.Close()

@@ -144,8 +144,10 @@ func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
 // newStreamConn builds the conn handed to imapclient. below is the
 // (TLS-wrapped) connection, br the handshake's reader on it (bytes it
 // buffered are the start of what follows), greeting the synthetic PREAUTH
-// line, and deflate whether COMPRESS=DEFLATE is active from now on.
-func newStreamConn(below net.Conn, br *bufio.Reader, greeting string, deflate bool) *streamConn {
+// line, and deflate whether COMPRESS=DEFLATE is active from now on. t
+// watches the server's stream (not the synthetic greeting) and what the
+// client writes, before compression.
+func newStreamConn(below net.Conn, br *bufio.Reader, greeting string, deflate bool, t *tap) *streamConn {
 	sc := &streamConn{Conn: below, w: below}
 	var r io.Reader = br
 	if deflate {
@@ -158,6 +160,7 @@ func newStreamConn(below net.Conn, br *bufio.Reader, greeting string, deflate bo
 		sc.w = fw
 		sc.flush = fw.Flush
 	}
-	sc.r = io.MultiReader(strings.NewReader(greeting), r)
+	sc.r = io.MultiReader(strings.NewReader(greeting), t.reader(r))
+	sc.w = t.writer(sc.w)
 	return sc
 }

@@ -54,8 +54,22 @@
 // times). Between commands, during IDLE, and while the caller's callback
 // delivers a message locally, reads wait without a deadline, because the
 // library always has a read pending and the server owes nothing; the
-// callback's own reads of the message are bounded. Context cancellation
-// closes the connection, which unblocks everything.
+// callback's own reads of the message are bounded. When the context of an
+// operation ends (cancelled, or past the deadline the fetch engine sets on
+// a session) the connection is closed at once, which unblocks everything.
+//
+// # Bounds on what a server says
+//
+// Memory follows linkctl's bounds, never a server's claims. A listing
+// (UID FETCH 1:*) stops at Options.MaxMessages responses
+// (DefaultMaxMessages) with a protocol error naming the EXISTS the server
+// announced; nothing is allocated ahead by that count. A tap on the
+// decompressed stream after login (tap.go) counts the untagged responses
+// of each operation: beyond those it asked for plus DefaultMaxUnsolicited
+// the session is dropped with a temporary protocol error naming the
+// flood, since a server that never stops talking never trips the
+// inactivity timeout. The login counts the same way. The tap also bounds a
+// response line (maxResponseLine) and the literals in one response.
 //
 // go-imap reads a literal through a LimitReader: a connection cut in the
 // middle of a message looks like the message's normal end. Fetch checks
@@ -64,10 +78,19 @@
 //
 // # Aborting
 //
-// imapclient's Close waits for its reader, which waits for a literal to be
-// consumed: closing the client while a message is half read deadlocks. So
-// an abort closes the wire first (every read fails at once), then lets the
-// FETCH in flight drain, then closes the client.
+// go-imap's reader hands each FETCH response out and waits until it has
+// been consumed (its literal read, its items taken); imapclient's Close
+// waits for the reader. So a response handed to a goroutine of ours that
+// nobody serves wedges the whole session, Close and cancellation included
+// (issue 15: two UID-less bodies did it). The rule here: no goroutine of
+// ours waits to hand a response over once its Fetch has stopped or the
+// session is being torn down; each selects on a stop channel (closed when
+// Fetch stops taking messages) and on the client's abort channel (closed
+// by Close and when an operation's context ends), and then discards what
+// it holds itself. An abort closes the wire first (every read fails once
+// what go-imap buffered is consumed), then the client. The one wait for
+// go-imap's reader left, after a literal read failed, is bounded by
+// abortGrace.
 //
 // # Fetching
 //
@@ -75,9 +98,11 @@
 // a batch of messages in one command. go-imap routes a FETCH response to
 // the command only when the UID precedes the literal; a server may send
 // BODY[] first, and go-imap then passes the response to the unilateral
-// handler, from which Fetch takes it and spools the body until the UID
-// arrives. Each body is delivered only under a UID that was asked for.
-// Bodies are streamed with CRLF turned into LF.
+// handler, which passes Fetch only responses that carry a body (at most
+// one is ever pending: the reader waits for its literal) and drops the
+// rest (flag updates); Fetch spools the body until the UID arrives. Each
+// body is delivered only under a UID that was asked for. Bodies are
+// streamed with CRLF turned into LF.
 //
 // # Watching
 //
@@ -90,6 +115,9 @@
 // (exit 3); a lost or silent link is a temporary errkind.Network error;
 // a server that answers nonsense is errkind.Protocol; NO answers are
 // errkind.Refused, temporary for the RFC 5530 codes that say so.
-// Transcripts of the login go to Options.Logger at logx.LevelTrace, with the
-// password and SASL data replaced by ***.
+// Transcripts of the whole session go to Options.Logger at logx.LevelTrace:
+// the login with the password and SASL data replaced by ***, then every
+// command and response after it (the tap), with each literal shown as
+// "{n octets}", never its contents. An [ALERT] response code is logged at
+// Warn, at login and after (RFC 3501 section 7.1: it must reach the user).
 package imap

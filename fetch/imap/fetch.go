@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -50,19 +52,28 @@ func (cl *Client) FetchLimited(ctx context.Context, uids []uint32, limits map[ui
 	for _, u := range uids {
 		want[u] = true
 	}
-	done := cl.begin(ctx)
+	done := cl.begin(ctx, "UID FETCH", len(uids))
 	defer done()
 
-	uni := make(chan *imapclient.FetchMessageData)
-	uniDone := make(chan struct{})
+	// stop is closed as soon as this Fetch takes no more messages: after a
+	// protocol error, a failed link, a cancelled ctx, or at its end. From
+	// then on the pump and the unilateral handlers discard what they hold
+	// instead of waiting to hand it over: go-imap's reader waits for every
+	// message it handed out to be consumed, so a message waiting for a
+	// taker that never comes would wedge the reader, and with it Close,
+	// for good (issue 15, finding 1).
+	uni := make(chan uniFetch)
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }) }
 	cl.mu.Lock()
-	cl.uni, cl.uniDone = uni, uniDone
+	cl.uni, cl.uniDone = uni, stop
 	cl.mu.Unlock()
 	defer func() {
 		cl.mu.Lock()
 		cl.uni, cl.uniDone = nil, nil
 		cl.mu.Unlock()
-		close(uniDone)
+		halt()
 	}()
 
 	cmd := cl.c.Fetch(uidSet(uids), &imap.FetchOptions{
@@ -70,7 +81,10 @@ func (cl *Client) FetchLimited(ctx context.Context, uids []uint32, limits map[ui
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
 	// The pump hands over one message at a time and waits until it is
-	// consumed: FetchCommand.Next discards the previous message.
+	// consumed: FetchCommand.Next discards the previous message. Once
+	// stop is closed it discards each message itself (cmd.Next does), so
+	// go-imap's reader is never left waiting on us; it ends when the
+	// command does, which the closed wire brings about at once.
 	type handed struct {
 		m   *imapclient.FetchMessageData
 		ack chan struct{}
@@ -78,14 +92,14 @@ func (cl *Client) FetchLimited(ctx context.Context, uids []uint32, limits map[ui
 	cmdCh := make(chan handed)
 	go func() {
 		defer close(cmdCh)
-		for {
-			m := cmd.Next()
-			if m == nil {
-				return
-			}
+		for m := cmd.Next(); m != nil; m = cmd.Next() {
 			ack := make(chan struct{})
-			cmdCh <- handed{m, ack}
-			<-ack
+			select {
+			case cmdCh <- handed{m, ack}:
+				<-ack // the loop below closes it as soon as m is consumed
+			case <-stop:
+			case <-cl.abort:
+			}
 		}
 	}()
 
@@ -97,6 +111,10 @@ func (cl *Client) FetchLimited(ctx context.Context, uids []uint32, limits map[ui
 		}
 		f.maxLimit = max(f.maxLimit, limits[u])
 	}
+	ctxDone := ctx.Done()
+	var guard <-chan time.Time // armed once the session is being torn down
+	wedged := false
+loop:
 	for cmdCh != nil {
 		select {
 		case h, ok := <-cmdCh:
@@ -104,15 +122,42 @@ func (cl *Client) FetchLimited(ctx context.Context, uids []uint32, limits map[ui
 				cmdCh = nil
 				continue
 			}
-			f.handle(h.m)
+			f.handle(h.m, 0, nil)
 			close(h.ack)
-		case m := <-uni:
-			f.handle(m)
+		case u := <-uni:
+			f.handle(u.m, u.uid, u.body)
+		case <-ctxDone:
+			// begin's AfterFunc has killed the session; keep serving
+			// until the pump ends, which takes what the reader had
+			// already buffered, no more.
+			ctxDone = nil
+			halt()
+		case <-guard:
+			// Never seen: go-imap's reader did not end although the wire
+			// is closed and everything it handed out was consumed. Return
+			// rather than hang; the session is dead anyway.
+			wedged = true
+			break loop
+		}
+		if f.stopped() || ctx.Err() != nil {
+			halt()
+		}
+		// Once the session is killed, what is left is what go-imap had
+		// buffered: the guard bounds that. After an error of fn the
+		// session lives on and the rest of the answer is read (and
+		// dropped) at the link's pace, bounded by the inactivity timeout.
+		if guard == nil && (f.readErr != nil || f.protoErr != nil || ctx.Err() != nil) {
+			guard = time.After(abortGrace)
 		}
 	}
-	cmdErr := cmd.Close()
+	var cmdErr error
+	if !wedged {
+		cmdErr = cmd.Close() // the pump has ended: only waits for the status
+	}
 
 	switch {
+	case ctx.Err() != nil && f.protoErr == nil:
+		return errkind.Wrap(errkind.Network, true, "imap "+cl.opts.Addr+" UID FETCH", context.Cause(ctx))
 	case f.protoErr != nil:
 		return f.protoErr
 	case f.readErr != nil:
@@ -120,6 +165,8 @@ func (cl *Client) FetchLimited(ctx context.Context, uids []uint32, limits map[ui
 		return cl.err(ctx, "UID FETCH", f.readErr)
 	case f.fnErr != nil:
 		return f.fnErr
+	case wedged:
+		return errkind.New(errkind.Network, true, "imap "+cl.opts.Addr+" UID FETCH", "session did not end within %v of being closed", abortGrace)
 	case cmdErr != nil:
 		return cl.err(ctx, "UID FETCH", cmdErr)
 	}
@@ -130,6 +177,20 @@ func (cl *Client) FetchLimited(ctx context.Context, uids []uint32, limits map[ui
 		}
 	}
 	return nil
+}
+
+// abortGrace bounds every wait for go-imap's reader to end once the wire
+// is closed. It ends at once in practice: this is a guard, so that no bug
+// of ours or the library's can make a cancelled run hang.
+const abortGrace = 2 * time.Second
+
+// uniFetch is a FETCH response go-imap could not route to the command
+// (its body came before its UID), handed from unilateralFetch to Fetch at
+// its first literal: uid is the UID read before it (0: none yet).
+type uniFetch struct {
+	m    *imapclient.FetchMessageData
+	uid  uint32
+	body imapclient.FetchItemDataBodySection
 }
 
 // fetchRun is the state of one Fetch.
@@ -148,20 +209,20 @@ type fetchRun struct {
 
 func (f *fetchRun) stopped() bool { return f.fnErr != nil || f.readErr != nil || f.protoErr != nil }
 
-// handle consumes one FETCH response completely.
-func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
-	var uid uint32
+// handle consumes one FETCH response completely, starting with first when
+// unilateralFetch already read up to it (uid then is the UID it saw).
+func (f *fetchRun) handle(m *imapclient.FetchMessageData, uid uint32, first imapclient.FetchItemData) {
 	var sp *spool.Spool
 	defer func() {
 		if sp != nil {
 			sp.Close()
 		}
 	}()
-	for {
-		item := m.Next() // also discards what is left of the previous literal
-		if item == nil {
-			break
-		}
+	item := first
+	if item == nil {
+		item = m.Next()
+	}
+	for ; item != nil; item = m.Next() { // m.Next also discards what is left of the previous literal
 		switch it := item.(type) {
 		case imapclient.FetchItemDataUID:
 			uid = uint32(it.UID)
@@ -175,7 +236,9 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 			size := it.Literal.Size()
 			body := &exactReader{r: it.Literal, left: size}
 			if lim := f.limits[uid]; uid != 0 && lim > 0 && size > lim || uid == 0 && f.maxLimit >= 0 && size > f.maxLimit {
-				f.protocol(fmt.Sprintf("server announced a message of %d octets for UID %d, listed far smaller", size, uid), body)
+				if f.protocol(fmt.Sprintf("server announced a message of %d octets for UID %d, listed far smaller", size, uid), body) {
+					return
+				}
 				continue
 			}
 			if uid == 0 {
@@ -184,6 +247,7 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 				switch {
 				case body.err != nil:
 					f.linkFailed(body.err)
+					return // the literal must not be read again (see linkFailed)
 				case err != nil:
 					f.fnErr = err // a local problem: drain and report
 				default:
@@ -194,10 +258,11 @@ func (f *fetchRun) handle(m *imapclient.FetchMessageData) {
 			f.deliver(uid, body)
 			if body.err != nil {
 				f.linkFailed(body.err)
+				return
 			}
 		}
 	}
-	if sp != nil && !f.stopped() {
+	if sp != nil && !f.stopped() && f.ctx.Err() == nil { // a cancelled run says so, not that the UID was missing
 		if uid == 0 {
 			f.protocol("server sent BODY[] without a UID in answer to UID FETCH", nil)
 			return
@@ -244,49 +309,83 @@ func (a *armedReader) Read(p []byte) (int, error) {
 }
 
 // linkFailed handles a literal that could not be read to its end. go-imap
-// releases its reader goroutine as soon as a literal read fails, and the
-// next FetchMessageData.Next would read the rest of that literal from the
-// same buffer at the same time: so the connection is closed and the reader
-// goroutine's exit awaited before anything else is read.
+// releases its reader goroutine as soon as a literal read fails, and
+// reading that literal again (FetchMessageData.Next discards it) would
+// read from the same buffer at the same time: so the session is killed,
+// and the reader's exit awaited before the caller lets go of the message.
+// With the wire closed and the literal's buffered octets gone, the reader
+// fails on its next read, so the wait is short; it is bounded all the same.
 func (f *fetchRun) linkFailed(err error) {
 	if f.readErr == nil {
 		f.readErr = err
 	}
-	f.cl.wire.Conn.Close()
-	<-f.cl.c.Closed()
+	f.cl.kill()
+	f.awaitReader()
 }
 
-// protocol records a server error and drops the connection: after it the
+func (f *fetchRun) awaitReader() {
+	t := time.NewTimer(abortGrace)
+	defer t.Stop()
+	select {
+	case <-f.cl.c.Closed():
+	case <-t.C:
+	}
+}
+
+// protocol records a server error and kills the session: after it the
 // client no longer trusts what belongs to what. body, if not nil, is a
-// literal not yet read: reading it on the closed connection fails at once
-// and releases go-imap's reader goroutine, whose exit is then awaited (see
-// linkFailed).
-func (f *fetchRun) protocol(msg string, body io.Reader) {
+// literal not yet (fully) read: what go-imap already buffered of it is
+// read and dropped, which releases go-imap's reader. It reports whether
+// that read failed, in which case the caller must not touch the message
+// again (see linkFailed). protocol never waits for anything a goroutine
+// of ours would have to serve: the pump and the unilateral handlers
+// discard what they hold once Fetch stops.
+func (f *fetchRun) protocol(msg string, body io.Reader) (readFailed bool) {
 	if f.protoErr == nil {
 		f.protoErr = errkind.New(errkind.Protocol, false, "imap "+f.cl.opts.Addr+" UID FETCH", "%s", msg)
 	}
-	f.cl.wire.Conn.Close()
+	f.cl.kill()
 	if body != nil {
-		io.Copy(io.Discard, body)
+		_, err := io.Copy(io.Discard, body)
+		if lit, ok := body.(*exactReader); ok && lit.err != nil || err != nil {
+			f.awaitReader()
+			return true
+		}
 	}
-	<-f.cl.c.Closed()
+	return false
 }
 
 // unilateralFetch receives the FETCH responses go-imap could not match to
-// a command. During Fetch they go to it (a body before its UID); at any
-// other time they are flag updates, read and dropped.
+// a command, each in a goroutine of go-imap's own. It reads each response
+// up to its first literal: one without a literal (a flag update, a UID not
+// asked for without a body) is dropped here and never waits for anyone.
+// During Fetch one with a literal (a body before its UID) is handed to it;
+// go-imap's reader waits for that literal, so at most one such handover
+// is ever pending. If nobody takes it (no Fetch, Fetch stopped, session
+// aborted) the literal is read and dropped here.
 func (cl *Client) unilateralFetch(m *imapclient.FetchMessageData) {
-	cl.mu.Lock()
-	ch, stop := cl.uni, cl.uniDone
-	cl.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- m:
-			return
-		case <-stop:
+	var uid uint32
+	for item := m.Next(); item != nil; item = m.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = uint32(it.UID)
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil {
+				continue
+			}
+			cl.mu.Lock()
+			ch, stop := cl.uni, cl.uniDone
+			cl.mu.Unlock()
+			if ch == nil {
+				continue
+			}
+			select {
+			case ch <- uniFetch{m: m, uid: uid, body: it}:
+				return // Fetch consumes the rest
+			case <-stop:
+			case <-cl.abort:
+			}
 		}
-	}
-	for m.Next() != nil {
 	}
 }
 

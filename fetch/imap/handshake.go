@@ -31,6 +31,10 @@ type handshake struct {
 	tagNum int
 	caps   []string
 	tls    bool
+	// untagged counts the untagged responses since the last command: a
+	// server that never stops sending them would keep the login going
+	// for ever (the inactivity timeout never fires on a talkative peer).
+	untagged int
 }
 
 // result of a successful handshake.
@@ -139,6 +143,9 @@ func (h *handshake) ioErr(what string, err error) error {
 		return errkind.Wrap(errkind.Network, true, h.op(what),
 			fmt.Errorf("no answer within %v: %w", h.opts.timeout(), err))
 	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return errkind.Wrap(errkind.Network, true, h.op(what), fmt.Errorf("connection closed by the server or the link: %w", err))
+	}
 	return errkind.Wrap(errkind.Network, true, h.op(what), err)
 }
 
@@ -194,13 +201,28 @@ func (h *handshake) readResponse() (response, error) {
 		full += " ... " + line
 	}
 	h.log.Log(context.Background(), logx.LevelTrace, "imap S: "+clip(full), "server", h.opts.Addr)
-	return parseResponse(full)
+	r, err := parseResponse(full)
+	if err != nil {
+		return r, err
+	}
+	if r.code == "ALERT" {
+		// RFC 3501 section 7.1: the text MUST be presented to the user.
+		h.log.Warn("IMAP server alert: "+clip(r.text), "server", h.opts.Addr)
+	}
+	if r.tag == "*" {
+		if h.untagged++; h.untagged > DefaultMaxUnsolicited {
+			return r, errkind.New(errkind.Protocol, true, h.op("login"),
+				"server flooded the session: more than %d untagged responses before its answer (the last %q)", DefaultMaxUnsolicited, clip(full))
+		}
+	}
+	return r, nil
 }
 
 // write sends raw octets; shown is what the transcript says instead
 // (secrets replaced by ***).
 func (h *handshake) write(s, shown string) error {
 	h.log.Log(context.Background(), logx.LevelTrace, "imap C: "+shown, "server", h.opts.Addr)
+	h.untagged = 0
 	_, err := io.WriteString(h.conn, s)
 	return err
 }

@@ -162,7 +162,7 @@ func (w *watcher) session(ctx context.Context) error {
 
 func (w *watcher) idle(ctx context.Context, cl *Client, newMail chan struct{}) error {
 	for {
-		done := cl.begin(ctx)
+		done := cl.begin(ctx, "IDLE", 0)
 		cmd, err := cl.c.Idle() // returns once the server's "+ idling" is in
 		done()
 		if err != nil {
@@ -186,7 +186,7 @@ func (w *watcher) idle(ctx context.Context, cl *Client, newMail chan struct{}) e
 		}
 		// RFC 2177 section 3: DONE ends IDLE; the tagged answer must come
 		// within the timeout, which is how a dead link shows.
-		done = cl.begin(ctx)
+		done = cl.begin(ctx, "IDLE DONE", 0)
 		err = cmd.Close()
 		if err == nil {
 			err = cmd.Wait()
