@@ -7,19 +7,31 @@
 // or a cancellation:
 //
 //   - triggers: an up edge from the watcher, `linkctl up` on the control
-//     socket, SIGUSR1, and every Interval while the link stays up. A trigger
-//     while a run is in flight does not start a second run: all of them
-//     coalesce into one follow-up run, which starts when the current one ends
-//     (it sees the newest state of the world).
+//     socket, SIGUSR1, and every Interval while the link stays up ask for a
+//     run of the pipeline; a notification of an IMAP watcher (idle.go) asks
+//     for a fetch of its account alone. All of them go through one
+//     coalescer (queue.go), which decides what runs next; the runner
+//     (package pipeline) only runs what it is given. A trigger while a run
+//     is in flight does not start a second run: the triggers of one kind
+//     (the pipeline, or one account's fetch) coalesce into one follow-up
+//     run, whose cause counts them ("linkctl up (+2 coalesced)") and which
+//     starts when the current run ends (it sees the newest state of the
+//     world); a queued pipeline run goes before queued IDLE fetches. A
+//     `linkctl up` client gets the events and the report of the run that
+//     serves its trigger.
 //   - a down edge (or `linkctl down`) cancels the run in flight with the
 //     cause "link down": stages stop safely (a message not yet accepted
-//     locally stays on the server) and pending triggers are dropped.
+//     locally stays on the server) and queued runs are dropped (their
+//     `linkctl up` clients are told).
 //   - SIGHUP calls Reload; a config that does not load is logged and the old
-//     one kept.
+//     one kept. The next run takes the new steps; the IMAP watchers restart;
+//     a changed interval is re-armed at once while the link is up (counted
+//     from the reload; 0 stops it), so an interval added by a reload runs
+//     without waiting for the next up edge.
 //   - SIGTERM/SIGINT (or `linkctl quit`) stop in two phases: nothing new
-//     starts, STOPPING=1 is sent, the run in flight may finish for Grace
-//     (default 2s), then it is cancelled with the cause "shutdown". A second
-//     signal exits at once.
+//     starts, queued runs are dropped, STOPPING=1 is sent, the run in
+//     flight may finish for Grace (default 2s), then it is cancelled with
+//     the cause "shutdown". A second signal exits at once.
 //
 // Cancellation always ends: a stage that does not return within
 // AbandonAfter (default 6s) of its cancel is abandoned by the runner (see
@@ -33,10 +45,14 @@
 // Runner.Last). After a down edge the daemon is ready for the next run at
 // once; a stuck stage is not started again until its goroutine returns.
 //
-// After every run the metrics file is rewritten atomically, and systemd's
-// STATUS line always names what is going on ("run 4: fetch", "idle: ppp0 is
-// up with ..."). An idle daemon wakes up for nothing: the interval timer
-// only runs while the link is up.
+// Every event of every run goes to Options.Sink (the CLI's renderer, which
+// logs it: the runner logs no run or stage boundary itself) and to the
+// `linkctl up` clients the run serves; Logger gets the daemon's own lines
+// and the runner's abandoned stages. After every run the metrics file is
+// rewritten atomically (before any client hears the run ended), and
+// systemd's STATUS line always names what is going on ("run 4: fetch",
+// "idle: ppp0 is up with ..."). An idle daemon wakes up for nothing: the
+// interval timer only runs while the link is up.
 //
 // While the link is up, the accounts of Options.Idle are watched (IMAP
 // IDLE, or polling): new mail there is fetched within seconds by a run of
@@ -148,7 +164,7 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	cur      *batch // the run in flight
-	next     *batch // triggers waiting for the next run
+	queue    queue  // the runs waiting for it (queue.go)
 	stopping bool
 	stopAt   time.Time // when stopping began
 	link     LinkStatus
@@ -161,18 +177,10 @@ type Daemon struct {
 	runCtx   context.Context
 	steps    []pipeline.Step // the pipeline (the runner's steps are set per run)
 
-	idle        []IdleAccount
-	idlePending []idleWork
-	idleGen     uint64
-	watch       *watchSet // nil while no watchers run
-	watchers    sync.WaitGroup
-}
-
-// batch is the triggers one run serves.
-type batch struct {
-	reqs    []pipeline.Request
-	waiters []*waiter
-	idle    string // the account of an idle-triggered fetch ("" for the pipeline)
+	idle     []IdleAccount
+	idleGen  uint64
+	watch    *watchSet // nil while no watchers run
+	watchers sync.WaitGroup
 }
 
 // waiter is a `linkctl up --wait` client.
@@ -196,7 +204,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, errkind.New(errkind.Internal, false, "daemon", "no link watcher")
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notify, quitReq: make(chan struct{}, 1),
-		runDone: make(chan struct{}, 1), next: &batch{}, interval: opts.Interval, met: newMetrics(),
+		runDone: make(chan struct{}, 1), interval: opts.Interval, met: newMetrics(),
 		stage: map[string]bool{}, steps: opts.Steps, idle: opts.Idle}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -220,14 +228,10 @@ func New(opts Options) (*Daemon, error) {
 		}
 		d.srv = srv
 	}
-	// With a Sink (the CLI's renderer logs every event) the runner need
-	// not log the same things again.
-	runLog := d.log
-	if opts.Sink != nil {
-		runLog = nil
-	}
+	// The runner logs no run or stage boundary (Options.Sink renders
+	// them, once); its Logger gets the abandoned stages.
 	d.runner = pipeline.New(pipeline.Options{Steps: opts.Steps, LockPath: opts.LockPath, Wait: true,
-		Sink: d.sink, Logger: runLog, AbandonAfter: opts.AbandonAfter, Alarms: d.log})
+		Sink: d.sink, Logger: d.log, AbandonAfter: opts.AbandonAfter})
 	return d, nil
 }
 
@@ -237,8 +241,8 @@ func New(opts Options) (*Daemon, error) {
 func (d *Daemon) Superseded() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.next.reqs) > 0 {
-		return "a follow-up run is already requested (" + d.next.reqs[0].Cause + ")"
+	if b := d.queue.find(""); b != nil {
+		return "a follow-up run is already requested (" + b.reqs[0].Cause + ")"
 	}
 	return ""
 }
@@ -346,11 +350,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return false
 		}
 		d.stopping, d.stopAt = true, time.Now()
-		dropped := d.next
-		d.next = &batch{}
+		dropped := d.queue.drop(false)
 		running := d.cur != nil
 		d.mu.Unlock()
-		dropped.fail(errkind.New(errkind.Internal, true, "", "the daemon is stopping"))
+		fail(dropped, errkind.New(errkind.Internal, true, "", "the daemon is stopping"))
 		d.stopWatchers(causeShutdown())
 		stopT()
 		d.notify("STOPPING=1\nSTATUS=stopping: " + why)
@@ -391,7 +394,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				d.reload()
+				if d.reload() && d.linkUp() {
+					// A new interval counts from now: one added by
+					// the reload runs without waiting for an up edge.
+					stopT()
+					startT()
+				}
 			case syscall.SIGUSR1:
 				d.trigger(pipeline.Request{Cause: "SIGUSR1", Iface: d.linkIface()}, nil)
 			default:
@@ -434,10 +442,9 @@ func (d *Daemon) exitNow(cancelRuns context.CancelCauseFunc, why string) {
 	if !d.stopping {
 		d.stopping, d.stopAt = true, time.Now()
 	}
-	dropped := d.next
-	d.next = &batch{}
+	dropped := d.queue.drop(false)
 	d.mu.Unlock()
-	dropped.fail(errkind.New(errkind.Internal, true, "", "the daemon exited"))
+	fail(dropped, errkind.New(errkind.Internal, true, "", "the daemon exited"))
 	// Cancelled stages return within moments (the exec stage's own grace
 	// aside); give them that, not more.
 	done := make(chan struct{})
@@ -455,15 +462,21 @@ func (d *Daemon) linkIface() string {
 	return d.link.Iface
 }
 
+func (d *Daemon) linkUp() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.link.Up
+}
+
 func (d *Daemon) onEdge(e linkwatch.Edge) {
 	d.mu.Lock()
 	d.link = LinkStatus{Up: e.Up, Iface: e.Iface, Reason: e.Reason, Since: e.Time}
 	d.met.linkUp(e.Up, e.Time)
 	d.saveMetricsLocked() // linkctl_link_up changed
-	var dropped *batch
+	var dropped []*batch
 	if !e.Up {
-		// Pending triggers are moot: their run would find no link.
-		dropped, d.next = d.next, &batch{}
+		// Queued runs are moot: they would find no link.
+		dropped = d.queue.drop(false)
 	}
 	running := d.cur != nil
 	d.mu.Unlock()
@@ -473,65 +486,80 @@ func (d *Daemon) onEdge(e linkwatch.Edge) {
 		return
 	}
 	d.stopWatchers(causeLinkDown())
-	dropped.fail(errkind.New(errkind.Network, true, "", "link down"))
+	fail(dropped, errkind.New(errkind.Network, true, "", "link down"))
 	if running && d.runner.Cancel(errkind.New(errkind.Network, true, "", "link down")) {
 		d.log.Warn("link down: cancelling the run in flight", "reason", e.Reason)
 	}
 	d.status("")
 }
 
-// trigger asks for a run for req; w (may be nil) waits for its report.
-// It returns false when the daemon is stopping.
+// trigger asks for a run of the pipeline for req; w (may be nil) waits
+// for its report. It returns false when the daemon is stopping.
 func (d *Daemon) trigger(req pipeline.Request, w *waiter) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.enqueueLocked("", req, w)
+}
+
+// enqueueLocked queues req for a run of account ("" for the pipeline, see
+// queue) and starts it when no run is in flight. It returns false, and
+// queues nothing, when the daemon is stopping.
+func (d *Daemon) enqueueLocked(account string, req pipeline.Request, w *waiter) bool {
 	if d.stopping {
 		return false
 	}
-	d.next.reqs = append(d.next.reqs, req)
-	if w != nil {
-		d.next.waiters = append(d.next.waiters, w)
-	}
+	joined := d.queue.add(account, req, w)
 	if d.cur == nil {
 		d.startLocked()
+		return true
+	}
+	if joined {
+		d.log.Debug("a run is in flight: the trigger joins the run queued after it", "cause", req.Cause, "account", account)
 	} else {
-		d.log.Info("run in flight: the trigger joins the follow-up run", "cause", req.Cause)
-		if w != nil {
-			w.send(event.Event{Type: event.Note, Time: time.Now(), Text: "a run is in progress; yours starts when it ends"})
-		}
+		d.log.Info("a run is in flight: the trigger queues a run after it", "cause", req.Cause, "account", account)
+	}
+	if w != nil {
+		w.send(event.Event{Type: event.Note, Time: time.Now(), Text: "a run is in progress; yours starts when it ends"})
 	}
 	return true
 }
 
-// startLocked starts the next run: the queued pipeline run if any, else
-// the first queued idle-triggered fetch.
+// startLocked starts the next queued run, if any; no run is in flight.
 func (d *Daemon) startLocked() {
-	if len(d.next.reqs) == 0 {
-		d.startIdleLocked()
+	for {
+		b := d.queue.next()
+		if b == nil {
+			return
+		}
+		steps := d.steps
+		if b.account != "" {
+			acct := d.idleAccountLocked(b.account)
+			if acct == nil || acct.Fetch == nil {
+				// Reloaded away: its mail is the pipeline's now.
+				fail([]*batch{b}, errkind.New(errkind.Internal, true, "", "account %s is no longer watched", b.account))
+				continue
+			}
+			steps = []pipeline.Step{{Stage: acct.Fetch, Timeout: acct.Timeout}}
+		}
+		d.cur = b
+		req := b.request()
+		d.runs.Add(1)
+		go func() {
+			defer d.runs.Done()
+			// Only the daemon's runs use the runner, one at a time: the
+			// steps set here are the ones Run takes.
+			d.runner.SetSteps(steps)
+			rep, _ := d.runner.Run(d.runCtx, req)
+			d.finish(b, rep)
+		}()
 		return
 	}
-	b := d.next
-	d.next, d.cur = &batch{}, b
-	req := b.reqs[0]
-	if n := len(b.reqs); n > 1 {
-		req.Cause = fmt.Sprintf("%s (+%d coalesced)", req.Cause, n-1)
-	}
-	steps := d.steps
-	d.runs.Add(1)
-	go func() {
-		defer d.runs.Done()
-		// Only the daemon's runs use the runner, one at a time: the steps
-		// set here are the ones Run takes.
-		d.runner.SetSteps(steps)
-		rep, _ := d.runner.Run(d.runCtx, req)
-		d.finish(b, rep)
-	}()
 }
 
 func (d *Daemon) finish(b *batch, rep pipeline.RunReport) {
 	d.mu.Lock()
 	d.met.addRun(rep)
-	if b.idle != "" {
+	if b.account != "" {
 		d.met.idleRun(rep)
 	}
 	// The metrics are on disk before anyone hears the run ended.
@@ -542,7 +570,7 @@ func (d *Daemon) finish(b *batch, rep pipeline.RunReport) {
 	}
 	d.mu.Lock()
 	d.cur = nil
-	if (len(d.next.reqs) > 0 || len(d.idlePending) > 0) && !d.stopping {
+	if !d.stopping {
 		d.startLocked()
 	}
 	d.mu.Unlock()
@@ -564,9 +592,12 @@ func (d *Daemon) saveMetricsLocked() {
 	}
 }
 
-func (b *batch) fail(err error) {
-	for _, w := range b.waiters {
-		w.done <- pipeline.RunReport{Err: err, Result: event.Cancelled}
+// fail tells the waiters of batches that will not run why.
+func fail(batches []*batch, err error) {
+	for _, b := range batches {
+		for _, w := range b.waiters {
+			w.done <- pipeline.RunReport{Err: err, Result: event.Cancelled}
+		}
 	}
 }
 
@@ -633,19 +664,22 @@ func (d *Daemon) status(extra string) {
 	d.notify("STATUS=" + s)
 }
 
-func (d *Daemon) reload() {
+// reload re-reads the config (SIGHUP) and reports whether the interval
+// changed: the caller re-arms the interval timer then.
+func (d *Daemon) reload() (intervalChanged bool) {
 	if d.opts.Reload == nil {
 		d.log.Info("SIGHUP: nothing to reload")
-		return
+		return false
 	}
 	r, err := d.opts.Reload()
 	if err != nil {
 		d.log.Error("config reload failed: keeping the old config", "err", err)
 		d.status("reload failed")
-		return
+		return false
 	}
 	d.mu.Lock()
 	d.steps = r.Steps
+	intervalChanged = d.interval != r.Interval
 	d.interval = r.Interval
 	d.idle = r.Idle
 	restart := d.watch != nil || (d.link.Up && len(r.Idle) > 0)
@@ -657,17 +691,16 @@ func (d *Daemon) reload() {
 		d.stopWatchers(errkind.New(errkind.Internal, true, "", "config reloaded"))
 		d.startWatchers(true)
 	}
+	return intervalChanged
 }
 
 // Snapshot returns the daemon's status.
 func (d *Daemon) Snapshot() Status {
 	st := Status{PID: os.Getpid(), Runner: d.runner.Status()}
 	d.mu.Lock()
-	st.Link, st.Pending, st.NextInterval, st.Stopping = d.link, len(d.next.reqs) > 0, d.nextTick, d.stopping
+	st.Link, st.Pending, st.NextInterval, st.Stopping = d.link, d.queue.find("") != nil, d.nextTick, d.stopping
 	st.Watchers = d.watcherStatusLocked()
-	for _, w := range d.idlePending {
-		st.IdlePending = append(st.IdlePending, w.account)
-	}
+	st.IdlePending = d.queue.accounts()
 	d.mu.Unlock()
 	// Between edges the watcher knows the newer reason ("ppp0 has no
 	// global address yet").
@@ -696,11 +729,9 @@ func (d *Daemon) handle(ctx context.Context, req control.Request, send func(even
 		// The connection script says the link is going: stop now rather
 		// than wait for netlink. The link state is left to the watcher.
 		d.mu.Lock()
-		dropped := d.next
-		d.next = &batch{}
-		d.idlePending = nil // the watchers stay: the link state is the watcher's
+		dropped := d.queue.drop(false) // the watchers stay: the link state is the watcher's
 		d.mu.Unlock()
-		dropped.fail(errkind.New(errkind.Network, true, "", "link down"))
+		fail(dropped, errkind.New(errkind.Network, true, "", "link down"))
 		if d.runner.Cancel(errkind.New(errkind.Network, true, "", "link down")) {
 			d.log.Warn("linkctl down: cancelling the run in flight", "iface", req.Iface)
 			return control.Reply{Text: "the run in flight was cancelled"}

@@ -473,3 +473,56 @@ func TestDropHooks(t *testing.T) {
 	wait(t, g.started, "follow-up")
 	g.release <- struct{}{}
 }
+
+// TestReloadArmsANewInterval: an interval added by SIGHUP while the link
+// is up runs without waiting for the next up edge (issue 16).
+func TestReloadArmsANewInterval(t *testing.T) {
+	g := newGate("fetch")
+	steps := []pipeline.Step{{Stage: g.stage()}}
+	h := start(t, steps, func(o *Options) {
+		o.Reload = func() (Reloaded, error) { return Reloaded{Steps: steps, Interval: 200 * time.Millisecond}, nil }
+	})
+	h.edge(up("ppp0"))
+	wait(t, g.started, "the up-edge run")
+	g.release <- struct{}{}
+	h.lastRun(1)
+	if st := h.d.Snapshot(); !st.NextInterval.IsZero() {
+		t.Fatalf("an interval run is due before the reload: %v", st.NextInterval)
+	}
+	h.sigs <- syscall.SIGHUP
+	select {
+	case req := <-g.started:
+		if req.Cause != "interval" || req.Iface != "ppp0" {
+			t.Errorf("run after the reload: %+v", req)
+		}
+		g.release <- struct{}{}
+	case <-time.After(5 * time.Second): // 25 intervals
+		t.Fatal("no interval run within 5s of a reload that set interval: 200ms")
+	}
+	if st := h.d.Snapshot(); st.NextInterval.IsZero() {
+		t.Error("status shows no next interval run after the reload")
+	}
+}
+
+// TestReloadWhileDownArmsNothing: the new interval waits for the link.
+func TestReloadWhileDownArmsNothing(t *testing.T) {
+	g := newGate("fetch")
+	steps := []pipeline.Step{{Stage: g.stage()}}
+	h := start(t, steps, func(o *Options) {
+		o.Reload = func() (Reloaded, error) { return Reloaded{Steps: steps, Interval: 50 * time.Millisecond}, nil }
+	})
+	h.sigs <- syscall.SIGHUP
+	select {
+	case req := <-g.started:
+		t.Fatalf("a run started while the link is down: %+v", req)
+	case <-time.After(300 * time.Millisecond):
+	}
+	h.edge(up("ppp0"))
+	wait(t, g.started, "the up-edge run")
+	g.release <- struct{}{}
+	if req := wait(t, g.started, "an interval run"); req.Cause != "interval" {
+		t.Errorf("cause %q", req.Cause)
+	}
+	g.release <- struct{}{}
+	h.edge(down())
+}

@@ -5,30 +5,35 @@ package daemon
 // The flow: an up edge starts one watcher per (account, folder) of the
 // accounts with `idle: true`; a down edge, `linkctl quit`/SIGTERM, or a
 // SIGHUP reload (which then starts the new config's watchers) cancels them
-// all through one context. A watcher's notification queues a fetch of that
-// account alone. That fetch is an ordinary run of the daemon's runner (the
-// same run lock, the same sink, the same run numbers, `linkctl status` and
-// metrics), whose only step is the account's fetch stage:
+// all through one context. A watcher's notification is a trigger for a
+// fetch of that account alone, and goes through the daemon's one coalescer
+// (queue.go) like every other trigger. That fetch is an ordinary run of
+// the daemon's runner (the same run lock, the same sink, the same run
+// numbers, `linkctl status` and metrics), whose only step is the account's
+// fetch stage, looked up when the run starts (an account a reload removed
+// meanwhile is not fetched):
 //
 //   - never two runs at once: a notification while any run is in flight
 //     waits for it to end; a queued pipeline run goes first (it sees the
 //     newest state of the world), then the queued idle fetches, one run per
-//     account in the order they were notified.
+//     account in the order they were first notified.
 //   - notifications coalesce: while an account's fetch is queued, more
 //     notifications (from any of its folders) join it, and the run's cause
-//     says how many ("new mail (IDLE): work/INBOX (+2 coalesced)"). One
-//     arriving while the account's fetch runs queues one follow-up fetch,
-//     since the running one may have listed the folder before the new
-//     message arrived.
+//     is the first one's and says how many joined ("new mail (IDLE):
+//     work/INBOX (+2 coalesced)"). One arriving while the account's fetch
+//     runs queues one follow-up fetch, since the running one may have
+//     listed the folder before the new message arrived.
 //   - a down edge cancels an idle fetch in flight like any run (cause "link
 //     down": what was not accepted locally stays on the server) and drops
 //     the queued ones: the next up edge's pipeline fetches everything.
+//     Stopping the watchers (reload, shutdown) drops the queued idle
+//     fetches too.
 //
 // The first connection of a watcher does not notify: the up edge's own
 // pipeline run fetches what arrived while the link was down. After a
 // reload, whose new watchers might miss mail that arrived between the old
 // watcher's end and the new one's SELECT, every idle account gets one
-// catch-up fetch. Mail that lands after the up edge's pipeline run listed
+// catch-up fetch ("catch-up fetch (IDLE): work"). Mail that lands after the up edge's pipeline run listed
 // a folder but before its watcher's first SELECT is noticed with the next
 // notification (or interval run), not at once.
 //
@@ -45,7 +50,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
@@ -84,13 +88,6 @@ type WatcherStatus struct {
 	Error         string    `json:"error,omitempty"`
 }
 
-// idleWork is an account whose fetch is queued.
-type idleWork struct {
-	account string
-	folder  string // the first folder that notified
-	n       int    // notifications coalesced into it
-}
-
 // watchSet is the watchers of one up period (or one config).
 type watchSet struct {
 	gen    uint64
@@ -122,7 +119,7 @@ func (d *Daemon) startWatchers(catchUp bool) {
 			d.watchers.Go(func() { d.runWatch(ctx, ws.gen, a, f, st) })
 		}
 		if catchUp {
-			d.queueIdleLocked(a.Name, "", 0)
+			d.enqueueLocked(a.Name, pipeline.Request{Cause: "catch-up fetch (IDLE): " + a.Name, Iface: d.link.Iface}, nil)
 		}
 	}
 	d.log.Info("IMAP watchers started", "watchers", len(ws.status))
@@ -135,8 +132,9 @@ func (d *Daemon) stopWatchers(cause error) {
 	d.mu.Lock()
 	ws := d.watch
 	d.watch = nil
-	d.idlePending = nil
+	dropped := d.queue.drop(true)
 	d.mu.Unlock()
+	fail(dropped, cause)
 	if ws == nil {
 		return
 	}
@@ -173,68 +171,17 @@ func (d *Daemon) idleNotify(gen uint64, account, folder string, st *WatcherStatu
 	st.Notifications++
 	st.LastNotify = time.Now()
 	d.met.idleNotify(account, folder)
-	d.queueIdleLocked(account, folder, 1)
+	d.enqueueLocked(account, pipeline.Request{Cause: "new mail (IDLE): " + account + "/" + folder, Iface: d.link.Iface}, nil)
 }
 
-// queueIdleLocked queues a fetch of account (n notifications) and starts
-// it when no run is in flight.
-func (d *Daemon) queueIdleLocked(account, folder string, n int) {
-	queued := false
-	for i := range d.idlePending {
-		if d.idlePending[i].account == account {
-			d.idlePending[i].n += n
-			if d.idlePending[i].folder == "" {
-				d.idlePending[i].folder = folder
-			}
-			queued = true
+// idleAccountLocked returns the configured idle account name, or nil.
+func (d *Daemon) idleAccountLocked(name string) *IdleAccount {
+	for i := range d.idle {
+		if d.idle[i].Name == name {
+			return &d.idle[i]
 		}
 	}
-	if !queued {
-		d.idlePending = append(d.idlePending, idleWork{account: account, folder: folder, n: n})
-	}
-	if d.cur == nil {
-		d.startLocked()
-	} else if !queued {
-		d.log.Info("new mail (IDLE): the fetch follows the run in flight", "account", account, "folder", folder)
-	}
-}
-
-// startIdleLocked starts the first queued idle fetch whose account is
-// still configured. It reports whether it started one.
-func (d *Daemon) startIdleLocked() bool {
-	for len(d.idlePending) > 0 {
-		w := d.idlePending[0]
-		d.idlePending = d.idlePending[1:]
-		var acct *IdleAccount
-		for i := range d.idle {
-			if d.idle[i].Name == w.account {
-				acct = &d.idle[i]
-			}
-		}
-		if acct == nil || acct.Fetch == nil {
-			continue // reloaded away
-		}
-		cause := "catch-up fetch (IDLE): " + w.account
-		if w.folder != "" {
-			cause = "new mail (IDLE): " + w.account + "/" + w.folder
-		}
-		if w.n > 1 {
-			cause = fmt.Sprintf("%s (+%d coalesced)", cause, w.n-1)
-		}
-		b := &batch{idle: w.account}
-		d.cur = b
-		req := pipeline.Request{Cause: cause, Iface: d.link.Iface}
-		steps := []pipeline.Step{{Stage: acct.Fetch, Timeout: acct.Timeout}}
-		d.runs.Add(1)
-		go func() {
-			defer d.runs.Done()
-			d.runner.SetSteps(steps)
-			rep, _ := d.runner.Run(d.runCtx, req)
-			d.finish(b, rep)
-		}()
-		return true
-	}
-	return false
+	return nil
 }
 
 // watcherStatus copies the watchers' status for Snapshot (under d.mu).

@@ -14,7 +14,14 @@
 // runs nothing more, not even Always steps: the link is already gone.
 //
 // Every boundary is reported as an event (run.start, stage.start, stage.end,
-// run.end) to the Options.Sink, which the CLI renders and the daemon forwards.
+// run.end) to the Options.Sink, and that is the only place the runner
+// reports them: the runner logs no boundary itself, so that whoever renders
+// the events (the CLI: a live line on a terminal, one log line per event
+// elsewhere; the daemon forwards them to `linkctl up` clients too) is the
+// one place a run is logged. run.start carries the cause and, in Text, the
+// interface; stage.end and run.end the result, the elapsed time, the
+// summary (Text) and the error (Err). Options.Logger receives only what no
+// event carries in full: the abandonment of a stage, at error level.
 //
 // A cancelled stage must return, and the runner does not trust it to: once
 // a stage's context is done (the run was cancelled, or the stage's own
@@ -42,10 +49,11 @@
 // `linkctl run` process is kept apart from a stuck stage only by the
 // seen-store's locks.
 //
-// In the daemon, triggers go through Trigger and Serve: a trigger that
-// arrives while a run is in flight does not start a second run, and any
-// number of them coalesce into exactly one follow-up run, which starts after
-// the current one ends and so sees the newest state of the world.
+// The runner does not queue or coalesce runs: Run runs now or fails with
+// errkind.Locked (or waits, with Options.Wait). Deciding when to run, and
+// folding triggers that come during a run into one follow-up, is the
+// caller's business: the daemon does it (package daemon), `linkctl run`
+// runs once.
 package pipeline
 
 import (
@@ -107,16 +115,17 @@ type Options struct {
 	Steps    []Step
 	LockPath string // the run lock (flock); "" for none
 	Wait     bool   // wait for the lock instead of failing with errkind.Locked
-	Sink     event.Sink
-	Logger   *slog.Logger
+	// Sink receives every event of every run, the run and stage
+	// boundaries included: the runner logs none of them itself.
+	Sink event.Sink
+	// Logger receives only what no event carries in full and an operator
+	// must see, at error level: a stage abandoned, a stage not started
+	// because its abandoned instance is still stuck (nil: discarded).
+	Logger *slog.Logger
 	// AbandonAfter is how long a stage whose context is done (run
 	// cancelled, stage timeout) may take to return before the runner
 	// abandons it (0: DefaultAbandonAfter).
 	AbandonAfter time.Duration
-	// Alarms receives what no event carries in full and an operator must
-	// see, at error level: abandoned stages. nil: Logger. (A daemon that
-	// renders events itself passes no Logger, and still wants these.)
-	Alarms *slog.Logger
 }
 
 // DefaultAbandonAfter is the default Options.AbandonAfter: longer than
@@ -191,7 +200,6 @@ type Status struct {
 	Cause   string                 `json:"cause,omitempty"`
 	Since   time.Time              `json:"since,omitzero"`
 	Current []string               `json:"current,omitempty"` // stages in flight
-	Pending bool                   `json:"pending"`           // a follow-up run is queued
 	Last    map[string]StageReport `json:"last,omitempty"`    // last report per stage
 	LastRun *RunReport             `json:"last_run,omitempty"`
 	// Cancelling is set while the run in flight is cancelled and its
@@ -220,7 +228,6 @@ type Stuck struct {
 // Runner runs the pipeline. Its methods are safe for concurrent use.
 type Runner struct {
 	opts  Options
-	log   *slog.Logger
 	alarm *slog.Logger
 	sem   chan struct{} // one run at a time in this process
 
@@ -231,10 +238,6 @@ type Runner struct {
 	last    map[string]StageReport
 	lastRun *RunReport
 	stuck   map[string]*Stuck // by stage name
-
-	trig    chan struct{} // capacity 1: pending triggers coalesce
-	pending []Request     // the requests the next run serves
-	waiters []chan RunReport
 }
 
 type runState struct {
@@ -250,23 +253,17 @@ type runState struct {
 
 // New returns a Runner.
 func New(opts Options) *Runner {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	alarm := opts.Alarms
+	alarm := opts.Logger
 	if alarm == nil {
-		alarm = log
+		alarm = slog.New(slog.DiscardHandler)
 	}
 	return &Runner{
 		opts:  opts,
-		log:   log,
 		alarm: alarm,
 		sem:   make(chan struct{}, 1),
 		steps: opts.Steps,
 		last:  map[string]StageReport{},
 		stuck: map[string]*Stuck{},
-		trig:  make(chan struct{}, 1),
 	}
 }
 
@@ -276,62 +273,6 @@ func (r *Runner) SetSteps(steps []Step) {
 	r.mu.Lock()
 	r.steps = steps
 	r.mu.Unlock()
-}
-
-// Trigger asks for a run. If none is in flight, Serve starts one at once;
-// if one is, this and every other trigger until it ends coalesce into one
-// follow-up run. The returned channel receives the report of the run that
-// serves this trigger (buffered: nobody has to read it).
-func (r *Runner) Trigger(req Request) <-chan RunReport {
-	ch := make(chan RunReport, 1)
-	r.mu.Lock()
-	r.pending = append(r.pending, req)
-	r.waiters = append(r.waiters, ch)
-	r.mu.Unlock()
-	select {
-	case r.trig <- struct{}{}:
-	default: // a run is already queued: this trigger joins it
-	}
-	return ch
-}
-
-// Serve starts a run for each coalesced batch of triggers until ctx is done.
-// Runs it starts get a context derived from ctx, so cancelling ctx cancels
-// the run in flight with ctx's cause.
-func (r *Runner) Serve(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			r.failWaiters(context.Cause(ctx))
-			return context.Cause(ctx)
-		case <-r.trig:
-		}
-		r.mu.Lock()
-		reqs, waiters := r.pending, r.waiters
-		r.pending, r.waiters = nil, nil
-		r.mu.Unlock()
-		if len(reqs) == 0 {
-			continue
-		}
-		req := reqs[0]
-		if len(reqs) > 1 {
-			req.Cause = fmt.Sprintf("%s (+%d coalesced)", req.Cause, len(reqs)-1)
-		}
-		rep, _ := r.Run(ctx, req)
-		for _, w := range waiters {
-			w <- rep
-		}
-	}
-}
-
-func (r *Runner) failWaiters(err error) {
-	r.mu.Lock()
-	waiters := r.waiters
-	r.pending, r.waiters = nil, nil
-	r.mu.Unlock()
-	for _, w := range waiters {
-		w <- RunReport{Err: err, Result: event.Cancelled}
-	}
 }
 
 // Cancel cancels the run in flight, if any, with cause (for instance
@@ -357,7 +298,7 @@ func (r *Runner) Cancel(cause error) bool {
 func (r *Runner) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := Status{Pending: len(r.pending) > 0, Last: map[string]StageReport{}}
+	st := Status{Last: map[string]StageReport{}}
 	for k, v := range r.last {
 		st.Last[k] = v
 	}
@@ -409,7 +350,6 @@ func (r *Runner) Run(ctx context.Context, req Request) (RunReport, error) {
 	rep := RunReport{ID: rs.id, Cause: req.Cause, Iface: req.Iface, Start: rs.since}
 	sink := r.runSink(rs.id)
 	sink.Emit(event.Event{Type: event.RunStart, Cause: req.Cause, Text: req.Iface})
-	r.log.Info("run started", "run", rs.id, "cause", req.Cause, "iface", req.Iface)
 
 	rctx = withRequest(rctx, req)
 	stopped := false
@@ -439,12 +379,11 @@ func (r *Runner) Run(ctx context.Context, req Request) (RunReport, error) {
 	lr := rep
 	r.lastRun = &lr
 	r.mu.Unlock()
-	text := ""
+	errText := ""
 	if rep.Err != nil {
-		text = rep.Err.Error()
+		errText = rep.Err.Error()
 	}
-	sink.Emit(event.Event{Type: event.RunEnd, Result: rep.Result, Text: text, Elapsed: rep.End.Sub(rep.Start)})
-	r.log.Info("run ended", "run", rs.id, "result", rep.Result, "elapsed", rep.End.Sub(rep.Start).Round(time.Millisecond))
+	sink.Emit(event.Event{Type: event.RunEnd, Result: rep.Result, Err: errText, Elapsed: rep.End.Sub(rep.Start)})
 	return rep, rep.Err
 }
 
@@ -521,7 +460,6 @@ func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, st
 	}
 	rep := StageReport{Name: name, Start: time.Now()}
 	sink.Emit(event.Event{Type: event.StageStart, Stage: name})
-	r.log.Debug("stage started", "stage", name)
 
 	if st := r.stuckAs(name); st != nil {
 		// Not started: see the package doc on abandoned stages.
@@ -530,7 +468,7 @@ func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, st
 		rep.Err = fmt.Sprintf("stage %s not started: its instance of run %d has not returned since it was abandoned %s ago (cancelled: %s); restart linkctl to clear it",
 			name, st.Run, time.Since(st.Abandoned).Round(time.Second), st.Cause)
 		r.alarm.Error("stage not started: an abandoned instance is still stuck", "stage", name, "stuck_run", st.Run, "cause", st.Cause)
-		r.endStage(ctx, sink, rep)
+		r.endStage(sink, rep)
 		return rep
 	}
 
@@ -563,24 +501,15 @@ func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, st
 		}
 		rep.Err, rep.Kind = err.Error(), errkind.KindOf(err)
 	}
-	r.endStage(ctx, sink, rep)
+	r.endStage(sink, rep)
 	return rep
 }
 
-// endStage emits and logs the end of a stage.
-func (r *Runner) endStage(ctx context.Context, sink event.Sink, rep StageReport) {
-	name := rep.Name
-	text := rep.Summary
-	if rep.Err != "" {
-		text = rep.Err
-	}
-	sink.Emit(event.Event{Type: event.StageEnd, Stage: name, Result: rep.Result, Text: text, Elapsed: rep.End.Sub(rep.Start)})
-	lvl := slog.LevelInfo
-	if failed(rep.Result) {
-		lvl = slog.LevelWarn
-	}
-	r.log.Log(ctx, lvl, "stage ended", "stage", name, "result", rep.Result, "summary", rep.Summary, "error", rep.Err,
-		"elapsed", rep.End.Sub(rep.Start).Round(time.Millisecond))
+// endStage emits the end of a stage (its only report besides the
+// StageReport: see the package doc on logging).
+func (r *Runner) endStage(sink event.Sink, rep StageReport) {
+	sink.Emit(event.Event{Type: event.StageEnd, Stage: rep.Name, Result: rep.Result, Text: rep.Summary, Err: rep.Err,
+		Elapsed: rep.End.Sub(rep.Start)})
 }
 
 func (r *Runner) stuckAs(name string) *Stuck {

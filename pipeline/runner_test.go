@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -176,45 +178,6 @@ func TestGroupRunsConcurrently(t *testing.T) {
 	}
 }
 
-func TestTriggersDuringARunCoalesceIntoOne(t *testing.T) {
-	release := make(chan struct{})
-	var runs atomic.Int32
-	r := New(Options{Steps: []Step{{Stage: Func{StageName: "s", Fn: func(ctx context.Context, _ event.Sink) (Report, error) {
-		if runs.Add(1) == 1 {
-			<-release
-		}
-		return Report{}, nil
-	}}}}})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Serve(ctx)
-	first := r.Trigger(Request{Cause: "up edge"})
-	for !r.Status().Running {
-		time.Sleep(time.Millisecond)
-	}
-	var follow []<-chan RunReport
-	for range 5 {
-		follow = append(follow, r.Trigger(Request{Cause: "linkctl up"}))
-	}
-	close(release)
-	rep1 := <-first
-	var ids []uint64
-	for _, ch := range follow {
-		ids = append(ids, (<-ch).ID)
-	}
-	if rep1.ID != 1 {
-		t.Errorf("first run id %d", rep1.ID)
-	}
-	for _, id := range ids {
-		if id != 2 {
-			t.Fatalf("follow-up runs %v, want all served by run 2", ids)
-		}
-	}
-	if n := runs.Load(); n != 2 {
-		t.Fatalf("%d runs, want 2 (one follow-up for five triggers)", n)
-	}
-}
-
 func TestLockBetweenRunners(t *testing.T) {
 	lock := filepath.Join(t.TempDir(), "run.lock")
 	inside := make(chan struct{})
@@ -283,6 +246,50 @@ func TestEventsBracketEachStage(t *testing.T) {
 	want := []event.Type{event.RunStart, event.StageStart, event.Message, event.StageEnd, event.RunEnd}
 	if !slices.Equal(types, want) {
 		t.Fatalf("events %v, want %v", types, want)
+	}
+}
+
+// TestBoundariesAreEventsNotLogLines: the run and stage boundaries reach
+// the sink with everything a log line needs (cause, interface, run id,
+// result, summary and error apart, duration), and the runner's own logger
+// gets none of them: whoever renders the events logs them, once.
+func TestBoundariesAreEventsNotLogLines(t *testing.T) {
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	var evs []event.Event
+	r := New(Options{Logger: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Sink: func(e event.Event) {
+			mu.Lock()
+			evs = append(evs, e)
+			mu.Unlock()
+		}, Steps: []Step{
+			{Stage: Func{StageName: "ok", Fn: func(context.Context, event.Sink) (Report, error) {
+				return Report{Summary: "2 messages"}, nil
+			}}},
+			{Stage: Func{StageName: "bad", Fn: func(context.Context, event.Sink) (Report, error) {
+				return Report{Summary: "1 of 2 servers"}, errkind.New(errkind.Refused, false, "", "458 unable to queue")
+			}}, OnError: Continue},
+		}})
+	r.Run(context.Background(), Request{Cause: "up edge", Iface: "ppp0"})
+	if logged.Len() != 0 {
+		t.Errorf("the runner logged beside its events:\n%s", logged.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(evs) != 6 {
+		t.Fatalf("events %+v", evs)
+	}
+	if e := evs[0]; e.Type != event.RunStart || e.Run != 1 || e.Cause != "up edge" || e.Text != "ppp0" {
+		t.Errorf("run.start %+v", e)
+	}
+	if e := evs[2]; e.Type != event.StageEnd || e.Stage != "ok" || e.Result != event.OK || e.Text != "2 messages" || e.Err != "" {
+		t.Errorf("stage.end of ok %+v", e)
+	}
+	if e := evs[4]; e.Type != event.StageEnd || e.Stage != "bad" || e.Result != event.Permanent || e.Text != "1 of 2 servers" || e.Err != "458 unable to queue" || e.Run != 1 {
+		t.Errorf("stage.end of bad %+v", e)
+	}
+	if e := evs[5]; e.Type != event.RunEnd || e.Result != event.Permanent || !strings.Contains(e.Err, "458") || e.Elapsed <= 0 {
+		t.Errorf("run.end %+v", e)
 	}
 }
 

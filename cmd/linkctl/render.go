@@ -19,6 +19,10 @@ import (
 // renderer shows a run's events: on a terminal a live progress line that is
 // redrawn in place, with a permanent line per finished stage and per note;
 // elsewhere (a log file, journald, a pipe) one log line per event.
+//
+// It is the one place a run's boundaries are logged: the runner logs none
+// (see package pipeline), and a daemon's runs reach the log only through
+// the renderer it is given as its Sink.
 type renderer struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -115,7 +119,11 @@ func (r *renderer) Sink(e event.Event) {
 	}
 	switch e.Type {
 	case event.RunStart:
-		r.println(fmt.Sprintf("run %d: %s", e.Run, e.Cause))
+		line := fmt.Sprintf("run %d: %s", e.Run, e.Cause)
+		if e.Text != "" {
+			line += " on " + e.Text
+		}
+		r.println(line)
 	case event.StageStart:
 		r.progress[e.Stage+"/"] = &progressLine{stage: e.Stage, started: e.Time}
 		r.draw(true)
@@ -142,7 +150,11 @@ func (r *renderer) Sink(e event.Event) {
 				delete(r.progress, k)
 			}
 		}
-		line := fmt.Sprintf("  %-9s %-10s %s", e.Result, e.Stage, indent(e.Text, 23))
+		text := e.Text
+		if e.Err != "" {
+			text = e.Err
+		}
+		line := fmt.Sprintf("  %-9s %-10s %s", e.Result, e.Stage, indent(text, 23))
 		if e.Elapsed > 0 {
 			line += fmt.Sprintf(" (%s)", roundDur(e.Elapsed))
 		}
@@ -163,7 +175,11 @@ func (r *renderer) logEvent(e event.Event) {
 	}
 	switch e.Type {
 	case event.RunStart:
-		r.log.Info("run started", append(attrs, "cause", e.Cause)...)
+		attrs = append(attrs, "cause", e.Cause)
+		if e.Text != "" {
+			attrs = append(attrs, "iface", e.Text)
+		}
+		r.log.Info("run started", attrs...)
 	case event.StageStart:
 		r.log.Info("stage started", attrs...)
 	case event.Message:
@@ -179,7 +195,10 @@ func (r *renderer) logEvent(e event.Event) {
 		}
 		attrs = append(attrs, "result", e.Result, "elapsed", roundDur(e.Elapsed))
 		if e.Text != "" {
-			attrs = append(attrs, "detail", e.Text)
+			attrs = append(attrs, "summary", e.Text)
+		}
+		if e.Err != "" {
+			attrs = append(attrs, "error", e.Err)
 		}
 		lvl := slog.LevelInfo
 		if e.Result == event.Temporary || e.Result == event.Permanent || e.Result == event.Cancelled {

@@ -58,7 +58,7 @@ func (a *App) RunPipeline(o RunOptions) error {
 		LockPath: RunLockPath(cfg),
 		Wait:     o.Wait,
 		Sink:     r.Sink,
-		Alarms:   a.Log,
+		Logger:   a.Log,
 	})
 	defer exitOnSecondSignal(a.Ctx, a.Stderr)()
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: o.Cause, Iface: o.Iface})

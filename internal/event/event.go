@@ -49,7 +49,8 @@ type Event struct {
 	Stage   string    `json:"stage,omitempty"`
 	Account string    `json:"account,omitempty"` // fetch account, ETRN server, MTA
 	Result  Result    `json:"result,omitempty"`  // for *.end events
-	Text    string    `json:"text,omitempty"`    // summary, note, or error text
+	Text    string    `json:"text,omitempty"`    // summary (*.end), note, or the interface (run.start)
+	Err     string    `json:"error,omitempty"`   // why a stage or run failed (*.end)
 	Cause   string    `json:"cause,omitempty"`   // why a run was cancelled or triggered
 
 	Count      int   `json:"count,omitempty"`       // messages done so far (Message, Progress)
