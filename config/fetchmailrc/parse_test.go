@@ -88,7 +88,7 @@ skip old.example.net user x
 		t.Errorf("globals = %+v", rc.Set)
 	}
 	e := rc.Entries[0]
-	if e.Proto != "imap" || e.Port != "993" || e.Timeout != 30 || e.Interval != 2 || len(e.Users) != 2 {
+	if e.Proto != "imap" || e.Port != "993" || e.Timeout == nil || *e.Timeout != 30 || e.Interval != 2 || len(e.Users) != 2 {
 		t.Fatalf("entry = %+v", e)
 	}
 	a, b := e.Users[0], e.Users[1]
