@@ -120,7 +120,7 @@ func (c *converter) uniqueName(base string) string {
 }
 
 var servicePorts = map[string]int{"pop3": 110, "pop3s": 995, "imap": 143, "imap2": 143, "imaps": 993,
-	"smtp": 25, "submission": 587, "smtps": 465, "lmtp": 24, "odmr": 366}
+	"smtp": 25, "submission": 587, "smtps": 465, "lmtp": 24, "odmr": 366, "kpop": 1109}
 
 func (c *converter) entry(e *Entry) {
 	if e.Skip {
@@ -560,7 +560,11 @@ func (c *converter) account(e *Entry, u *User, proto string) {
 		c.warn(e.Pos, &a.notes, "auth %s: linkctl supports password, apop, plain, login, cram-md5, xoauth2, oauthbearer and external; left to auto", e.Auth)
 	}
 	a.lines = append(a.lines, "name: "+quote(a.name), "proto: "+proto)
-	a.lines = append(a.lines, "server: "+quote(hostPort(e.Host(), c.port(e, &a.notes))))
+	port := c.port(e, &a.notes)
+	if port == "" && e.Proto == "kpop" {
+		port = "1109" // fetchmail's KPOP service
+	}
+	a.lines = append(a.lines, "server: "+quote(hostPort(e.Host(), port)))
 	a.lines = append(a.lines, "tls: "+c.tls(e, u, &a.notes))
 	remote := u.Remote
 	if remote == "" {
