@@ -53,7 +53,6 @@ var deliberate = map[string]difference{
 	"server.pollname":      {"etrn servers have no name key yet: the poll name of a via entry is kept as a YAML comment", []string{"poll name"}, nil},
 	"server.active":        {"skip entries are polled by fetchmail only when named on its command line; linkctl has no such entries, they are left out", []string{"skip"}, nil},
 	"server.protocol":      {"linkctl speaks POP3 (RFC 1939, APOP), IMAP and ODMR; auto is written as imap, KPOP/RPOP/SDPS as plain POP3", []string{"proto"}, nil},
-	"server.timeout":       {"timeout 0 (wait forever) has no linkctl equivalent: linkctl keeps its inactivity timeout", []string{"timeout"}, nil},
 	"server.interval":      {"linkctl fetches every account on every run", []string{"interval"}, nil},
 	"server.envelope":      {"linkctl reads recipients only from a named envelope header; fetchmail's default (Received) and header guessing (no envelope) make the mailbox a single drop until the user names the header", []string{"multidrop"}, nil},
 	"server.envskip":       {"linkctl reads the first envelope header; fetchmail could skip N of them", []string{"envelope"}, nil},

@@ -395,15 +395,12 @@ func (c *converter) fetchDomains(e *Entry, u *User, notes *[]string) []string {
 
 // timeout writes fetchmail's server inactivity timeout, which linkctl
 // applies per read and write as fetchmail does (default 300 s; linkctl's
-// own default is 60 s, so it is always written out).
+// own default is 60 s, so it is always written out; fetchmail takes 0 as
+// its default too, as --configdump shows).
 func (c *converter) timeout(e *Entry, lines, notes *[]string) {
 	t := fetchmailTimeout
-	if e.Timeout != nil {
+	if e.Timeout != nil && *e.Timeout > 0 { // fetchmail reads timeout 0 as its default
 		t = *e.Timeout
-	}
-	if t == 0 {
-		c.warn(e.Pos, notes, "timeout 0: fetchmail waited forever; linkctl keeps its default inactivity timeout (60s)")
-		return
 	}
 	*lines = append(*lines, fmt.Sprintf("timeout: %ds", t))
 }
@@ -449,12 +446,12 @@ func (c *converter) multidrop(e *Entry, u *User, local []string, lines, notes *[
 	// ("Delivered-To:"); linkctl wants the bare field name (RFC 5322
 	// section 2.2: a colon ends the name).
 	env := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(e.Envelope), ":"))
-	if e.NoEnvelope || env == "" || strings.EqualFold(env, "Received") {
+	if env == "" || strings.EqualFold(env, "Received") {
 		// fetchmail guessed recipients from Received, To and Cc; linkctl
 		// refuses to (Bcc mail is lost, lists loop), so the mailbox
 		// becomes a single drop until the user names the header.
 		why := "without an envelope header"
-		if env != "" && !e.NoEnvelope {
+		if env != "" {
 			why = "with envelope Received"
 		}
 		c.warn(u.Pos, notes, "multidrop %s: fetchmail guessed recipients from the Received/To/Cc headers, linkctl does not; until you set the header your ISP adds (and uncomment these), all mail goes to %s", why, strings.Join(local, ", "))

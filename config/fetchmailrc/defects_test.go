@@ -81,3 +81,18 @@ func TestQvirtualAndODMRDomains(t *testing.T) {
 		t.Errorf("carried-over options warned as dropped: %q", res.Warnings)
 	}
 }
+
+// An entry's "no envelope" wins over the defaults' envelope, and the
+// defaults' "no envelope" does not undo an entry's own header.
+func TestNoEnvelopeAgainstDefaults(t *testing.T) {
+	cfg, _ := parsed(t, `defaults envelope X-Original-To
+		poll a.example proto pop3 no envelope localdomains example.org user box pass p to anna bert here`)
+	if e := cfg.Fetch.Accounts[0].Envelope; e != "" {
+		t.Errorf("envelope = %q, want none (no envelope)", e)
+	}
+	cfg, _ = parsed(t, `defaults no envelope
+		poll b.example proto pop3 envelope Delivered-To localdomains example.org user box pass p to anna bert here`)
+	if e := cfg.Fetch.Accounts[0].Envelope; e != "Delivered-To" {
+		t.Errorf("envelope = %q, want Delivered-To", e)
+	}
+}

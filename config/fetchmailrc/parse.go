@@ -623,7 +623,11 @@ func applyDefaults(e *Entry, d *Entry) *Entry {
 		}
 		return e
 	}
+	noEnv := e.NoEnvelope
 	merge(reflect.ValueOf(e).Elem(), reflect.ValueOf(d).Elem(), "Pos", "Skip", "Name", "Users")
+	if noEnv { // the entry's own "no envelope" beats the defaults' envelope
+		e.Envelope, e.EnvSkip = "", 0
+	}
 	var du *User
 	if len(d.Users) > 0 {
 		du = d.Users[0]
