@@ -174,3 +174,38 @@ func TestImportFetchmailrcWritesNothingByDefault(t *testing.T) {
 		t.Errorf("stderr does not say what was not written and how to write it:\n%s", e)
 	}
 }
+
+// Every file of the fetchmail corpus converts into a config that
+// `linkctl check --offline` accepts (once the password files the import
+// could not fill, for entries with no password, exist).
+func TestImportedCorpusPassesCheck(t *testing.T) {
+	files, _ := filepath.Glob("../../config/fetchmailrc/testdata/corpus/*.rc")
+	if len(files) < 25 {
+		t.Fatalf("corpus: %d files", len(files))
+	}
+	for _, rc := range files {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "linkctl.yaml")
+		_, errOut, code := linkctl(t, nil, "import-fetchmailrc", "-o", out, "--secret-dir", filepath.Join(dir, "secrets"), rc)
+		if code != 0 && code != 5 {
+			t.Errorf("%s: import exited %d: %s", rc, code, errOut)
+			continue
+		}
+		y, err := os.ReadFile(out)
+		if err != nil {
+			t.Errorf("%s: %v (%s)", rc, err, errOut)
+			continue
+		}
+		for _, l := range strings.Split(string(y), "\n") {
+			if _, p, ok := strings.Cut(l, "password_file: "); ok {
+				if _, err := os.Stat(p); err != nil {
+					os.MkdirAll(filepath.Dir(p), 0o700)
+					os.WriteFile(p, []byte("filled-in\n"), 0o600)
+				}
+			}
+		}
+		if stdout, errOut, code := linkctl(t, nil, "-c", out, "check", "--offline"); code != 0 {
+			t.Errorf("%s: check exited %d:\n%s\n%s\n%s", rc, code, stdout, errOut, y)
+		}
+	}
+}
