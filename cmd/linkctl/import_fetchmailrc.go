@@ -27,13 +27,15 @@ that does the same job: accounts for POP3/IMAP entries, ETRN relays for proto et
 delivery from smtphost/lmtp/mda, set daemon as link.interval. Every option linkctl
 cannot express becomes a "# fetchmail" comment in the YAML and a warning on stderr.
 
-Passwords: with -o OUT the file is created mode 0600 and holds them inline. Printed to
-standard output, the YAML names password files instead, written mode 0600 into
---secret-dir (default: the directory of linkctl's default config).
+Passwords are written only where you say: with -o OUT the file is created mode 0600
+and holds them inline; with --secret-dir DIR each goes into its own file in DIR
+(mode 0600) and the YAML names it (also with -o). With neither, nothing is written:
+the YAML is printed with password_file paths in the default config directory, and
+stderr lists the files that were not written.
 The result is checked with the same validation as linkctl check.`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			out := fs.String("o", "", "write the config to `file` (mode 0600) instead of standard output")
-			secretDir := fs.String("secret-dir", "", "where password files go when printing to standard output")
+			secretDir := fs.String("secret-dir", "", "write each password into its own file (mode 0600) in `dir`")
 			force := fs.Bool("force", false, "overwrite OUT and password files that exist")
 			return func(a *App, args []string) error {
 				if len(args) > 1 {
@@ -74,7 +76,13 @@ func (a *App) importFetchmailrc(file, out, secretDir string, force bool) error {
 		return err
 	}
 
-	opts := fetchmailrc.Options{InlineSecrets: out != "", SecretDir: secretDir, LocalUser: localUser(), Hostname: hostname()}
+	// Secrets go only where the user said (issue 18): -o FILE holds them
+	// inline (the file is created 0600), --secret-dir DIR gets one 0600
+	// file per password. With neither, nothing is written at all: the
+	// printed YAML names the files linkctl's default config directory
+	// would hold, and stderr says how to have them written.
+	dryRun := out == "" && secretDir == ""
+	opts := fetchmailrc.Options{InlineSecrets: out != "" && secretDir == "", SecretDir: secretDir, LocalUser: localUser(), Hostname: hostname()}
 	switch {
 	case opts.SecretDir != "":
 	case out != "":
@@ -92,20 +100,37 @@ func (a *App) importFetchmailrc(file, out, secretDir string, force bool) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(a.Stderr, "linkctl import-fetchmailrc: warning: %s\n", w)
 	}
-	if err := writeSecrets(res.Secrets, force); err != nil {
-		return err
-	}
-	for _, p := range sortedKeys(res.Secrets) {
-		fmt.Fprintf(a.Stderr, "linkctl import-fetchmailrc: wrote password file %s (mode 0600)\n", p)
-	}
-
-	// The same validation as `linkctl check`, so that a config that would
-	// not load is reported now and not at the first link-up.
 	name := out
 	if name == "" {
 		name = filepath.Join(opts.SecretDir, "linkctl.yaml")
 	}
-	_, verr := config.Parse(name, res.YAML)
+	var verr error
+	if dryRun {
+		// The same validation as `linkctl check`, on the same config with
+		// the passwords inline, since their files do not exist yet.
+		inline := opts
+		inline.InlineSecrets = true
+		if ires, err := fetchmailrc.Convert(rc, inline); err == nil {
+			_, verr = config.Parse(name, ires.YAML)
+		}
+		if len(res.Secrets) > 0 {
+			fmt.Fprintf(a.Stderr, "linkctl import-fetchmailrc: nothing written; the config names %d password file(s) not written:\n", len(res.Secrets))
+			for _, p := range sortedKeys(res.Secrets) {
+				fmt.Fprintf(a.Stderr, "  %s\n", p)
+			}
+			fmt.Fprintf(a.Stderr, "linkctl import-fetchmailrc: to write them, run again with -o FILE (the config, mode 0600, with the passwords in it) or --secret-dir DIR (one 0600 file per password in DIR)\n")
+		}
+	} else {
+		if err := writeSecrets(res.Secrets, force); err != nil {
+			return err
+		}
+		for _, p := range sortedKeys(res.Secrets) {
+			fmt.Fprintf(a.Stderr, "linkctl import-fetchmailrc: wrote password file %s (mode 0600)\n", p)
+		}
+		// The same validation as `linkctl check`, so that a config that
+		// would not load is reported now and not at the first link-up.
+		_, verr = config.Parse(name, res.YAML)
+	}
 
 	if out == "" {
 		if _, err := a.Stdout.Write(res.YAML); err != nil {

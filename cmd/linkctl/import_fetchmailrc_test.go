@@ -125,3 +125,87 @@ func TestImportFetchmailrcFromStdin(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+// Issue 18: without -o and --secret-dir nothing is written anywhere (it
+// used to write password files into /etc/linkctl); stderr names the files
+// the config refers to and how to have them written.
+func TestImportFetchmailrcWritesNothingByDefault(t *testing.T) {
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "rc")
+	if err := os.WriteFile(rc, []byte("poll pop.import-test.example proto pop3 user u password s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	cwd := t.TempDir()
+	want := filepath.Join(filepath.Dir(config.DefaultPath()), "pop.import-test.example.pass")
+	if _, err := os.Stat(want); err == nil {
+		t.Skipf("%s exists already: cannot tell whether the import wrote it", want)
+	}
+	cmd := exec.Command(linkctlBin, "import-fetchmailrc", rc)
+	cmd.Dir = cwd
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if _, err := os.Stat(want); err == nil {
+		os.Remove(want)
+		t.Errorf("a password file was written to %s", want)
+	}
+	for _, d := range []string{cwd, home, dir} {
+		ents, _ := os.ReadDir(d)
+		if d == dir && len(ents) == 1 {
+			continue // the rc itself
+		}
+		if len(ents) != 0 {
+			t.Errorf("files written into %s: %v", d, ents)
+		}
+	}
+	if strings.Contains(string(out), "s3cret") {
+		t.Errorf("the password was printed:\n%s", out)
+	}
+	if !strings.Contains(string(out), "password_file: "+want) {
+		t.Errorf("the YAML does not name %s:\n%s", want, out)
+	}
+	if e := stderr.String(); !strings.Contains(e, "nothing written") || !strings.Contains(e, want) ||
+		!strings.Contains(e, "-o FILE") || !strings.Contains(e, "--secret-dir DIR") {
+		t.Errorf("stderr does not say what was not written and how to write it:\n%s", e)
+	}
+}
+
+// Every file of the fetchmail corpus converts into a config that
+// `linkctl check --offline` accepts (once the password files the import
+// could not fill, for entries with no password, exist).
+func TestImportedCorpusPassesCheck(t *testing.T) {
+	files, _ := filepath.Glob("../../config/fetchmailrc/testdata/corpus/*.rc")
+	if len(files) < 25 {
+		t.Fatalf("corpus: %d files", len(files))
+	}
+	for _, rc := range files {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "linkctl.yaml")
+		_, errOut, code := linkctl(t, nil, "import-fetchmailrc", "-o", out, "--secret-dir", filepath.Join(dir, "secrets"), rc)
+		if code != 0 && code != 5 {
+			t.Errorf("%s: import exited %d: %s", rc, code, errOut)
+			continue
+		}
+		y, err := os.ReadFile(out)
+		if err != nil {
+			t.Errorf("%s: %v (%s)", rc, err, errOut)
+			continue
+		}
+		for _, l := range strings.Split(string(y), "\n") {
+			if _, p, ok := strings.Cut(l, "password_file: "); ok {
+				if _, err := os.Stat(p); err != nil {
+					os.MkdirAll(filepath.Dir(p), 0o700)
+					os.WriteFile(p, []byte("filled-in\n"), 0o600)
+				}
+			}
+		}
+		if stdout, errOut, code := linkctl(t, nil, "-c", out, "check", "--offline"); code != 0 {
+			t.Errorf("%s: check exited %d:\n%s\n%s\n%s", rc, code, stdout, errOut, y)
+		}
+	}
+}

@@ -80,13 +80,13 @@ func TestKitchenSink(t *testing.T) {
 		strings.Join(kim.Deliver.MDA, " ") != "/usr/bin/procmail -d %T" {
 		t.Errorf("kim = %+v", kim)
 	}
-	if multi.Envelope != "X-Original-To" || len(multi.LocalDomains) != 1 || strings.Join(multi.To, ",") != "alice,bob,*" {
+	if multi.Envelope != "X-Original-To" || strings.Join(multi.LocalDomains, " ") != "example.org multi.isp.example" || strings.Join(multi.To, ",") != "alice,bob,*" {
 		t.Errorf("multi = %+v", multi)
 	}
-	if odmr.Proto != "odmr" || len(odmr.Domains) != 1 {
+	if odmr.Proto != "odmr" || strings.Join(odmr.Domains, " ") != "example.org" {
 		t.Errorf("odmr = %+v", odmr)
 	}
-	if len(cfg.ETRN.Servers) != 1 || len(cfg.ETRN.Servers[0].Domains) != 2 {
+	if len(cfg.ETRN.Servers) != 1 || strings.Join(cfg.ETRN.Servers[0].Domains, " ") != "example.org example.net" {
 		t.Errorf("etrn = %+v", cfg.ETRN)
 	}
 	if cfg.Link.Interval != 600*time.Second || cfg.Log.File != "/var/log/fetchmail.log" || cfg.Log.Syslog {

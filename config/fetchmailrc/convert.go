@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -119,7 +120,7 @@ func (c *converter) uniqueName(base string) string {
 }
 
 var servicePorts = map[string]int{"pop3": 110, "pop3s": 995, "imap": 143, "imap2": 143, "imaps": 993,
-	"smtp": 25, "submission": 587, "smtps": 465, "lmtp": 24, "odmr": 366}
+	"smtp": 25, "submission": 587, "smtps": 465, "lmtp": 24, "odmr": 366, "kpop": 1109}
 
 func (c *converter) entry(e *Entry) {
 	if e.Skip {
@@ -210,8 +211,11 @@ func (c *converter) other(o Option, notes *[]string) {
 	if o.Name == "esmtppassword" || o.Name == "sslkey" {
 		args = []string{"***"}
 	}
-	if o.Name == "smtpaddress" {
-		return // deliver.domain (converter.deliver)
+	switch o.Name {
+	case "smtpaddress", "aka", "dns", "no dns":
+		return // deliver.domain (converter.deliver); multidrop's localdomains
+	case "invisible":
+		return // fetch.received (converter.write)
 	}
 	if o.Name == "mapping" {
 		c.warn(o.Pos, notes, "mapping %q=%q: linkctl maps no remote names; mail for it goes to the account's to", o.Args[0], o.Args[1])
@@ -374,25 +378,147 @@ func (c *converter) password(name string, u *User, lines *[]string, notes *[]str
 	*lines = append(*lines, "password_file: "+quote(path))
 }
 
+// fetchDomains is what an ETRN or ODMR server is asked for: the user's
+// fetchdomains, else this host's FQDN, as fetchmail does (its manual, under
+// fetchdomains; RFC 1985 section 3 takes a node name, @domain or #queue).
+func (c *converter) fetchDomains(e *Entry, u *User, notes *[]string) []string {
+	if len(e.LocalDomains) > 0 {
+		c.warn(e.Pos, notes, "localdomains %s: fetchmail does not ask an %s server for them either (fetchdomains are the domains asked for); left out",
+			strings.Join(e.LocalDomains, " "), strings.ToUpper(e.Proto))
+	}
+	if len(u.FetchDomains) > 0 {
+		return u.FetchDomains
+	}
+	*notes = append(*notes, "# fetchmail asked for this host's name ("+c.opts.Hostname+") when no fetchdomains were given")
+	return []string{c.opts.Hostname}
+}
+
+// timeout writes fetchmail's server inactivity timeout, which linkctl
+// applies per read and write as fetchmail does (default 300 s; linkctl's
+// own default is 60 s, so it is always written out; fetchmail takes 0 as
+// its default too, as --configdump shows).
+func (c *converter) timeout(e *Entry, lines, notes *[]string) {
+	t := fetchmailTimeout
+	if e.Timeout != nil && *e.Timeout > 0 { // fetchmail reads timeout 0 as its default
+		t = *e.Timeout
+	}
+	*lines = append(*lines, fmt.Sprintf("timeout: %ds", t))
+}
+
+// fetchmailTimeout is fetchmail's default server timeout in seconds.
+const fetchmailTimeout = 300
+
 func (c *converter) etrnEntry(e *Entry, u *User) {
 	a := &account{name: e.Name}
-	domains := e.LocalDomains
-	if len(domains) == 0 {
-		domains = []string{c.opts.Hostname}
-		a.notes = append(a.notes, "# fetchmail asks an ETRN relay for this host's name when no localdomains are given")
-	}
 	port := c.port(e, &a.notes)
 	if port == "" {
 		port = "25"
 	}
+	a.lines = append(a.lines, "server: "+quote(net.JoinHostPort(e.Host(), port)))
+	if e.Via != "" && e.Via != e.Name {
+		// linkctl's etrn servers have no name key yet; keep the label so
+		// that it is not lost (issue 18).
+		a.lines = append(a.lines, "# name: "+quote(e.Name))
+		c.warn(e.Pos, &a.notes, "poll name %q (via %s): linkctl's etrn servers have no name key yet; kept as a comment", e.Name, e.Via)
+	}
 	a.lines = append(a.lines,
-		"server: "+quote(net.JoinHostPort(e.Host(), port)),
-		"domains: "+flow(domains),
+		"domains: "+flow(c.fetchDomains(e, u, &a.notes)),
 		"tls: "+c.tls(e, u, &a.notes))
+	c.timeout(e, &a.lines, &a.notes)
 	for _, o := range e.Other {
 		c.other(o, &a.notes)
 	}
 	c.etrn = append(c.etrn, a)
+}
+
+// multidrop writes the keys of a mailbox that holds mail for several local
+// users. fetchmail treats a user as multidrop when it has more than one
+// local name or the '*' wildcard (fetchmail's MULTIDROP); one local name is
+// a single drop whatever localdomains says.
+func (c *converter) multidrop(e *Entry, u *User, local []string, lines, notes *[]string) {
+	if !u.Wildcard && len(local) < 2 {
+		if e.QVirtual != "" {
+			c.warn(e.Pos, notes, "qvirtual %q: only a multidrop mailbox reads envelope addresses; fetchmail ignored it here too", e.QVirtual)
+		}
+		return
+	}
+	// fetchmail writes the header name with or without its colon
+	// ("Delivered-To:"); linkctl wants the bare field name (RFC 5322
+	// section 2.2: a colon ends the name).
+	env := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(e.Envelope), ":"))
+	if env == "" || strings.EqualFold(env, "Received") {
+		// fetchmail guessed recipients from Received, To and Cc; linkctl
+		// refuses to (Bcc mail is lost, lists loop), so the mailbox
+		// becomes a single drop until the user names the header.
+		why := "without an envelope header"
+		if env != "" {
+			why = "with envelope Received"
+		}
+		c.warn(u.Pos, notes, "multidrop %s: fetchmail guessed recipients from the Received/To/Cc headers, linkctl does not; until you set the header your ISP adds (and uncomment these), all mail goes to %s", why, strings.Join(local, ", "))
+		doms := append(slices.Clone(e.LocalDomains), c.aka(e)...)
+		if len(doms) > 0 {
+			*notes = append(*notes, "# localdomains: "+flow(doms))
+		}
+		*notes = append(*notes, "# envelope: Delivered-To")
+		if e.QVirtual != "" {
+			*notes = append(*notes, "# qvirtual: "+quote(e.QVirtual))
+		}
+		if u.Wildcard {
+			*notes = append(*notes, "# to: "+flow(append(slices.Clone(local), "*")))
+		}
+		return
+	}
+	if e.EnvSkip > 0 {
+		c.warn(e.Pos, notes, "envelope %d %q: linkctl reads the first %s header, fetchmail skipped %d", e.EnvSkip, e.Envelope, env, e.EnvSkip)
+	}
+	// fetchmail took an address as local when its domain was a localdomain,
+	// the poll name, via, or an aka; linkctl's localdomains list them all.
+	doms := slices.Clone(e.LocalDomains)
+	for _, d := range append([]string{e.Name, e.Via}, c.aka(e)...) {
+		if d != "" && !slices.Contains(doms, d) {
+			doms = append(doms, d)
+		}
+	}
+	*lines = append(*lines, "localdomains: "+flow(doms), "envelope: "+quote(env))
+	if e.QVirtual != "" {
+		*lines = append(*lines, "qvirtual: "+quote(e.QVirtual))
+	}
+	if u.Wildcard {
+		for i, l := range *lines {
+			if strings.HasPrefix(l, "to: ") {
+				(*lines)[i] = "to: " + flow(append(slices.Clone(local), "*"))
+			}
+		}
+	}
+	if dnsOn(e) {
+		c.warn(e.Pos, notes, "dns: fetchmail also took the server's DNS aliases as local domains; linkctl uses only localdomains (as with no dns)")
+	}
+}
+
+// aka lists the entry's aka names (alternate names of the server, which
+// fetchmail's multidrop took as local domains).
+func (c *converter) aka(e *Entry) []string {
+	var out []string
+	for _, o := range e.Other {
+		if o.Name == "aka" {
+			out = append(out, o.Args...)
+		}
+	}
+	return out
+}
+
+// dnsOn reports fetchmail's dns option (on unless "no dns").
+func dnsOn(e *Entry) bool {
+	on := true
+	for _, o := range e.Other {
+		switch o.Name {
+		case "dns":
+			on = true
+		case "no dns":
+			on = false
+		}
+	}
+	return on
 }
 
 func (c *converter) account(e *Entry, u *User, proto string) {
@@ -431,7 +557,11 @@ func (c *converter) account(e *Entry, u *User, proto string) {
 		c.warn(e.Pos, &a.notes, "auth %s: linkctl supports password, apop, plain, login, cram-md5, xoauth2, oauthbearer and external; left to auto", e.Auth)
 	}
 	a.lines = append(a.lines, "name: "+quote(a.name), "proto: "+proto)
-	a.lines = append(a.lines, "server: "+quote(hostPort(e.Host(), c.port(e, &a.notes))))
+	port := c.port(e, &a.notes)
+	if port == "" && e.Proto == "kpop" {
+		port = "1109" // fetchmail's KPOP service
+	}
+	a.lines = append(a.lines, "server: "+quote(hostPort(e.Host(), port)))
 	a.lines = append(a.lines, "tls: "+c.tls(e, u, &a.notes))
 	remote := u.Remote
 	if remote == "" {
@@ -467,32 +597,11 @@ func (c *converter) account(e *Entry, u *User, proto string) {
 			a.notes = append(a.notes, "# the plugin (e.g. ssh to the server's imapd) logs in itself: auth: external")
 		}
 	}
-	multidrop := len(e.LocalDomains) > 0 || u.Wildcard || len(local) > 1
-	switch {
-	case proto == "odmr":
-		if len(e.LocalDomains) > 0 {
-			a.lines = append(a.lines, "domains: "+flow(e.LocalDomains))
-		}
-	case multidrop && e.Envelope != "" && len(e.LocalDomains) > 0:
-		// linkctl's multidrop: the envelope header names the recipient, "*"
-		// passes any local one through, as fetchmail's wildcard did.
-		a.lines = append(a.lines, "localdomains: "+flow(e.LocalDomains), "envelope: "+quote(e.Envelope))
-		if u.Wildcard {
-			a.lines[slices.Index(a.lines, "to: "+flow(local))] = "to: " + flow(append(slices.Clone(local), "*"))
-		}
-	case multidrop:
-		// fetchmail guessed recipients from To/Cc/Received when it had no
-		// envelope header; linkctl refuses to (Bcc mail is lost, lists
-		// loop), so the mailbox becomes a single drop until the user names
-		// the header.
-		c.warn(u.Pos, &a.notes, "multidrop without an envelope header: fetchmail guessed recipients from the headers, linkctl does not; until you set the header your ISP adds (and uncomment these), all mail goes to %s", strings.Join(local, ", "))
-		if len(e.LocalDomains) > 0 {
-			a.notes = append(a.notes, "# localdomains: "+flow(e.LocalDomains))
-		}
-		a.notes = append(a.notes, "# envelope: Delivered-To")
-		if u.Wildcard {
-			a.notes = append(a.notes, "# to: "+flow(append(slices.Clone(local), "*")))
-		}
+	c.multidrop(e, u, local, &a.lines, &a.notes)
+	if proto == "odmr" {
+		a.lines = append(a.lines, "domains: "+flow(c.fetchDomains(e, u, &a.notes)))
+	} else if len(u.FetchDomains) > 0 {
+		c.warn(u.Pos, &a.notes, "fetchdomains %s: only ETRN and ODMR ask for domains; fetchmail ignored it here too", strings.Join(u.FetchDomains, " "))
 	}
 	if u.Keep != nil && *u.Keep {
 		a.lines = append(a.lines, "keep: true")
@@ -511,14 +620,20 @@ func (c *converter) account(e *Entry, u *User, proto string) {
 		a.lines = append(a.lines, "commit_every: "+strconv.Itoa(*u.Expunge))
 	}
 	if u.Idle != nil && *u.Idle {
-		a.lines = append(a.lines, "idle: true")
+		if proto == "imap" {
+			a.lines = append(a.lines, "idle: true")
+		} else {
+			c.warn(u.Pos, &a.notes, "idle: only IMAP has IDLE; fetchmail ignored it for %s too", proto)
+		}
 	}
 	if len(u.Folders) > 0 {
-		a.lines = append(a.lines, "folders: "+flow(u.Folders))
+		if proto == "imap" {
+			a.lines = append(a.lines, "folders: "+flow(u.Folders))
+		} else {
+			c.warn(u.Pos, &a.notes, "folder %s: only IMAP has folders; left out", strings.Join(u.Folders, " "))
+		}
 	}
-	if e.Timeout > 0 {
-		a.lines = append(a.lines, fmt.Sprintf("timeout: %ds", e.Timeout))
-	}
+	c.timeout(e, &a.lines, &a.notes)
 	if e.Interval > 1 {
 		c.warn(e.Pos, &a.notes, "interval %d: linkctl fetches every account on every run", e.Interval)
 	}
@@ -560,19 +675,27 @@ func (c *converter) write() error {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("%s\n", comment("# linkctl.yaml converted from "+c.rc.File+" by linkctl import-fetchmailrc."))
 	w("# Lines starting with \"# fetchmail\" mark what linkctl does differently: read them.\n\n")
+	watch := c.watch()
 	for _, n := range c.notes {
 		w("%s\n", comment(n))
 	}
+	c.notes = nil
 	w("link:\n")
 	w("  # fetchmail polled on a timer; linkctl runs when the uplink comes up.\n")
 	w("  # Name your uplink here (ppp0, wwan0, wg0) instead of default-route.\n")
-	w("  watch: [default-route]\n")
+	w("  watch: %s\n", flow(watch))
 	if d := c.rc.Set.Daemon; d > 0 {
 		w("  interval: %ds   # fetchmail: set daemon %d\n", d, d)
 	}
 	var logLines []string
-	if c.rc.Set.Logfile != "" {
-		logLines = append(logLines, "file: "+quote(c.rc.Set.Logfile))
+	if f := c.rc.Set.Logfile; f != "" {
+		logLines = append(logLines, "file: "+quote(f))
+		if _, err := os.Stat(f); err != nil {
+			c.warn(Pos{}, &c.notes, "set logfile %s: fetchmail ignored a log file that does not exist (and logged only when it detached); linkctl creates it", f)
+			for _, n := range c.notes[len(c.notes)-1:] {
+				w("%s\n", comment(n))
+			}
+		}
 	}
 	if s := c.rc.Set.Syslog; s != nil && *s {
 		logLines = append(logLines, "syslog: true")
@@ -594,6 +717,7 @@ func (c *converter) write() error {
 			w("%s\n", comment(n))
 		}
 	}
+
 	w("pipeline:\n")
 	if len(c.etrn) > 0 {
 		w("  - etrn\n")
@@ -615,6 +739,9 @@ func (c *converter) write() error {
 	}
 	if len(c.accounts) > 0 {
 		w("fetch:\n")
+		if c.invisible() {
+			w("  received: false   # fetchmail: set invisible\n")
+		}
 		common := c.accounts[0].deliver
 		same := true
 		for _, a := range c.accounts {
@@ -634,6 +761,46 @@ func (c *converter) write() error {
 	}
 	c.res.YAML = b.Bytes()
 	return nil
+}
+
+// invisible reports `set invisible`: no Received line of fetchmail's own.
+func (c *converter) invisible() bool {
+	on := false
+	for _, o := range c.rc.Set.Other {
+		switch o.Name {
+		case "invisible":
+			on = true
+		case "no invisible":
+			on = false
+		}
+	}
+	return on
+}
+
+// watch is link.watch: the interfaces fetchmail's interface and monitor
+// options named (fetchmail polled only while they were up), else the
+// default route. An interface's address/mask part is dropped.
+func (c *converter) watch() []string {
+	var out []string
+	for _, e := range c.rc.Entries {
+		if e.Skip {
+			continue
+		}
+		for _, v := range []string{e.Interface, e.Monitor} {
+			name, addr, _ := strings.Cut(v, "/")
+			if name == "" || slices.Contains(out, name) {
+				continue
+			}
+			out = append(out, name)
+			if addr != "" {
+				c.warn(e.Pos, &c.notes, "interface %s: linkctl watches %s but does not check its address %s", v, name, addr)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return []string{"default-route"}
+	}
+	return out
 }
 
 func writeItem(b *bytes.Buffer, indent string, lines, notes []string) {

@@ -105,7 +105,7 @@ func TestConvertMultidrop(t *testing.T) {
 	// With one, it stays multidrop and '*' passes local recipients through.
 	res = convert(t, `poll mx.example envelope Delivered-To localdomains a.org b.org user box pass p to joe * here`, Options{InlineSecrets: true})
 	a = accounts(t, decoded(t, res))[0]
-	if strings.Join(toStrings(a["localdomains"]), ",") != "a.org,b.org" || a["envelope"] != "Delivered-To" ||
+	if strings.Join(toStrings(a["localdomains"]), ",") != "a.org,b.org,mx.example" || a["envelope"] != "Delivered-To" ||
 		strings.Join(toStrings(a["to"]), ",") != "joe,*" {
 		t.Errorf("account = %v", a)
 	}

@@ -53,8 +53,28 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
 }
 
-// lex splits data into tokens. It never fails on odd bytes (they become part
-// of a word); it fails only on an unterminated string.
+// lex splits data into tokens the way fetchmail's flex lexer (rcfile_l.l)
+// does, checked against `fetchmail --configdump` by the corpus test:
+//
+//   - A token is the longest match among a quoted string ("..." or '...',
+//     no escaped quotes inside: the first matching quote closes it, and it
+//     may span lines) and a bare word (any run of bytes other than space,
+//     tab, CR, LF, '=', ';', ':' and ','). On a tie the string wins, so
+//     "abc" is abc but "a\"b" is the bare word "a\"b" with its quotes, and
+//     'it”s' is one word.
+//   - '#' starting a token comments out the rest of the line.
+//   - The noise words and ':', ';', ',' are dropped, except that the word
+//     right after user, password, is, to or '=' is always a value (fetchmail's
+//     NAME state): `user keep` names a user called keep.
+//   - Backslash escapes (fetchmail's escapes()) apply to strings and bare
+//     words alike: \n \t \b \r, \xHH (up to two hex digits), \0NN octal
+//     (up to three digits with the 0), \NNN decimal (up to three digits),
+//     a backslash-newline joins lines, any other escaped byte stands for
+//     itself, and a NUL ends the value as in C.
+//
+// It never fails on odd bytes; it fails only on a quote that starts a
+// token and that nothing closes (fetchmail would keep it as part of a bare
+// word; here it is reported as the typo it almost always is).
 func lex(name string, data []byte) ([]token, error) {
 	var toks []token
 	s := string(data)
@@ -71,101 +91,136 @@ func lex(name string, data []byte) ([]token, error) {
 			i++
 		}
 	}
+	isSep := func(c byte) bool {
+		return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '=' || c == ';' || c == ':' || c == ','
+	}
+	nameState := false // the next word is a value (fetchmail's NAME state)
+	authState := false // after auth: "password" is an authentication type
 	for i < len(s) {
 		c := s[i]
 		switch {
-		case c == '\n' || c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' ||
-			c == ':' || c == ';' || c == ',':
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ';' || c == ':' || c == ',':
 			adv(1)
+			continue
+		case c == '\\' && i+1 < len(s) && s[i+1] == '\n':
+			adv(2) // a lone backslash before a newline is dropped with it
+			continue
 		case c == '#':
 			for i < len(s) && s[i] != '\n' {
 				adv(1)
 			}
+			continue
 		case c == '=':
 			toks = append(toks, token{kind: tMap, text: "=", line: line, col: col})
 			adv(1)
-		case c == '"' || c == '\'':
-			startLine, startCol := line, col
-			quote := c
-			adv(1)
-			var b strings.Builder
-			closed := false
-			for i < len(s) {
-				ch := s[i]
-				if ch == quote {
-					adv(1)
-					closed = true
-					break
-				}
-				if ch == '\\' && i+1 < len(s) {
-					n, r := unescape(s[i+1:])
-					b.WriteString(r)
-					adv(1 + n)
-					continue
-				}
-				b.WriteByte(ch)
-				adv(1)
+			nameState = true
+			continue
+		}
+		startLine, startCol := line, col
+		word := i
+		for word < len(s) && !isSep(s[word]) {
+			word++
+		}
+		wordLen := word - i
+		strLen := -1
+		if c == '"' || c == '\'' {
+			if k := strings.IndexByte(s[i+1:], c); k >= 0 {
+				strLen = k + 2
 			}
-			if !closed {
-				return nil, &SyntaxError{File: name, Line: startLine, Col: startCol,
-					Msg: "unterminated string (add the closing " + string(quote) + ")"}
-			}
-			toks = append(toks, token{kind: tString, text: b.String(), line: startLine, col: startCol})
+		}
+		switch {
+		case strLen >= wordLen:
+			toks = append(toks, token{kind: tString, text: escapes(s[i+1 : i+strLen-1]), line: startLine, col: startCol})
+			adv(strLen)
+			nameState = false
+		case strLen < 0 && (c == '"' || c == '\''):
+			// fetchmail would take the rest of the word, quote and all, as a
+			// value; a quote nothing closes is far more likely a typo.
+			return nil, &SyntaxError{File: name, Line: startLine, Col: startCol,
+				Msg: "unterminated string (add the closing " + string(c) + ")"}
 		default:
-			startLine, startCol := line, col
-			j := i
-			for j < len(s) && !strings.ContainsRune(" \t\r\n\f\v:;,=#\"'", rune(s[j])) {
-				j++
+			w := s[i:word]
+			adv(wordLen)
+			switch {
+			case nameState:
+				toks = append(toks, token{kind: tString, text: escapes(w), line: startLine, col: startCol})
+				nameState = false
+			case noise[w]:
+			default:
+				toks = append(toks, token{kind: tWord, text: escapes(w), line: startLine, col: startCol})
+				lw := strings.ToLower(w)
+				switch {
+				case lw == "auth" || lw == "authenticate" || lw == "preauth" || lw == "preauthenticate":
+					authState = true
+					continue
+				case authState:
+				case lw == "user" || lw == "username" || lw == "pass" || lw == "password" || lw == "is" || lw == "to":
+					nameState = true
+				}
+				authState = false
 			}
-			w := s[i:j]
-			adv(j - i)
-			if noise[strings.ToLower(w)] {
-				continue
-			}
-			toks = append(toks, token{kind: tWord, text: w, line: startLine, col: startCol})
 		}
 	}
 	toks = append(toks, token{kind: tEOF, line: line, col: col})
 	return toks, nil
 }
 
-// unescape decodes the escape after a backslash (s starts just after it), as
-// fetchmail's escapes() does: \n \t \r \b \f \a, \xHH, octal \NNN, and any
-// other character standing for itself. It returns the bytes consumed.
-func unescape(s string) (int, string) {
-	switch c := s[0]; c {
-	case 'n':
-		return 1, "\n"
-	case 't':
-		return 1, "\t"
-	case 'r':
-		return 1, "\r"
-	case 'b':
-		return 1, "\b"
-	case 'f':
-		return 1, "\f"
-	case 'a':
-		return 1, "\a"
-	case 'x', 'X':
-		n := 0
-		for n < 2 && 1+n < len(s) && isHex(s[1+n]) {
-			n++
-		}
-		if n == 0 {
-			return 1, string([]byte{c})
-		}
-		v, _ := strconv.ParseUint(s[1:1+n], 16, 8)
-		return 1 + n, string([]byte{byte(v)})
-	case '0', '1', '2', '3', '4', '5', '6', '7':
-		n := 0
-		for n < 3 && n < len(s) && s[n] >= '0' && s[n] <= '7' {
-			n++
-		}
-		v, _ := strconv.ParseUint(s[:n], 8, 16)
-		return n, string([]byte{byte(v)})
-	default:
-		return 1, string([]byte{c})
+// escapes decodes backslash escapes as fetchmail's escapes() does (see lex).
+func escapes(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
 	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c != '\\' {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		i++
+		if i >= len(s) {
+			break // a backslash at the end is dropped
+		}
+		e := s[i]
+		val, n := 0, 0
+		switch {
+		case e == 'x' || e == 'X':
+			i++
+			for n < 2 && i < len(s) && isHex(s[i]) {
+				d, _ := strconv.ParseUint(s[i:i+1], 16, 8)
+				val = val*16 + int(d)
+				i++
+				n++
+			}
+		case e == '0':
+			for n < 3 && i < len(s) && s[i] >= '0' && s[i] <= '7' {
+				val = val*8 + int(s[i]-'0')
+				i++
+				n++
+			}
+		case e >= '1' && e <= '9':
+			for n < 3 && i < len(s) && s[i] >= '0' && s[i] <= '9' {
+				val = val*10 + int(s[i]-'0')
+				i++
+				n++
+			}
+		case e == '\n':
+			i++ // backslash-newline joins lines
+			continue
+		default:
+			val = int(map[byte]byte{'n': '\n', 't': '\t', 'b': '\b', 'r': '\r'}[e])
+			if val == 0 {
+				val = int(e)
+			}
+			i++
+		}
+		if byte(val) == 0 {
+			break // a NUL ends a C string
+		}
+		b.WriteByte(byte(val))
+	}
+	return b.String()
 }
 
 func isHex(c byte) bool {

@@ -76,10 +76,15 @@ type Entry struct {
 	Proto        string // lower case: pop3, imap, etrn, ...
 	Port         string // number or service name
 	Auth         string // lower case
-	Timeout      int    // seconds
+	Timeout      *int   // seconds; nil: fetchmail's default (300)
 	Interval     int    // poll only every Nth cycle
 	LocalDomains []string
-	Envelope     string
+	Envelope     string // header name as written (fetchmail keeps a trailing colon)
+	EnvSkip      int    // envelope N "Received": skip the first N such headers
+	NoEnvelope   bool   // no envelope: single drop whatever the names say
+	QVirtual     string // prefix stripped from the envelope local part
+	Interface    string // interface[/address] that must be up (interface option)
+	Monitor      string // interface whose traffic fetchmail watched (monitor option)
 	Plugin       string
 	Plugout      string
 	Other        []Option
@@ -118,7 +123,10 @@ type User struct {
 	BatchLimit  *int
 	Expunge     *int
 	Folders     []string
-	Other       []Option
+	// FetchDomains are the domains an ETRN or ODMR server is asked for
+	// (fetchmail's default: this host's FQDN).
+	FetchDomains []string
+	Other        []Option
 }
 
 // keyword kinds for options linkctl keeps only as comments.
@@ -130,7 +138,7 @@ const (
 )
 
 var otherServer = map[string]int{
-	"qvirtual": kValue, "interface": kValue, "monitor": kValue, "principal": kValue,
+	"principal": kValue,
 	"esmtpname": kValue, "esmtppassword": kValue, "bad-header": kValue,
 	"aka": kList, "dns": kFlag, "checkalias": kFlag, "uidl": kFlag, "tracepolls": kFlag,
 }
@@ -139,7 +147,7 @@ var otherUser = map[string]int{
 	"sslcert": kValue, "sslkey": kValue, "sslcertfile": kValue, "sslcertpath": kValue,
 	"sslcommonname": kValue, "sslfingerprint": kValue, "smtpaddress": kValue, "smtpname": kValue,
 	"bsmtp": kValue, "properties": kValue, "warnings": kNum, "fetchsizelimit": kNum,
-	"fastuidl": kNum, "fetchdomains": kList, "antispam": kList, "limitflush": kFlag,
+	"fastuidl": kNum, "antispam": kList, "limitflush": kFlag,
 	"rewrite": kFlag, "stripcr": kFlag, "forcecr": kFlag, "pass8bits": kFlag,
 	"dropstatus": kFlag, "dropdelivered": kFlag, "mimedecode": kFlag, "showdots": kFlag,
 	"badheader": kValue, "retrieveerror": kValue,
@@ -158,7 +166,7 @@ func init() {
 		is to via proto protocol port service auth authenticate timeout interval localdomains local
 		envelope plugin plugout password pass ssl sslcertck sslproto keep nokeep fetchall flush lmtp
 		idle smtphost smtphosts mda preconnect postconnect limit fetchlimit batchlimit expunge folder
-		folders daemon logfile syslog postmaster norewrite`) {
+		folders daemon logfile syslog postmaster norewrite qvirtual interface monitor fetchdomains`) {
 		keywords[w] = true
 	}
 	for _, m := range []map[string]int{otherServer, otherUser, otherSet} {
@@ -425,7 +433,9 @@ func (p *parser) parseBody(e *Entry) error {
 			v, err = p.value("an authentication type after " + k)
 			e.Auth = strings.ToLower(v)
 		case "timeout":
-			e.Timeout, err = p.number(k)
+			var n int
+			n, err = p.number(k)
+			e.Timeout = &n
 		case "interval":
 			e.Interval, err = p.number(k)
 		case "localdomains", "local":
@@ -434,16 +444,22 @@ func (p *parser) parseBody(e *Entry) error {
 			e.LocalDomains = append(e.LocalDomains, vs...)
 		case "envelope":
 			if neg {
-				e.Envelope = ""
-				e.Other = append(e.Other, Option{Pos: Pos{t.line, t.col}, Name: "no envelope"})
+				e.Envelope, e.EnvSkip, e.NoEnvelope = "", 0, true
 				break
 			}
 			if n := p.peek(); n.kind == tWord {
-				if _, nerr := strconv.Atoi(n.text); nerr == nil {
+				if k, nerr := strconv.Atoi(n.text); nerr == nil && k >= 0 {
 					p.next() // envelope 2 "Received": skip that many headers
+					e.EnvSkip = k
 				}
 			}
 			e.Envelope, err = p.value("a header name after envelope")
+		case "qvirtual":
+			e.QVirtual, err = p.value("a prefix after qvirtual")
+		case "interface":
+			e.Interface, err = p.value("an interface after interface")
+		case "monitor":
+			e.Monitor, err = p.value("an interface after monitor")
 		case "plugin":
 			e.Plugin, err = p.value("a command after plugin")
 		case "plugout":
@@ -512,6 +528,10 @@ func (p *parser) parseBody(e *Entry) error {
 			ptr := map[string]**int{"limit": &uu.Limit, "fetchlimit": &uu.FetchLimit,
 				"batchlimit": &uu.BatchLimit, "expunge": &uu.Expunge}[k]
 			*ptr = &n
+		case "fetchdomains":
+			var vs []string
+			vs, err = p.list(k)
+			cur(t).FetchDomains = append(cur(t).FetchDomains, vs...)
 		case "folder", "folders":
 			var vs []string
 			vs, err = p.list(k)
@@ -603,7 +623,11 @@ func applyDefaults(e *Entry, d *Entry) *Entry {
 		}
 		return e
 	}
+	noEnv := e.NoEnvelope
 	merge(reflect.ValueOf(e).Elem(), reflect.ValueOf(d).Elem(), "Pos", "Skip", "Name", "Users")
+	if noEnv { // the entry's own "no envelope" beats the defaults' envelope
+		e.Envelope, e.EnvSkip = "", 0
+	}
 	var du *User
 	if len(d.Users) > 0 {
 		du = d.Users[0]

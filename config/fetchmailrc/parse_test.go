@@ -88,11 +88,11 @@ skip old.example.net user x
 		t.Errorf("globals = %+v", rc.Set)
 	}
 	e := rc.Entries[0]
-	if e.Proto != "imap" || e.Port != "993" || e.Timeout != 30 || e.Interval != 2 || len(e.Users) != 2 {
+	if e.Proto != "imap" || e.Port != "993" || e.Timeout == nil || *e.Timeout != 30 || e.Interval != 2 || len(e.Users) != 2 {
 		t.Fatalf("entry = %+v", e)
 	}
 	a, b := e.Users[0], e.Users[1]
-	if a.Remote != "alice" || *a.Password != `s3cr"etA` || !*a.SSL || !*a.Keep || !*a.FetchAll ||
+	if a.Remote != "alice" || *a.Password != `"s3cr"etA"` /* fetchmail: a bare word, quotes kept */ || !*a.SSL || !*a.Keep || !*a.FetchAll ||
 		*a.Limit != 100000 || strings.Join(a.Folders, "|") != "INBOX|Sent Items" || *a.FetchLimit != 50 ||
 		*a.Expunge != 10 || a.SMTPHosts[0] != "localhost/2525" {
 		t.Errorf("alice = %+v", a)
@@ -174,11 +174,45 @@ func TestLexEscapesAndComments(t *testing.T) {
 	for _, tk := range toks[:len(toks)-1] {
 		got = append(got, tk.text)
 	}
-	want := []string{"a", "b c", "d\teAB\\", "e"}
+	// \101 is decimal in fetchmail (101 = 'e'), not octal.
+	want := []string{"a", "b c", "d\teeB\\", "e"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("tokens %q, want %q", got, want)
 	}
 	if toks[2].line != 2 || toks[2].col != 1 {
 		t.Errorf("third token at %d:%d, want 2:1", toks[2].line, toks[2].col)
+	}
+}
+
+// fetchmail's lexer takes the longest match, so a backslash does not escape
+// a quote, a word may hold quotes, and the word after user/password/is/to
+// is a value even when it looks like a keyword or noise word. Each case was
+// checked with fetchmail --configdump (testdata/corpus/29-quoting.rc).
+func TestLexLikeFetchmail(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{`"abc"`, "abc"},
+		{`"a\"b"`, `"a"b"`},
+		{`'it''s'`, `'it''s'`},
+		{`'a"b'`, `a"b`},
+		{`"a b"`, "a b"},
+		{`"\101"`, "e"},
+		{`"\060x"`, "0x"},
+		{`"\x41"`, "A"},
+		{`"\0101"`, "\b1"},
+		{`"\1234"`, "{4"},
+		{`"\q"`, "q"},
+		{`"a\"`, "a"},
+		{`with`, "with"},
+		{`keep`, "keep"},
+		{`a\tb`, "a\tb"},
+	} {
+		rc, err := Parse("x", []byte("poll x.example proto pop3 user u password "+tc.src+" is u here"))
+		if err != nil {
+			t.Errorf("%s: %v", tc.src, err)
+			continue
+		}
+		if got := *rc.Entries[0].Users[0].Password; got != tc.want {
+			t.Errorf("password %s = %q, want %q", tc.src, got, tc.want)
+		}
 	}
 }
