@@ -40,7 +40,7 @@ func FlushStage(name string, opts flush.Options) pipeline.Stage {
 // ETRNServer is one relay of the etrn section as the ETRN client takes it.
 // The password is read when the session needs it.
 func ETRNServer(s config.ETRNServer) etrn.Server {
-	srv := etrn.Server{Addr: s.Server, Domains: s.Domains, TLS: s.TLS, Helo: s.Helo, User: s.User, Timeout: s.Timeout}
+	srv := etrn.Server{Name: s.Name, Addr: s.Server, Domains: s.Domains, TLS: s.TLS, Helo: s.Helo, User: s.User, Timeout: s.Timeout}
 	if s.User != "" {
 		srv.Password = s.Password.Get
 	}

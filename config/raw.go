@@ -80,6 +80,7 @@ type rawETRN struct {
 
 type rawETRNServer struct {
 	Node            *yaml.Node `yaml:"-"`
+	Name            *yaml.Node `yaml:"name"`
 	Server          *yaml.Node `yaml:"server"`
 	Domains         *yaml.Node `yaml:"domains"`
 	TLS             *yaml.Node `yaml:"tls"`

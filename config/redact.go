@@ -76,6 +76,7 @@ type outSecret struct {
 }
 
 type outETRNServer struct {
+	Name      string   `yaml:"name,omitempty"`
 	Server    string   `yaml:"server"`
 	Domains   []string `yaml:"domains,flow"`
 	TLS       TLSMode  `yaml:"tls"`
@@ -227,7 +228,7 @@ func (c *Config) Redacted() ([]byte, error) {
 		e := &outETRN{Quiet: durStr(c.ETRN.Quiet), QuietMax: durStr(c.ETRN.QuietMax), Ports: c.ETRN.Ports,
 			CountLoopback: c.ETRN.CountLoopback, Parallel: c.ETRN.Parallel, Timeout: durOpt(c.ETRN.Timeout), OnError: string(c.ETRN.OnError)}
 		for _, s := range c.ETRN.Servers {
-			e.Servers = append(e.Servers, outETRNServer{Server: s.Server, Domains: s.Domains, TLS: s.TLS, Helo: s.Helo,
+			e.Servers = append(e.Servers, outETRNServer{Name: s.Name, Server: s.Server, Domains: s.Domains, TLS: s.TLS, Helo: s.Helo,
 				User: s.User, outSecret: outSec(s.Password), Timeout: durOpt(s.Timeout)})
 		}
 		o.ETRN = e

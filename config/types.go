@@ -145,6 +145,7 @@ type ETRN struct {
 
 // ETRNServer is one relay that holds mail for us.
 type ETRNServer struct {
+	Name     string   // shown in events and status (default: the server as host:port)
 	Server   string   // host:port (port defaulted from tls)
 	Domains  []string // as sent: node, @domain or #queue
 	TLS      TLSMode  // starttls | implicit | none (defaulted)

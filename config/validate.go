@@ -245,6 +245,7 @@ func (c *checker) etrnServer(r *rawETRNServer, p string) ETRNServer {
 		c.add(r.Node, p+".domains", "missing", "expected the domains the relay holds mail for, e.g. [example.org]")
 	}
 	s.Helo = c.word(r.Helo, p+".helo", "", "expected a host name")
+	s.Name = c.str(r.Name, p+".name", "")
 	s.User = c.str(r.User, p+".user", "")
 	s.Password = c.secret(r.Password, r.PasswordFile, r.PasswordCommand, p)
 	if s.User != "" && s.Password.IsZero() {

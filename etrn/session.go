@@ -18,6 +18,7 @@ import (
 
 // Server is one relay that holds mail for us, and what to ask it.
 type Server struct {
+	Name      string          // shown in events ("" means Addr as dialled)
 	Addr      string          // host[:port]; port 25, or 465 with TLSImplicit, when absent
 	Domains   []string        // ETRN arguments: node, @domain or #queue
 	TLS       netconn.TLSMode // "" means starttls
@@ -30,6 +31,14 @@ type Server struct {
 	Timeout  time.Duration // per read/write and for the dial (0: netconn.DefaultTimeout)
 	// Force sends ETRN even when EHLO does not list it.
 	Force bool
+}
+
+// label names the relay in events: its Name, else the address dialled.
+func (s Server) label() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return s.DialAddr()
 }
 
 // DialAddr returns Addr with the default port for the TLS mode.

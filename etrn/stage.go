@@ -137,7 +137,7 @@ func RunStage(ctx context.Context, opts StageOptions, sink event.Sink) (Result, 
 				} else {
 					text += "not sent: " + d.Err.Error()
 				}
-				sink.Emit(event.Event{Type: event.Note, Account: addr, Text: text})
+				sink.Emit(event.Event{Type: event.Note, Account: srv.label(), Text: text})
 			}
 			if r.Err != nil {
 				log.Warn("etrn failed", "server", addr, "err", r.Err)

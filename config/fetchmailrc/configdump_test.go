@@ -50,7 +50,6 @@ var deliberate = map[string]difference{
 	"global.showdots":   {"progress display: linkctl logs events instead", []string{"showdots"}, nil},
 	"global.syslog":     {"fetchmail logged to syslog only when no logfile took over; linkctl logs to both when both are set", []string{"syslog"}, nil},
 
-	"server.pollname":      {"etrn servers have no name key yet: the poll name of a via entry is kept as a YAML comment", []string{"poll name"}, nil},
 	"server.active":        {"skip entries are polled by fetchmail only when named on its command line; linkctl has no such entries, they are left out", []string{"skip"}, nil},
 	"server.protocol":      {"linkctl speaks POP3 (RFC 1939, APOP), IMAP and ODMR; auto is written as imap, KPOP/RPOP/SDPS as plain POP3", []string{"proto"}, nil},
 	"server.interval":      {"linkctl fetches every account on every run", []string{"interval"}, nil},
@@ -60,7 +59,7 @@ var deliberate = map[string]difference{
 	"server.localdomains":  {"kept only with an envelope header linkctl can read (as a comment otherwise)", []string{"multidrop", "localdomains"}, nil},
 	"server.aka":           {"an aka becomes one of localdomains; without an envelope header linkctl can read, a comment", []string{"multidrop", "aka"}, nil},
 	"server.dns":           {"linkctl never asks DNS which names are the server's; it uses localdomains only (as with no dns)", []string{"dns", "multidrop"}, false},
-	"server.auth":          {"linkctl supports password, apop, plain, login, cram-md5, xoauth2, oauthbearer and external; ntlm, gssapi, kerberos, otp and msn are left to auto", []string{"auth"}, nil},
+	"server.auth":          {"linkctl supports password, apop, plain, login, xoauth2, oauthbearer and external; cram-md5, ntlm, gssapi, kerberos, otp and msn are left to auto", []string{"auth"}, nil},
 	"server.uidl":          {"linkctl always tracks what it fetched by UID (as with uidl)", []string{"uidl"}, true},
 	"server.interface":     {"linkctl watches the interface but does not check its address", []string{"interface"}, nil},
 	"server.plugout":       {"linkctl delivers through its own deliver target", []string{"plugout"}, nil},
@@ -218,7 +217,7 @@ func (c *cmp) same(key string, v any) bool {
 
 	case "server.pollname":
 		if e != nil {
-			return c.srv["via"] == nil
+			return e.Name == str(v) || (c.srv["via"] == nil && e.Name == "")
 		}
 		return a.Name == str(v) || strings.HasPrefix(a.Name, str(v)+"-")
 	case "server.via":
@@ -237,7 +236,7 @@ func (c *cmp) same(key string, v any) bool {
 		case p == "APOP":
 			return a.Proto == "pop3" && a.Auth == "apop"
 		case p == "POP3" || p == "IMAP" || p == "ODMR":
-			return a.Proto == strings.ToLower(p)
+			return string(a.Proto) == strings.ToLower(p)
 		}
 		return false
 	case "server.service":
@@ -282,8 +281,8 @@ func (c *cmp) same(key string, v any) bool {
 		switch str(v) {
 		case "any":
 			return a.Auth == "auto" || (a.Auth == "apop" && c.srv["protocol"] == "APOP")
-		case "password", "cram-md5", "external":
-			return a.Auth == str(v)
+		case "password", "external":
+			return string(a.Auth) == str(v)
 		case "ssh":
 			return a.Auth == "external" && len(a.Plugin) > 0
 		}

@@ -416,10 +416,8 @@ func (c *converter) etrnEntry(e *Entry, u *User) {
 	}
 	a.lines = append(a.lines, "server: "+quote(net.JoinHostPort(e.Host(), port)))
 	if e.Via != "" && e.Via != e.Name {
-		// linkctl's etrn servers have no name key yet; keep the label so
-		// that it is not lost (issue 18).
-		a.lines = append(a.lines, "# name: "+quote(e.Name))
-		c.warn(e.Pos, &a.notes, "poll name %q (via %s): linkctl's etrn servers have no name key yet; kept as a comment", e.Name, e.Via)
+		// The poll name of a via entry is the relay's label (issue 18).
+		a.lines = append(a.lines, "name: "+quote(e.Name))
 	}
 	a.lines = append(a.lines,
 		"domains: "+flow(c.fetchDomains(e, u, &a.notes)),
@@ -551,10 +549,8 @@ func (c *converter) account(e *Entry, u *User, proto string) {
 		auth = "password"
 	case "ssh", "external":
 		auth = "external"
-	case "cram-md5":
-		auth = "cram-md5"
 	default:
-		c.warn(e.Pos, &a.notes, "auth %s: linkctl supports password, apop, plain, login, cram-md5, xoauth2, oauthbearer and external; left to auto", e.Auth)
+		c.warn(e.Pos, &a.notes, "auth %s: linkctl supports password, apop, plain, login, xoauth2, oauthbearer and external (TLS protects the password; no CRAM-MD5); left to auto", e.Auth)
 	}
 	a.lines = append(a.lines, "name: "+quote(a.name), "proto: "+proto)
 	port := c.port(e, &a.notes)

@@ -34,11 +34,8 @@ func TestETRNFetchdomainsAndPollName(t *testing.T) {
 	if s.Server != "pop.essadm.org:25" {
 		t.Errorf("server = %q", s.Server)
 	}
-	if !strings.Contains(string(res.YAML), "# name: getmail") {
-		t.Errorf("the poll name getmail is lost:\n%s", res.YAML)
-	}
-	if !strings.Contains(strings.Join(res.Warnings, "\n"), `poll name "getmail"`) {
-		t.Errorf("no warning about the poll name: %q", res.Warnings)
+	if s.Name != "getmail" {
+		t.Errorf("etrn server name = %q, want the poll name getmail:\n%s", s.Name, res.YAML)
 	}
 	// Without fetchdomains fetchmail asks for this host's name.
 	cfg, _ = parsed(t, `poll relay.example.net proto etrn`)
