@@ -41,6 +41,7 @@ func (as *Assembler) imapOptions(ac config.Account) imap.Options {
 	return imap.Options{
 		Addr: ac.Server, TLS: ac.TLS, User: ac.User, Password: password(ac), Auth: string(ac.Auth),
 		Compress: ac.Compress, Timeout: ac.Timeout, Logger: as.Logger, Dial: dialer(ac),
+		MaxMessages: ac.MaxMessages,
 	}
 }
 
@@ -76,7 +77,8 @@ func (as *Assembler) Accounts(ac config.Account, tgt deliver.Target) []fetch.Acc
 		for _, f := range ac.Folders {
 			src := fetch.IMAPSource{Addr: o.Addr, TLS: o.TLS, User: o.User, Password: o.Password,
 				Auth: o.Auth, Compress: o.Compress, Timeout: o.Timeout, Logger: o.Logger, Dial: o.Dial,
-				Folder: f, Unseen: ac.Unseen, Keep: ac.Keep, MarkSeen: ac.MarkSeen,
+				MaxMessages: o.MaxMessages,
+				Folder:      f, Unseen: ac.Unseen, Keep: ac.Keep, MarkSeen: ac.MarkSeen,
 				MoveTo: ac.MoveTo, Expunge: ac.Expunge}
 			acct := base
 			acct.Open = src.Open
@@ -88,7 +90,8 @@ func (as *Assembler) Accounts(ac config.Account, tgt deliver.Target) []fetch.Acc
 		return out
 	}
 	src := fetch.POP3Source{Addr: ac.Server, TLS: ac.TLS, User: ac.User, Password: password(ac),
-		Auth: string(ac.Auth), Timeout: ac.Timeout, Logger: as.Logger, Dial: dialer(ac), PreAuth: ac.PreAuth}
+		Auth: string(ac.Auth), Timeout: ac.Timeout, Logger: as.Logger, Dial: dialer(ac), PreAuth: ac.PreAuth,
+		MaxMessages: ac.MaxMessages}
 	base.Open = src.Open
 	return []fetch.Account{base}
 }

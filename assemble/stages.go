@@ -108,6 +108,13 @@ func (as *Assembler) FetchOptions(cfg *config.Config, only []string) (opts fetch
 		StateDir: cfg.StateDir,
 		Received: cfg.Fetch.Received,
 		Logger:   as.Logger,
+
+		RunTimeout:   cfg.Fetch.Timeout,
+		SessionFloor: cfg.Fetch.SessionFloor,
+		MinRate:      cfg.Fetch.MinRate,
+		PerMessage:   cfg.Fetch.PerMessage,
+		SlotWait:     cfg.Fetch.SlotWait,
+		AckWindow:    cfg.Fetch.AckWindow,
 	}
 	for _, ac := range cfg.Fetch.Accounts {
 		if len(only) > 0 && !slices.Contains(only, ac.Name) {

@@ -99,6 +99,12 @@ type rawFetch struct {
 	Received     *yaml.Node   `yaml:"received"`
 	Timeout      *yaml.Node   `yaml:"timeout"`
 	OnError      *yaml.Node   `yaml:"on_error"`
+	SessionFloor *yaml.Node   `yaml:"session_floor"`
+	MinRate      *yaml.Node   `yaml:"min_rate"`
+	PerMessage   *yaml.Node   `yaml:"per_message"`
+	SlotWait     *yaml.Node   `yaml:"slot_wait"`
+	MaxMessages  *yaml.Node   `yaml:"max_messages"`
+	AckWindow    *yaml.Node   `yaml:"ack_window"`
 	Accounts     []rawAccount `yaml:"accounts"`
 	AccountsNode *yaml.Node   `yaml:"-accounts"`
 }
@@ -130,6 +136,7 @@ type rawAccount struct {
 	FetchAll        *yaml.Node  `yaml:"fetchall"`
 	Limit           *yaml.Node  `yaml:"limit"`
 	FetchLimit      *yaml.Node  `yaml:"fetchlimit"`
+	MaxMessages     *yaml.Node  `yaml:"max_messages"`
 	CommitEvery     *yaml.Node  `yaml:"commit_every"`
 	KeepDays        *yaml.Node  `yaml:"keep_days"`
 	Folders         *yaml.Node  `yaml:"folders"`

@@ -97,11 +97,18 @@ type outDeliver struct {
 }
 
 type outFetch struct {
-	Parallel int          `yaml:"parallel"`
-	Deliver  outDeliver   `yaml:"deliver"`
-	Received bool         `yaml:"received"`
-	Timeout  outDur       `yaml:"timeout,omitempty"`
-	OnError  string       `yaml:"on_error"`
+	Parallel int        `yaml:"parallel"`
+	Deliver  outDeliver `yaml:"deliver"`
+	Received bool       `yaml:"received"`
+	Timeout  outDur     `yaml:"timeout,omitempty"`
+	OnError  string     `yaml:"on_error"`
+
+	SessionFloor outDur `yaml:"session_floor"`
+	MinRate      int64  `yaml:"min_rate"`
+	PerMessage   outDur `yaml:"per_message"`
+	SlotWait     outDur `yaml:"slot_wait"`
+	AckWindow    int    `yaml:"ack_window"`
+
 	Accounts []outAccount `yaml:"accounts"`
 }
 
@@ -118,6 +125,7 @@ type outAccount struct {
 	FetchAll     bool        `yaml:"fetchall"`
 	Limit        int64       `yaml:"limit,omitempty"`
 	FetchLimit   int         `yaml:"fetchlimit,omitempty"`
+	MaxMessages  int         `yaml:"max_messages"`
 	CommitEvery  int         `yaml:"commit_every,omitempty"`
 	KeepDays     int         `yaml:"keep_days,omitempty"`
 	Folders      []string    `yaml:"folders,omitempty,flow"`
@@ -235,10 +243,12 @@ func (c *Config) Redacted() ([]byte, error) {
 	}
 	if len(c.Fetch.Accounts) > 0 {
 		f := &outFetch{Parallel: c.Fetch.Parallel, Deliver: outDel(c.Fetch.Deliver), Received: c.Fetch.Received,
-			Timeout: durOpt(c.Fetch.Timeout), OnError: string(c.Fetch.OnError)}
+			Timeout: durOpt(c.Fetch.Timeout), OnError: string(c.Fetch.OnError),
+			SessionFloor: durStr(c.Fetch.SessionFloor), MinRate: c.Fetch.MinRate, PerMessage: durStr(c.Fetch.PerMessage),
+			SlotWait: durStr(c.Fetch.SlotWait), AckWindow: c.Fetch.AckWindow}
 		for _, a := range c.Fetch.Accounts {
 			oa := outAccount{Name: a.Name, Proto: a.Proto, Server: a.Server, TLS: a.TLS, User: a.User, outSecret: outSec(a.Password),
-				Auth: a.Auth, To: a.To, Keep: a.Keep, FetchAll: a.FetchAll, Limit: a.Limit, FetchLimit: a.FetchLimit,
+				Auth: a.Auth, To: a.To, Keep: a.Keep, FetchAll: a.FetchAll, Limit: a.Limit, FetchLimit: a.FetchLimit, MaxMessages: a.MaxMessages,
 				CommitEvery: a.CommitEvery, KeepDays: a.KeepDays, Folders: a.Folders, Unseen: a.Unseen, MarkSeen: a.MarkSeen,
 				MoveTo: a.MoveTo, Expunge: a.Expunge, Idle: a.Idle, Compress: a.Compress, Plugin: a.Plugin,
 				Timeout: durOpt(a.Timeout), LocalDomains: a.LocalDomains, Envelope: a.Envelope, QVirtual: a.QVirtual, Domains: a.Domains}

@@ -162,8 +162,19 @@ type Fetch struct {
 	Deliver  Deliver // default for every account
 	Received bool    // prepend a Received: line (default true)
 	Accounts []Account
-	Timeout  time.Duration // whole-stage limit for a bare "fetch" step, 0: none
-	OnError  OnError       // pipeline policy for a bare "fetch" step (default continue)
+	// Timeout is the run deadline of a bare "fetch" step (default
+	// DefaultFetchTimeout; never none): a retrieval that began before it
+	// may run to its own session deadline.
+	Timeout time.Duration
+	// Session deadlines (docs/deadlines.md): SessionFloor to connect, log
+	// in and list; then SessionFloor + announced bytes at MinRate/Parallel
+	// bytes a second + PerMessage per message.
+	SessionFloor time.Duration // DefaultSessionFloor
+	MinRate      int64         // bytes a second, DefaultMinRate
+	PerMessage   time.Duration // DefaultPerMessage
+	SlotWait     time.Duration // a logged-in session waits this long for a slot, then reconnects (DefaultSlotWait)
+	AckWindow    int           // deliveries per account past their commit point, not yet recorded (DefaultAckWindow)
+	OnError      OnError       // pipeline policy for a bare "fetch" step (default continue)
 }
 
 // Deliver says where fetched mail goes. Exactly one target is set.
@@ -200,6 +211,7 @@ type Account struct {
 	FetchAll    bool
 	Limit       int64    // bytes; bigger messages stay on the server
 	FetchLimit  int      // messages per run, 0: no limit
+	MaxMessages int      // most entries a listing may hold (default fetch.max_messages, DefaultMaxMessages)
 	CommitEvery int      // QUIT every N messages, 0: at the end
 	KeepDays    int      // with keep: delete N days after first fetch
 	Folders     []string // IMAP: at least one (default INBOX)

@@ -27,6 +27,17 @@ const (
 	DefaultSessions      = 4 // local SMTP/LMTP delivery sessions (fetch.deliver.sessions)
 	DefaultETRNParallel  = 4 // relays asked at once (etrn.parallel)
 	DefaultFetchParallel = 2 // accounts fetched at once (fetch.parallel)
+
+	// The fetch stage's bounds (issue 15): no session or run without an
+	// end, no memory sized by a server's claims. assemble's tests check
+	// that these equal the fetch package's fallbacks.
+	DefaultFetchTimeout = 6 * time.Hour   // fetch.timeout: the run deadline
+	DefaultSessionFloor = 2 * time.Minute // fetch.session_floor
+	DefaultMinRate      = 1024            // fetch.min_rate, bytes a second: slower than any usable modem
+	DefaultPerMessage   = 5 * time.Second // fetch.per_message
+	DefaultSlotWait     = 5 * time.Minute // fetch.slot_wait: below POP3's 10-minute idle logout
+	DefaultMaxMessages  = 100000          // fetch.max_messages: listing entries per mailbox
+	DefaultAckWindow    = 1               // fetch.ack_window: the most one kill -9 duplicates per account
 )
 
 // DefaultPort is the well-known port of proto ("pop3", "imap", "odmr",
@@ -352,9 +363,31 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 	f := Fetch{
 		Parallel: c.integer(r.Parallel, "fetch.parallel", DefaultFetchParallel, 1, 64),
 		Received: c.boolean(r.Received, "fetch.received", true),
-		Timeout:  c.dur(r.Timeout, "fetch.timeout", 0),
+		Timeout:  c.dur(r.Timeout, "fetch.timeout", DefaultFetchTimeout),
 		OnError:  c.onError(r.OnError, "fetch.on_error", Continue),
+
+		SessionFloor: c.dur(r.SessionFloor, "fetch.session_floor", DefaultSessionFloor),
+		PerMessage:   c.dur(r.PerMessage, "fetch.per_message", DefaultPerMessage),
+		SlotWait:     c.dur(r.SlotWait, "fetch.slot_wait", DefaultSlotWait),
+		AckWindow:    c.integer(r.AckWindow, "fetch.ack_window", DefaultAckWindow, 1, 1024),
 	}
+	// Every bound is positive: "none" is what issue 15 took away.
+	if f.Timeout <= 0 && !isNull(r.Timeout) {
+		c.add(r.Timeout, "fetch.timeout", "must be positive", "expected a run deadline, e.g. 6h: a fetch without an end can hold a paid link forever")
+		f.Timeout = DefaultFetchTimeout
+	}
+	if f.SessionFloor <= 0 && !isNull(r.SessionFloor) {
+		c.add(r.SessionFloor, "fetch.session_floor", "must be positive", "expected a duration, e.g. 2m")
+		f.SessionFloor = DefaultSessionFloor
+	}
+	f.MinRate = DefaultMinRate
+	if !isNull(r.MinRate) {
+		if f.MinRate = c.size(r.MinRate, "fetch.min_rate"); f.MinRate <= 0 {
+			c.add(r.MinRate, "fetch.min_rate", "must be positive", "expected bytes a second, e.g. 1k")
+			f.MinRate = DefaultMinRate
+		}
+	}
+	maxMessages := c.integer(r.MaxMessages, "fetch.max_messages", DefaultMaxMessages, 1, 1<<30)
 	f.Deliver = c.deliver(r.Deliver, "fetch.deliver", Deliver{SMTP: DefaultSMTP, Sessions: DefaultSessions, TLS: TLSNone, Domain: DefaultDomain})
 	if present && len(r.Accounts) == 0 && (isNull(r.AccountsNode) || r.AccountsNode.Kind == yaml.SequenceNode) {
 		at := r.AccountsNode
@@ -367,6 +400,7 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 	for i, ra := range r.Accounts {
 		p := fmt.Sprintf("fetch.accounts[%d]", i)
 		a := c.account(&ra, p, f.Deliver)
+		a.MaxMessages = c.integer(ra.MaxMessages, p+".max_messages", maxMessages, 1, 1<<30)
 		if _, dup := names[a.Name]; dup && isNull(ra.Name) && a.User != "" {
 			// Several users on one server (fetchmail's "user a, user b"):
 			// tell the defaulted names apart by user.

@@ -33,8 +33,11 @@ type IMAPSource struct {
 	Expunge   string // auto: UID EXPUNGE with UIDPLUS only | all: plain EXPUNGE without UIDPLUS
 	Compress  string // auto | on | off
 	Timeout   time.Duration
-	Logger    *slog.Logger
-	Dial      func(ctx context.Context) (net.Conn, error) // optional: tests and plugins
+	// MaxMessages bounds the folder's listing (imap.DefaultMaxMessages
+	// when zero): beyond it, a protocol error naming the server's claim.
+	MaxMessages int
+	Logger      *slog.Logger
+	Dial        func(ctx context.Context) (net.Conn, error) // optional: tests and plugins
 
 	// LastUIDValidity, when known (the caller finds it in the seen-store
 	// under IMAPKeyPrefix), is the folder's UIDVALIDITY of the last run: a
@@ -108,6 +111,7 @@ func (s IMAPSource) Open(ctx context.Context) (Mailbox, error) {
 	cl, err := imap.Dial(ctx, imap.Options{
 		Addr: s.Addr, TLS: s.TLS, TLSConfig: s.TLSConfig, User: s.User, Password: s.Password,
 		Auth: s.Auth, Compress: s.Compress, Timeout: s.Timeout, Logger: log, Dial: s.Dial,
+		MaxMessages: s.MaxMessages,
 	})
 	if err != nil {
 		return nil, oauthRefused("imap", s.Addr, s.User, s.Auth, err)

@@ -34,7 +34,10 @@ type POP3Source struct {
 	Auth    string
 	Timeout time.Duration // inactivity timeout (netconn.DefaultTimeout when 0)
 	Window  int           // pipelining window (pop3.DefaultWindow when 0)
-	Logger  *slog.Logger
+	// MaxMessages bounds the maildrop's listing (pop3.DefaultMaxMessages
+	// when zero): beyond it, a protocol error naming the server's claim.
+	MaxMessages int
+	Logger      *slog.Logger
 	// Dial, when set, replaces the TCP dial (tests, tunnels, plugins). It
 	// returns a plaintext conn; implicit TLS is still done here.
 	Dial func(ctx context.Context) (net.Conn, error)
@@ -106,7 +109,8 @@ func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
 	stop := netconn.CloseOnDone(ctx, raw)
 	defer stop()
 
-	c, err := pop3.New(raw, pop3.Options{Timeout: s.Timeout, Window: s.Window, Server: addr, Logger: log, NoGreeting: s.PreAuth})
+	c, err := pop3.New(raw, pop3.Options{Timeout: s.Timeout, Window: s.Window, Server: addr, Logger: log, NoGreeting: s.PreAuth,
+		MaxMessages: s.MaxMessages})
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
