@@ -62,11 +62,16 @@ func withConfigLog(base *slog.Logger, stderr io.Writer, level slog.Leveler, form
 			handlers = append(handlers, slog.NewTextHandler(f, opts))
 		}
 	}
-	if lc.Syslog {
-		sw, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, "linkctl")
-		if err != nil {
+	// A run whose stderr goes nowhere (a connection hook's >/dev/null, no
+	// daemon to run it) would leave no trace: it logs to syslog (the
+	// journal, under systemd) even when the config does not ask for it.
+	discarded := isDevNull(stderr)
+	if lc.Syslog || discarded {
+		sw, err := openSyslog()
+		switch {
+		case err != nil && !discarded:
 			base.Warn("cannot reach syslog", "error", err)
-		} else {
+		case err == nil:
 			handlers = append(handlers, &syslogHandler{w: sw, level: level})
 		}
 	}
@@ -74,6 +79,29 @@ func withConfigLog(base *slog.Logger, stderr io.Writer, level slog.Leveler, form
 		return base
 	}
 	return slog.New(slog.NewMultiHandler(handlers...))
+}
+
+// openSyslog connects to the local syslog, facility mail (a variable for
+// tests).
+var openSyslog = func() (*syslog.Writer, error) {
+	return syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, "linkctl")
+}
+
+// isDevNull reports whether w, stderr, is /dev/null (the character device
+// 1:3 on Linux), seen through the terminal log writer.
+func isDevNull(w io.Writer) bool {
+	if lw, ok := w.(*logWriter); ok {
+		w = lw.w
+	}
+	f, ok := w.(interface{ Fd() uintptr })
+	if !ok {
+		return false
+	}
+	var st, null syscall.Stat_t
+	if syscall.Fstat(int(f.Fd()), &st) != nil || syscall.Stat(os.DevNull, &null) != nil {
+		return false
+	}
+	return st.Mode&syscall.S_IFMT == syscall.S_IFCHR && st.Rdev == null.Rdev
 }
 
 func minLevel(a slog.Leveler, b slog.Level) slog.Leveler {
