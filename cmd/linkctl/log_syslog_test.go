@@ -24,7 +24,9 @@ func TestDiscardedStderrLogsToSyslog(t *testing.T) {
 	}
 	defer pc.Close()
 	old := openSyslog
-	openSyslog = func() (*syslog.Writer, error) { return syslog.Dial("unixgram", sock, syslog.LOG_MAIL|syslog.LOG_INFO, "linkctl") }
+	openSyslog = func() (*syslog.Writer, error) {
+		return syslog.Dial("unixgram", sock, syslog.LOG_MAIL|syslog.LOG_INFO, "linkctl")
+	}
 	defer func() { openSyslog = old }()
 
 	received := func() string {
