@@ -243,3 +243,11 @@ func DefaultPath() string { return getEnv().defaultPath() }
 // `linkctl fetch --server`, which runs without a config):
 // /var/lib/linkctl for root, else $XDG_STATE_HOME/linkctl.
 func DefaultStateDir() string { return getEnv().defaultStateDir() }
+
+// DefaultControlSocket is control_socket when the config does not set one
+// (and for `linkctl status` without a config): /run/linkctl/control.sock
+// for root, else $XDG_RUNTIME_DIR/linkctl.sock.
+func DefaultControlSocket() string {
+	e := getEnv()
+	return e.defaultControlSocket(e.defaultStateDir())
+}

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"time"
 
+	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/control"
 	"github.com/linkctl/linkctl/daemon"
 	"github.com/linkctl/linkctl/internal/errkind"
@@ -45,7 +47,15 @@ type statusOut struct {
 func (a *App) status(asJSON bool) error {
 	cfg, err := a.Config()
 	if err != nil {
-		return err
+		// status needs the config only to find the socket and the
+		// watched links: without one it asks the default socket and
+		// judges the link by the default route, as the default config
+		// would.
+		if _, statErr := os.Stat(a.ConfigPath); !errors.Is(statErr, os.ErrNotExist) {
+			return err
+		}
+		cfg = &config.Config{ControlSocket: config.DefaultControlSocket(), StateDir: config.DefaultStateDir(),
+			Link: config.Link{Watch: []string{"default-route"}}}
 	}
 	var out statusOut
 	resp, err := control.Do(a.Ctx, cfg.ControlSocket, control.Request{Op: control.OpStatus}, nil)
