@@ -105,3 +105,26 @@ func TestTildeIgnoresHOME(t *testing.T) {
 		}
 	}
 }
+
+// An absolute path under /root or /home in a system config checks fine in
+// a root shell but is hidden from the daemon by the unit: check warns.
+func TestHiddenHomePathWarns(t *testing.T) {
+	testEnv(t, 0, nil)
+	const body = "fetch:\n  accounts:\n    - {proto: pop3, server: 127.0.0.1, user: u, password_file: /root/.config/linkctl/pop.pass, to: me}\n"
+	cfg, err := Parse("/etc/linkctl/linkctl.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(cfg.Warnings(), "\n")
+	if !strings.Contains(w, "/etc/linkctl/linkctl.yaml:3: fetch.accounts[0].password_file: /root/.config/linkctl/pop.pass is under /root, which the linkctl systemd unit hides (ProtectHome=yes)") {
+		t.Errorf("warnings: %q", w)
+	}
+	// A user's own config in their home may name files there.
+	cfg, err = Parse("/home/u/.config/linkctl/linkctl.yaml", []byte(strings.ReplaceAll(body, "/root/", "/home/u/")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := cfg.Warnings(); len(w) != 0 {
+		t.Errorf("warnings: %q", w)
+	}
+}
