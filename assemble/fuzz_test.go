@@ -17,7 +17,7 @@ var seedConfigs = []string{
   deliver: {lmtp: /run/dovecot/lmtp}
   accounts:
     - {proto: imap, server: "127.0.0.1:1", user: u, password: p, to: me, idle: true, keep: true, mark_seen: true, expunge: all}
-    - {proto: pop3, server: tunnel, plugin: [ssh, h, dovecot, exec, pop3], deliver: {maildir: ~/Maildir}}
+    - {proto: pop3, server: tunnel, plugin: [ssh, h, dovecot, exec, pop3], deliver: {maildir: /var/mail/u/Maildir}}
     - {name: t2, proto: imap, server: tunnel, plugin: [ssh, h, imapd], auth: external, deliver: {mda: [procmail, -f, "%F"]}}
     - {proto: odmr, server: odmr.example.net, user: u, password_command: [pass, x], domains: [example.org]}
     - {proto: pop3, server: pop.example.net:110, user: u, password_file: p, envelope: Delivered-To, localdomains: [example.org], to: ["*"], auth: apop}

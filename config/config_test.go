@@ -15,7 +15,8 @@ func testEnv(t *testing.T, euid int, vars map[string]string) {
 	t.Helper()
 	old := getEnv
 	getEnv = func() sysEnv {
-		return sysEnv{euid: euid, home: "/home/u", getenv: func(k string) string { return vars[k] }}
+		return sysEnv{euid: euid, home: "/home/u", getenv: func(k string) string { return vars[k] },
+			passwdHome: func(int) (string, error) { return "/home/u", nil }}
 	}
 	t.Cleanup(func() { getEnv = old })
 }
@@ -109,7 +110,7 @@ func TestMinimalParses(t *testing.T) {
 	if a.Server != "pop.example.net:995" || a.TLS != "implicit" || a.Name != "pop.example.net" {
 		t.Errorf("account defaults: %+v", a)
 	}
-	if a.Deliver.SMTP != DefaultSMTP || a.Password.File != "/home/u/.config/linkctl/pop.pass" {
+	if a.Deliver.SMTP != DefaultSMTP || a.Password.File != "/etc/linkctl/pop.pass" {
 		t.Errorf("deliver/password: %+v %+v", a.Deliver, a.Password)
 	}
 	if len(c.Pipeline) != 1 || c.Pipeline[0].Stage != StageFetch {

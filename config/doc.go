@@ -31,6 +31,13 @@
 // (OneOffFetch, OneOffETRN, oneoff.go): the command line and a file never
 // disagree, and a problem names its flag.
 //
+// Paths (paths.go) mean the same file to `linkctl check` and to the daemon
+// under systemd: relative ones are taken from the config's directory, and
+// "~" is the home of the file's owner in the passwd database ($HOME is
+// never read); in a root-owned config "~" is a problem, with a hint to
+// write the absolute path. Warnings flag a system config naming a file
+// under /root or /home, which the shipped unit hides.
+//
 // Load adds the file-level checks: a file that holds an inline password
 // must not be readable by group or others (errkind.Permission, exit 6,
 // with the chmod that fixes it). Secrets are read only when a stage needs

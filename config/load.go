@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 
@@ -41,11 +42,15 @@ func Load(path string) (*Config, error) {
 	if len(data) > MaxSize {
 		return nil, errkind.New(errkind.Usage, false, "", "%s: larger than %d bytes (expected a linkctl YAML config)", path, MaxSize)
 	}
-	cfg, err := Parse(path, data)
+	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, errkind.Wrap(errkind.Internal, false, "cannot stat config "+path, err)
 	}
-	if err := checkFileMode(f, path, cfg); err != nil {
+	cfg, problems := parse(path, data, absDir(path), ownerOf(fi))
+	if len(problems) > 0 {
+		return nil, errkind.Wrap(errkind.Usage, false, "", problems)
+	}
+	if err := checkFileMode(fi, path, cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -75,13 +80,9 @@ func (e *quietErr) Unwrap() error { return e.err }
 // can read (DESIGN.md "Secure by default"). A password_file or
 // password_command keeps the secret out of the config, so the config itself
 // may then be world-readable.
-func checkFileMode(f *os.File, path string, cfg *Config) error {
+func checkFileMode(fi fs.FileInfo, path string, cfg *Config) error {
 	if !cfg.HasInlineSecret() {
 		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return errkind.Wrap(errkind.Internal, false, "cannot stat config "+path, err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
 		return errkind.New(errkind.Permission, false, "",
@@ -108,23 +109,41 @@ func (c *Config) HasInlineSecret() bool {
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // Parse validates data, read from the file called name (used in messages
-// and to resolve relative paths). It does not check file permissions.
+// and to resolve relative paths). It does not check file permissions. "~"
+// in a path is the home of the file's owner when name exists, else of the
+// effective user (paths.go).
 func Parse(name string, data []byte) (*Config, error) {
-	dir := filepath.Dir(name)
-	if a, err := filepath.Abs(dir); err == nil {
-		dir = a
+	owner := getEnv().euid
+	if fi, err := os.Stat(name); err == nil {
+		owner = ownerOf(fi)
 	}
-	cfg, problems := parse(name, data, dir)
+	cfg, problems := parse(name, data, absDir(name), owner)
 	if len(problems) > 0 {
 		return nil, errkind.Wrap(errkind.Usage, false, "", problems)
 	}
 	return cfg, nil
 }
 
+func absDir(name string) string {
+	dir := filepath.Dir(name)
+	if a, err := filepath.Abs(dir); err == nil {
+		dir = a
+	}
+	return dir
+}
+
+// ownerOf is the uid owning a file.
+func ownerOf(fi fs.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return getEnv().euid
+}
+
 // parse is Parse with the directory relative paths are taken from (the
-// file's; the working directory for command line flags). It returns the
-// config, or the problems sorted by line.
-func parse(name string, data []byte, dir string) (*Config, Errors) {
+// file's; the working directory for command line flags) and the uid whose
+// home "~" is. It returns the config, or the problems sorted by line.
+func parse(name string, data []byte, dir string, owner int) (*Config, Errors) {
 	d := &decoder{file: name}
 	root, ok := d.parseYAML(data)
 	var raw rawConfig
@@ -134,7 +153,7 @@ func parse(name string, data []byte, dir string) (*Config, Errors) {
 	if raw.Node == nil {
 		raw.Node = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
 	}
-	c := &checker{decoder: d, dir: dir, env: getEnv(), stepNames: map[string]int{}}
+	c := &checker{decoder: d, dir: dir, owner: owner, env: getEnv(), stepNames: map[string]int{}}
 	var cfg *Config
 	if ok && (root.Kind == yaml.MappingNode || isNull(root)) {
 		cfg = c.validate(&raw)
@@ -188,11 +207,14 @@ func (d *decoder) syntax(err error) {
 
 func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
 
-// sysEnv is what the defaults depend on; tests replace getEnv.
+// sysEnv is what the defaults depend on; tests replace getEnv. home and
+// getenv serve only the per-user defaults (XDG directories); "~" in a
+// config path comes from passwdHome (paths.go), never from $HOME.
 type sysEnv struct {
-	euid   int
-	home   string
-	getenv func(string) string
+	euid       int
+	home       string
+	getenv     func(string) string
+	passwdHome func(uid int) (string, error)
 }
 
 var getEnv = func() sysEnv {
@@ -200,7 +222,7 @@ var getEnv = func() sysEnv {
 	if err != nil {
 		home = "/"
 	}
-	return sysEnv{euid: os.Geteuid(), home: home, getenv: os.Getenv}
+	return sysEnv{euid: os.Geteuid(), home: home, getenv: os.Getenv, passwdHome: passwdHomeDir}
 }
 
 func (e sysEnv) xdg(key, fallback string) string {

@@ -301,7 +301,7 @@ func TestRedactedRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		if src.name == "minimal.yaml" {
-			for _, want := range []string{"\n  interval: 0\n", "\n  timeout: 5m\n", "\n      password_file: /home/u/.config/linkctl/pop.pass\n"} {
+			for _, want := range []string{"\n  interval: 0\n", "\n  timeout: 5m\n", "\n      password_file: /etc/linkctl/pop.pass\n"} {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("Redacted lacks %q:\n%s", want, out)
 				}

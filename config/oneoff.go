@@ -140,7 +140,7 @@ func oneOff(cmd string, doc yamlMap, flagOf map[string]string, pre Errors) (*Con
 	if err != nil {
 		dir = "/"
 	}
-	cfg, problems := parse(cmd, data, dir)
+	cfg, problems := parse(cmd, data, dir, getEnv().euid)
 	problems = append(pre, problems...)
 	if len(problems) == 0 {
 		return cfg, nil

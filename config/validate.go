@@ -322,7 +322,7 @@ func (c *checker) deliver(r *rawDeliver, p string, def Deliver) Deliver {
 		switch {
 		case s == "":
 		case strings.HasPrefix(s, "/") || strings.HasPrefix(s, "~/") || strings.HasPrefix(s, "./"):
-			d.LMTP = c.abs(s) // a unix socket
+			d.LMTP = c.path(r.LMTP, p+".lmtp", s) // a unix socket
 		default:
 			if host, port, ok := c.hostPort(r.LMTP, p+".lmtp"); ok {
 				if port == 0 {
@@ -394,7 +394,7 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 		if at == nil {
 			at = r.Node
 		}
-		c.add(at, "fetch.accounts", "no account", "expected a list of mailboxes, e.g. - {proto: pop3, server: pop.example.net, user: me, password_file: ~/.pop.pass, to: me}")
+		c.add(at, "fetch.accounts", "no account", "expected a list of mailboxes, e.g. - {proto: pop3, server: pop.example.net, user: me, password_file: /etc/linkctl/isp.pass, to: me}")
 	}
 	names := map[string]int{}
 	for i, ra := range r.Accounts {

@@ -50,7 +50,7 @@ func TestValidationMessages(t *testing.T) {
 		{"etrn quiet_max", "etrn:\n  quiet: 1m\n  quiet_max: 10s\n  servers: [{server: mx, domains: [a]}]\n", []string{`t.yaml:3: etrn.quiet_max: 10s is shorter than quiet (1m0s) (expected quiet_max >= quiet)`}},
 		{"etrn bad ports", "etrn:\n  ports: [25, 0]\n  servers: [{server: mx, domains: [a]}]\n", []string{`t.yaml:2: etrn.ports[1]: invalid number "0" (expected a whole number from 1 to 65535)`}},
 		{"accounts not a list", "fetch:\n  accounts: {server: s}\n", []string{`t.yaml:2: fetch.accounts: is a mapping, not a list (expected a list of entries, each starting with -)`}},
-		{"fetch no accounts", "fetch: {parallel: 2}\n", []string{`t.yaml:1: fetch.accounts: no account (expected a list of mailboxes, e.g. - {proto: pop3, server: pop.example.net, user: me, password_file: ~/.pop.pass, to: me})`}},
+		{"fetch no accounts", "fetch: {parallel: 2}\n", []string{`t.yaml:1: fetch.accounts: no account (expected a list of mailboxes, e.g. - {proto: pop3, server: pop.example.net, user: me, password_file: /etc/linkctl/isp.pass, to: me})`}},
 		{"account empty", "fetch:\n  accounts:\n    - {keep: true}\n", []string{
 			`t.yaml:3: fetch.accounts[0].proto: missing (expected pop3, imap or odmr)`,
 			`t.yaml:3: fetch.accounts[0].server: missing (expected the mail server's host[:port])`,

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 type checker struct {
 	*decoder
 	dir       string // relative paths are taken from the config file's directory
+	owner     int    // uid owning the config file: whose home "~" is (paths.go)
 	env       sysEnv
 	stepNames map[string]int // explicit pipeline step names -> line
 }
@@ -250,25 +250,15 @@ func (c *checker) argv(n *yaml.Node, path string) []string {
 	return out
 }
 
-// file reads a path: "~/" is the home directory, a relative path is taken
-// from the config file's directory (so a config and its password file can
-// move together).
+// file reads a path (paths.go: "~" is the config owner's home, refused in
+// a root-owned config; a relative path is taken from the config file's
+// directory, so a config and its password file can move together).
 func (c *checker) file(n *yaml.Node, path string) string {
 	s := c.str(n, path, "")
 	if s == "" {
 		return ""
 	}
-	return c.abs(s)
-}
-
-func (c *checker) abs(s string) string {
-	if s == "~" || strings.HasPrefix(s, "~/") {
-		return filepath.Join(c.env.home, s[1:])
-	}
-	if !filepath.IsAbs(s) {
-		return filepath.Join(c.dir, s)
-	}
-	return filepath.Clean(s)
+	return c.path(n, path, s)
 }
 
 // hostPort checks "host[:port]" and returns host and port (0 if none).

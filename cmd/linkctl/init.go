@@ -46,7 +46,7 @@ a last confirmation.
 			fs.StringVar(&o.mta, "mta", "auto", "local MTA: auto, postfix, sendmail, exim, opensmtpd, or none (no flush)")
 			fs.StringVar(&o.etrnServer, "etrn-server", "", "relay to send ETRN to, `host[:port]`")
 			etrnDomains := fs.String("etrn-domain", "", "domains the relay holds mail for (comma-separated)")
-			fs.StringVar(&o.acct.proto, "proto", "pop3", "mailbox protocol: pop3 or imap")
+			fs.StringVar(&o.acct.proto, "proto", initProto, "mailbox protocol: pop3 or imap")
 			fs.StringVar(&o.acct.server, "server", "", "mailbox server `host[:port]` (none: no fetch)")
 			fs.StringVar(&o.acct.tls, "tls", "", "implicit, starttls or none (default: linkctl's choice for the port)")
 			fs.StringVar(&o.acct.user, "user", "", "mailbox login name")
@@ -78,6 +78,15 @@ a last confirmation.
 		},
 	})
 }
+
+// initProto is the protocol init proposes, at its prompt and for --proto.
+// POP3: the mailboxes linkctl empties into the local MTA are ISP and relay
+// mailboxes that every provider serves over POP3, and fetch-then-delete is
+// POP3's own model; it costs the fewest bytes and round trips on a metered
+// link (PIPELINING, no folder or flag traffic); and scripts that already
+// call `init --non-interactive` without --proto keep their meaning. IMAP
+// is one answer away (keep, folders, IDLE).
+const initProto = string(config.POP3)
 
 type initAccount struct {
 	proto, server, tls, user string
@@ -112,11 +121,15 @@ func (a *App) initConfig(o *initAnswers, path string, nonInteractive, force, che
 			return errkind.New(errkind.Usage, false, "", "init asks its questions on a terminal; use --non-interactive with flags in scripts")
 		}
 		p = &prompter{r: bufio.NewReader(f), w: a.Stdout, fd: int(f.Fd())}
-		if err := p.interview(o, filepath.Dir(path)); err != nil {
+		dir, err := filepath.Abs(filepath.Dir(path))
+		if err != nil {
+			dir = filepath.Dir(path)
+		}
+		if err := p.interview(o, dir); err != nil {
 			return err
 		}
 	}
-	yaml := o.yaml()
+	yaml := o.yaml(false)
 	if _, err := config.Parse(path, yaml); err != nil {
 		return errkind.Wrap(errkind.Usage, false, "these answers do not make a valid config", err)
 	}
@@ -124,7 +137,9 @@ func (a *App) initConfig(o *initAnswers, path string, nonInteractive, force, che
 		a.reachability(o)
 	}
 	if p != nil {
-		fmt.Fprintf(p.w, "\n%s\n", yaml)
+		// The preview is what a shoulder or a terminal's scrollback sees:
+		// never the password typed at the hidden prompt.
+		fmt.Fprintf(p.w, "\n%s\n", o.yaml(true))
 		if !p.yes(fmt.Sprintf("Write this to %s?", path), true) {
 			fmt.Fprintln(p.w, "Nothing written.")
 			return exitStatus(errkind.NoMail) // not an error; nothing done
@@ -136,8 +151,29 @@ func (a *App) initConfig(o *initAnswers, path string, nonInteractive, force, che
 	if err := writeFile0600(path, yaml, force); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.Stdout, "Wrote %s (mode 0600). Next: linkctl check, then linkctl run.\n", path)
+	fmt.Fprintf(a.Stdout, "Wrote %s (mode 0600).\n", path)
+	for _, ac := range o.accounts {
+		if ac.passwordFile == "" {
+			continue
+		}
+		if _, err := os.Stat(ac.passwordFile); err != nil {
+			fmt.Fprintf(a.Stdout, "Put the password for %s on the first line of %s (chmod 600).\n", ac.user, ac.passwordFile)
+		}
+	}
+	// Name the file: the next commands must read this config, not the
+	// default one (or none).
+	c := shQuote(path)
+	fmt.Fprintf(a.Stdout, "Next: linkctl check -c %s, then linkctl run -c %s.\n", c, c)
 	return nil
+}
+
+// shQuote quotes s for a POSIX shell when it needs it, so that a hint can
+// be pasted as it is.
+func shQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // reachability tries a TCP connection to every server: a hint, not a
@@ -183,8 +219,9 @@ func defaultPort(ac initAccount) string {
 	return "110"
 }
 
-// yaml writes the answers as a linkctl.yaml.
-func (o *initAnswers) yaml() []byte {
+// yaml writes the answers as a linkctl.yaml; preview shows a typed
+// password as *** (the file written holds it, mode 0600).
+func (o *initAnswers) yaml(preview bool) []byte {
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	q := strconv.Quote
@@ -236,6 +273,8 @@ func (o *initAnswers) yaml() []byte {
 				w("      password_file: %s\n", q(ac.passwordFile))
 			case len(ac.passwordCommand) > 0:
 				w("      password_command: %s\n", list(ac.passwordCommand))
+			case ac.password != "" && preview:
+				w("      password: \"***\"   # as typed; only in the file written (mode 0600)\n")
 			case ac.password != "":
 				w("      password: %s   # this file is mode 0600\n", q(ac.password))
 			}
@@ -296,9 +335,11 @@ func (p *prompter) yes(question string, def bool) bool {
 	return strings.HasPrefix(v, "y")
 }
 
-// secret reads a line with the terminal's echo off.
+// secret reads a line with the terminal's echo off. Echo goes off before
+// the prompt is printed: whoever answers as soon as the prompt shows (a
+// quick typist, expect(1), a test) must not see the answer echoed by the
+// terminal in the moment between the two.
 func (p *prompter) secret(question string) string {
-	fmt.Fprintf(p.w, "%s: ", question)
 	old, err := unix.IoctlGetTermios(p.fd, unix.TCGETS)
 	if err == nil {
 		quiet := *old
@@ -307,6 +348,7 @@ func (p *prompter) secret(question string) string {
 		_ = unix.IoctlSetTermios(p.fd, unix.TCSETS, &quiet)
 		defer unix.IoctlSetTermios(p.fd, unix.TCSETS, old)
 	}
+	fmt.Fprintf(p.w, "%s: ", question)
 	line, _ := p.r.ReadString('\n')
 	return strings.TrimRight(line, "\r\n")
 }
@@ -331,13 +373,18 @@ func (p *prompter) interview(o *initAnswers, dir string) error {
 			break
 		}
 		ac := initAccount{server: server}
-		ac.proto = p.choose("  Protocol", "imap", "pop3", "imap")
+		ac.proto = p.choose("  Protocol", initProto, "pop3", "imap")
 		ac.tls = p.choose("  TLS", "implicit", "implicit", "starttls", "none")
 		for ac.user == "" {
 			ac.user = p.ask("  User name", "")
 		}
 		ac.password = p.secret("  Password (not shown; Enter to name a file instead)")
-		if ac.password == "" {
+		for ac.password == "" && (ac.passwordFile == "" || strings.HasPrefix(ac.passwordFile, "~")) {
+			// No "~": the config is read by the daemon under systemd,
+			// with no HOME and no home directories (config/paths.go).
+			if ac.passwordFile != "" {
+				fmt.Fprintln(p.w, "  please write the absolute path, e.g. "+filepath.Join(dir, ac.user+".pass"))
+			}
 			ac.passwordFile = p.ask("  Password file (mode 0600)", filepath.Join(dir, ac.user+".pass"))
 		}
 		ac.to = p.ask("  Deliver to local user", localUser())
