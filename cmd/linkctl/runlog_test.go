@@ -51,8 +51,8 @@ func TestRunIsLoggedOnce(t *testing.T) {
   - {name: bad, exec: [sh, -c, "exit 3"], on_error: continue}
 `)
 		_, log, code := linkctl(t, nil, "run", "--iface", "ppp9", "-c", cfg)
-		if code != 12 {
-			t.Errorf("exit %d, want 12 (one stage failed)", code)
+		if code != 20 {
+			t.Errorf("exit %d, want 20 (one stage failed)", code)
 		}
 		once(t, log, "run started", "", "run=1", `cause="linkctl run"`, "iface=ppp9")
 		once(t, log, "stage started", "sh", "run=1")
