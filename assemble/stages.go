@@ -52,6 +52,7 @@ func (as *Assembler) ETRNOptions(cfg *config.Config) etrn.StageOptions {
 	opts := etrn.StageOptions{
 		Quiet: cfg.ETRN.Quiet, QuietMax: cfg.ETRN.QuietMax, Ports: cfg.ETRN.Ports,
 		CountLoopback: cfg.ETRN.CountLoopback, Parallel: cfg.ETRN.Parallel, Logger: as.Logger,
+		StateDir: cfg.StateDir, // the learned quiet window
 	}
 	for _, s := range cfg.ETRN.Servers {
 		opts.Servers = append(opts.Servers, ETRNServer(s))
@@ -160,6 +161,10 @@ func (as *Assembler) DropStage(name string, cfg *config.Config) pipeline.Stage {
 	if slices.Contains(StageNames(cfg.Pipeline), config.StageETRN) {
 		opts.SMTPPorts = cfg.ETRN.Ports
 		opts.CountLoopback = cfg.ETRN.CountLoopback
+	}
+	// The local MTA's queue run still delivering holds the link too.
+	if slices.Contains(StageNames(cfg.Pipeline), config.StageFlush) {
+		opts.OutboundPorts = drop.SMTPOutboundPorts
 	}
 	return pipeline.Func{StageName: name, Fn: func(ctx context.Context, sink event.Sink) (pipeline.Report, error) {
 		o := opts

@@ -160,7 +160,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("flush: %+v", f)
 	}
 	e := c.ETRN
-	if e.Quiet != 20*time.Second || e.QuietMax != 5*time.Minute || !reflect.DeepEqual(e.Ports, []int{25}) || e.Parallel != 4 {
+	if e.Quiet != 10*time.Second || e.QuietMax != 5*time.Minute || !reflect.DeepEqual(e.Ports, []int{25}) || e.Parallel != 4 {
 		t.Errorf("etrn: %+v", e)
 	}
 	wantETRN := []struct {
@@ -197,14 +197,24 @@ func TestDefaults(t *testing.T) {
 	if a := f.Accounts[0]; !reflect.DeepEqual(a.Folders, []string{"INBOX"}) || a.Expunge != "auto" || a.Compress != "auto" {
 		t.Errorf("imap defaults: %+v", a)
 	}
-	if c.Drop.Idle != 30*time.Second {
+	if c.Drop.Idle != time.Second {
 		t.Errorf("drop: %+v", c.Drop)
 	}
+	// The default pipeline is [[flush, etrn, fetch], drop]: the stages
+	// that share no direction of the link run side by side.
 	var got []string
 	for _, s := range c.Pipeline {
+		if len(s.Group) > 0 {
+			var g []string
+			for _, m := range s.Group {
+				g = append(g, m.Stage+"/"+string(m.OnError))
+			}
+			got = append(got, "["+strings.Join(g, " ")+"] "+s.Name+"/"+string(s.OnError))
+			continue
+		}
 		got = append(got, s.Stage+"/"+string(s.OnError))
 	}
-	if want := []string{"flush/continue", "etrn/continue", "fetch/continue", "drop/continue"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"[flush/continue etrn/continue fetch/continue] flush+etrn+fetch/continue", "drop/continue"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("default pipeline %v, want %v", got, want)
 	}
 	if h := Hosts(c); !reflect.DeepEqual(h, []string{"mx.example.net", "mx2.example.net", "::1", "mx3.example.net", "mx4.example.net", "mail.example.net", "127.0.0.1", "pop.example.net", "odmr.example.net"}) {

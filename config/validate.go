@@ -18,9 +18,9 @@ import (
 const (
 	DefaultSettle   = 2 * time.Second
 	DefaultFlushTO  = 5 * time.Minute
-	DefaultQuiet    = 20 * time.Second
+	DefaultQuiet    = 10 * time.Second // cap of the learned quiet window (etrn.quiet)
 	DefaultQuietMax = 5 * time.Minute
-	DefaultDropIdle = 30 * time.Second
+	DefaultDropIdle = time.Second // settle once nothing can cause traffic (drop.idle)
 	DefaultSMTP     = "127.0.0.1:25"
 	DefaultDomain   = "localhost" // qualifies bare names in SMTP delivery (Deliver.Domain)
 
@@ -642,7 +642,9 @@ func (c *checker) drop(r *rawDrop) Drop {
 }
 
 // pipeline reads the pipeline, or builds the default one: flush, etrn,
-// fetch for the sections present, then drop if there is a drop section.
+// fetch for the sections present, side by side in one group (outbound mail
+// uses the uplink, inbound the downlink; none waits for another), then
+// drop if there is a drop section.
 func (c *checker) pipeline(r *rawConfig, cfg *Config) []Step {
 	present := map[string]bool{StageFlush: r.Flush != nil, StageETRN: r.ETRN != nil, StageFetch: r.Fetch != nil, StageDrop: r.Drop != nil}
 	sectionLine := func(stage string) int {
@@ -672,10 +674,30 @@ func (c *checker) pipeline(r *rawConfig, cfg *Config) []Step {
 	}
 	var steps []Step
 	if isNull(r.Pipeline) {
-		for _, s := range []string{StageFlush, StageETRN, StageFetch, StageDrop} {
+		g := Step{OnError: Continue}
+		for _, s := range []string{StageFlush, StageETRN, StageFetch} {
 			if present[s] {
-				steps = append(steps, c.stageStep(s, cfg, sectionLine(s)))
+				st := c.stageStep(s, cfg, sectionLine(s))
+				if st.OnError == Stop {
+					g.OnError = Stop
+				}
+				g.Group = append(g.Group, st)
 			}
+		}
+		switch len(g.Group) {
+		case 0:
+		case 1:
+			steps = append(steps, g.Group[0])
+		default:
+			names := make([]string, len(g.Group))
+			for i, st := range g.Group {
+				names[i] = st.Name
+			}
+			g.Name, g.Line = strings.Join(names, "+"), g.Group[0].Line
+			steps = append(steps, g)
+		}
+		if present[StageDrop] {
+			steps = append(steps, c.stageStep(StageDrop, cfg, sectionLine(StageDrop)))
 		}
 		if len(steps) == 0 {
 			at := r.Pipeline

@@ -1,10 +1,14 @@
 // Package drop is the last stage of a run: it hangs up the link once
-// nothing has used it for a while. [Run] waits until every earlier stage
-// has ended, nothing else holds the link (Options.Busy) and, when ETRN is
-// in the pipeline, no inbound SMTP session from a relay is open (counted
-// with netlink sock_diag by package internal/sessions, the counter the etrn
-// stage's quiet wait uses too); then it runs the hang-up command (poff, no
-// shell) or sets the interface down through netlink. A follow-up run
+// nothing can still cause traffic on it. [Run] looks every Poll at what
+// can: a stage of this run or the runner still holding the link
+// (Options.Busy), an inbound SMTP session from a relay still delivering
+// after our ETRN (Options.SMTPPorts), and an outbound SMTP session of the
+// local MTA's queue run (Options.OutboundPorts), both counted with netlink
+// sock_diag through internal/sessions. A long-lived connection that
+// carries no mail (an IMAP IDLE) is not watched and does not hold the
+// link. Once none of these has been seen for Idle (a short settle, not a
+// guess at how long traffic might last) it runs the hang-up command (poff,
+// no shell) or sets the interface down through netlink. A follow-up run
 // already requested (Options.Superseded) keeps the link at once; a link
 // busy for longer than MaxWait is kept and the stage reports Skipped.
 // Watching the link is package linkwatch's job, not this one's.
@@ -29,19 +33,39 @@ import (
 	"github.com/linkctl/linkctl/internal/sessions"
 )
 
+// Defaults of the wait.
+const (
+	// DefaultIdle is how long nothing that can cause traffic may be seen
+	// before the link goes: a settle against a session about to open, not
+	// a guess at how long traffic might last (what can cause traffic is
+	// watched).
+	DefaultIdle = time.Second
+	// DefaultMaxWait bounds the wait for the link to go idle: a relay
+	// delivering a large message over a 56k modem needs minutes.
+	DefaultMaxWait = 5 * time.Minute
+	// DefaultPoll is how often the wait looks (a sock_diag dump is cheap).
+	DefaultPoll = 100 * time.Millisecond
+)
+
+// SMTPOutboundPorts are the remote ports of an MTA's outbound deliveries
+// (SMTP, submissions, submission): the usual Options.OutboundPorts.
+var SMTPOutboundPorts = []int{25, 465, 587}
+
 // Options configures the drop stage. Exactly one of Command and
 // Interface is set.
 type Options struct {
 	Command   []string // argv run to hang up, e.g. [poff, provider]; no shell
 	Interface string   // or: set this link down through netlink
-	// Idle is how long nothing may run before the link goes (default 30s).
+	// Idle is how long nothing that can cause traffic may be seen before
+	// the link goes (default DefaultIdle).
 	Idle time.Duration
-	// MaxWait bounds the wait for Busy to clear; after it the link is kept
-	// and the stage reports Skipped (default 10 × Idle).
+	// MaxWait bounds the wait for the link to go idle; after it the link
+	// is kept and the stage reports Skipped (default DefaultMaxWait).
 	MaxWait time.Duration
+	// Poll is how often the wait looks (default DefaultPoll, at most Idle).
+	Poll time.Duration
 	// Busy reports what still holds the link ("" when nothing does): a stage
-	// of this run still running, the outbound queue still delivering.
-	// Checked after every Idle period.
+	// of this run still running. Checked every Poll.
 	Busy func() string
 	// Superseded reports why this drop should not hang up at all ("" when
 	// it may): a follow-up run is already requested, and its own drop will
@@ -51,8 +75,16 @@ type Options struct {
 	// SMTPPorts are local ports whose open inbound sessions (from
 	// non-loopback peers, unless CountLoopback) hold the link: a relay
 	// answering our ETRN may still be delivering. Empty: not checked.
-	SMTPPorts     []int
+	SMTPPorts []int
+	// OutboundPorts are remote ports whose open outbound sessions (to
+	// non-loopback peers, unless CountLoopback) hold the link: the local
+	// MTA's queue run still delivering (SMTPOutboundPorts). Empty: not
+	// checked.
+	OutboundPorts []int
 	CountLoopback bool
+	// Sessions lists sessions (default: sock_diag through Handle); tests
+	// swap it.
+	Sessions sessions.Lister
 	// CommandTimeout bounds Command (default 30s).
 	CommandTimeout time.Duration
 	Handle         *netlink.Handle // for Interface and SMTPPorts; nil: current namespace
@@ -82,27 +114,32 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 	}
 	idle := opts.Idle
 	if idle <= 0 {
-		idle = 30 * time.Second
+		idle = DefaultIdle
 	}
 	maxWait := opts.MaxWait
 	if maxWait <= 0 {
-		maxWait = 10 * idle
+		maxWait = DefaultMaxWait
 	}
+	poll := opts.Poll
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	poll = max(min(poll, idle), time.Millisecond)
 	h := opts.Handle
 	if h == nil {
 		h = &netlink.Handle{}
 	}
+	list := opts.Sessions
+	if list == nil {
+		list = func(f sessions.Filter) ([]sessions.Session, error) { return sessions.ListIn(h, f) }
+	}
 
 	start := time.Now()
-	timer := time.NewTimer(idle)
-	defer timer.Stop()
+	idleSince := start
+	lastBusy := ""
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return Result{Summary: "link kept: " + causeText(ctx)},
-				errkind.Wrap(errkind.Network, true, "drop: waiting for the link to go idle", context.Cause(ctx))
-		case <-timer.C:
-		}
 		if opts.Superseded != nil {
 			if why := opts.Superseded(); why != "" {
 				log.Info("not dropping the link", "why", why)
@@ -113,30 +150,37 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 		if opts.Busy != nil {
 			busy = opts.Busy()
 		}
-		if busy == "" && len(opts.SMTPPorts) > 0 {
-			n, err := sessions.Inbound(h, opts.SMTPPorts, opts.CountLoopback)
-			switch {
-			case err != nil:
-				// Better keep a link a little longer than cut a delivery.
-				busy = "cannot count inbound SMTP sessions: " + err.Error()
-			case n > 0:
-				busy = fmt.Sprintf("%d inbound SMTP session(s) still open", n)
-			}
-		}
 		if busy == "" {
+			busy = sessionsBusy(list, opts)
+		}
+		now := time.Now()
+		if busy != "" {
+			idleSince = now
+			if busy != lastBusy {
+				log.Info("link still busy; not dropping it yet", "why", busy)
+			}
+			if now.Sub(start) >= maxWait {
+				log.Info("not dropping the link", "why", busy, "waited", now.Sub(start).Round(time.Second))
+				return Result{Summary: "link kept: " + busy}, nil
+			}
+		} else if now.Sub(idleSince) >= idle {
 			break
 		}
-		if time.Since(start)+idle > maxWait {
-			log.Info("not dropping the link", "why", busy, "waited", time.Since(start).Round(time.Second))
-			return Result{Summary: "link kept: " + busy}, nil
+		lastBusy = busy
+		select {
+		case <-ctx.Done():
+			return Result{Summary: "link kept: " + causeText(ctx)},
+				errkind.Wrap(errkind.Network, true, "drop: waiting for the link to go idle", context.Cause(ctx))
+		case <-tick.C:
 		}
-		log.Info("link still busy; waiting before dropping it", "why", busy, "again_in", idle)
-		timer.Reset(idle)
 	}
 
 	why := fmt.Sprintf("every earlier stage ended and nothing ran for %s", idle)
 	if len(opts.SMTPPorts) > 0 {
 		why += ", no inbound SMTP session open"
+	}
+	if len(opts.OutboundPorts) > 0 {
+		why += ", no outbound SMTP delivery open"
 	}
 	if len(opts.Command) > 0 {
 		log.Info("dropping the link now", "why", why, "command", opts.Command)
@@ -228,4 +272,40 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		l.w.Write(q)
 	}
 	return len(p), nil
+}
+
+// sessionsBusy says which open sessions hold the link ("" for none).
+// A failure to count holds it too: better keep a link a little longer
+// than cut a delivery.
+func sessionsBusy(list sessions.Lister, opts Options) string {
+	if len(opts.SMTPPorts) > 0 {
+		in, err := list(sessions.Filter{LocalPorts: opts.SMTPPorts, Loopback: opts.CountLoopback})
+		switch {
+		case err != nil:
+			return "cannot count inbound SMTP sessions: " + err.Error()
+		case len(in) > 0:
+			return fmt.Sprintf("%d inbound SMTP session(s) still open (from %s)", len(in), in[0].Peer)
+		}
+	}
+	if len(opts.OutboundPorts) > 0 {
+		out, err := list(sessions.Filter{PeerPorts: opts.OutboundPorts, Loopback: opts.CountLoopback})
+		switch {
+		case err != nil:
+			return "cannot count outbound SMTP sessions: " + err.Error()
+		case len(out) > 0:
+			return fmt.Sprintf("%d outbound SMTP delivery(ies) still open (to %s)", len(out), out[0].Peer)
+		}
+	}
+	return ""
+}
+
+// InboundSessions counts established TCP sessions whose local port is one of
+// ports (IPv4 and IPv6), leaving out loopback peers unless countLoopback:
+// a relay delivering after our ETRN (RFC 1985) holds such a session.
+func InboundSessions(h *netlink.Handle, ports []int, countLoopback bool) (int, error) {
+	s, err := sessions.ListIn(h, sessions.Filter{LocalPorts: ports, Loopback: countLoopback})
+	if err != nil {
+		return 0, errkind.Wrap(errkind.Internal, true, "list TCP sessions (sock_diag)", err)
+	}
+	return len(s), nil
 }

@@ -24,11 +24,15 @@
 // at once, then waits for inbound SMTP to go quiet ([WaitQuiet]): the relay
 // delivers over new connections to our MX, so it counts ESTABLISHED TCP
 // sessions on the local SMTP port(s) from non-loopback peers with netlink
-// sock_diag ([CountInbound], package internal/sessions, which the drop
-// stage shares), and is done when there were none for Quiet,
-// or at QuietMax (reported, not an error). When every reply was 251 nothing
-// is coming and the wait is skipped. [Result.WentQuiet] (inbound_quiet in
-// the stage's counts) says whether inbound mail is known to have finished;
-// the drop stage does not read it but counts open sessions itself, with the
-// same counter, just before it hangs up.
+// sock_diag ([CountInbound], internal/sessions). The wait is done when no
+// session has been open for a window learned from the link: twice the gap
+// between the ETRN reply and the relay's first session plus four round
+// trips (timed on the relay's replies), at least 1.5 times any pause
+// between batches seen before, within [QuietFloor, Quiet]; or when no
+// session opened at all (Quiet with nothing learned, else a multiple of the
+// learned gap); or at QuietMax (reported, not an error). What it learned is
+// kept in the state directory ([LearnedFile]) for the next run. When every
+// reply was 251 nothing is coming and the wait is skipped;
+// [Result.WentQuiet] tells the drop stage whether inbound mail is known to
+// be finished.
 package etrn

@@ -17,9 +17,14 @@ type StageOptions struct {
 	Servers []Server
 	// Parallel is how many relays are asked at once (default 4).
 	Parallel int
-	// The inbound-quiet wait after the ETRNs (see QuietOptions).
-	Quiet         time.Duration
-	QuietMax      time.Duration
+	// The inbound-quiet wait after the ETRNs (see QuietOptions): Quiet
+	// caps the learned window, Floor is its least.
+	Quiet      time.Duration
+	QuietFloor time.Duration
+	QuietMax   time.Duration
+	// StateDir, when set, keeps what the wait learned about the link
+	// (LearnedFile) for the next run.
+	StateDir      string
 	Ports         []int
 	CountLoopback bool
 	Counter       SessionCounter // default CountInbound (tests swap it)
@@ -111,6 +116,7 @@ func RunStage(ctx context.Context, opts StageOptions, sink event.Sink) (Result, 
 		par = 4
 	}
 	res := Result{Servers: make([]ServerResult, len(opts.Servers))}
+	probes := make([]rttProbe, len(opts.Servers))
 	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
 	for i, srv := range opts.Servers {
@@ -125,9 +131,12 @@ func RunStage(ctx context.Context, opts StageOptions, sink event.Sink) (Result, 
 				return
 			}
 			addr := srv.DialAddr()
-			var trace func(string)
-			if opts.Trace != nil {
-				trace = func(l string) { opts.Trace(addr, l) }
+			probe := &probes[i]
+			trace := func(l string) {
+				probe.line(l, time.Now())
+				if opts.Trace != nil {
+					opts.Trace(addr, l)
+				}
 			}
 			r := Ask(ctx, srv, trace, log.With("server", addr))
 			for _, d := range r.Domains {
@@ -172,10 +181,35 @@ func RunStage(ctx context.Context, opts StageOptions, sink event.Sink) (Result, 
 		res.QuietSkipped = "no accepted ETRN had mail waiting"
 	default:
 		sink.Emit(event.Event{Type: event.Note, Text: "waiting for inbound SMTP to go quiet"})
+		learned, lerr := LoadLearned(opts.StateDir)
+		if lerr != nil {
+			log.Warn("starting the quiet wait from nothing learned", "err", lerr)
+		}
+		// The gap to the first delivery counts from the earliest ETRN
+		// reply (the longer gap, the safer window); the RTT is the
+		// least round trip any relay showed.
+		var since time.Time
+		var rtt time.Duration
+		for _, p := range probes {
+			if !p.reply.IsZero() && (since.IsZero() || p.reply.Before(since)) {
+				since = p.reply
+			}
+			if p.rtt > 0 && (rtt == 0 || p.rtt < rtt) {
+				rtt = p.rtt
+			}
+		}
 		res.Quiet = WaitQuiet(ctx, QuietOptions{
-			Quiet: opts.Quiet, Max: opts.QuietMax, Ports: opts.Ports,
+			Quiet: opts.Quiet, Floor: opts.QuietFloor, Max: opts.QuietMax, Since: since, RTT: rtt,
+			Learned: learned, Ports: opts.Ports,
 			CountLoopback: opts.CountLoopback, Counter: opts.Counter, Logger: log,
 		}, sink)
+		log.Info("inbound SMTP wait over", "quiet", res.Quiet.WentQuiet, "elapsed", res.Quiet.Elapsed,
+			"first_session_after", res.Quiet.Gap, "pause", res.Quiet.Reopen, "window", res.Quiet.Window, "rtt", rtt)
+		if res.Quiet.Err == nil && ctx.Err() == nil {
+			if err := SaveLearned(opts.StateDir, res.Quiet.Learned); err != nil {
+				log.Warn("cannot remember the quiet window", "err", err)
+			}
+		}
 	}
 	if firstErr != nil && len(res.Servers) > 1 {
 		return res, fmt.Errorf("%d of %d relays failed: %w", failed, len(res.Servers), firstErr)

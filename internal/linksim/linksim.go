@@ -259,23 +259,43 @@ type Proxy struct {
 	l      *Link
 	ln     net.Listener
 	target string
-	done   chan struct{}
-	wg     sync.WaitGroup
+	// inbound: the connecting side is the far end of the line (a relay
+	// delivering to us) and the target is the host behind the link, so
+	// what the client sends travels Down.
+	inbound bool
+	done    chan struct{}
+	wg      sync.WaitGroup
 
 	closing bool // under l.mu: no more connections are registered
 	once    sync.Once
 }
 
 // Listen is Proxy with an error instead of a panic.
-func (l *Link) Listen(target string) (*Proxy, error) {
+func (l *Link) Listen(target string) (*Proxy, error) { return l.listen(target, false) }
+
+func (l *Link) listen(target string, inbound bool) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("linksim: listen on 127.0.0.1: %w", err)
 	}
-	p := &Proxy{l: l, ln: ln, target: target, done: make(chan struct{})}
+	p := &Proxy{l: l, ln: ln, target: target, inbound: inbound, done: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// ListenInbound is Listen for connections that come from the far side of
+// the line to the host behind it (a relay delivering our mail after ETRN):
+// the bytes the connecting client sends cross the line Down, the target's
+// replies Up. Faults count directions the same way.
+func (l *Link) ListenInbound(target string) (*Proxy, error) { return l.listen(target, true) }
+
+// Open counts the connections of every proxy of the link that are still
+// forwarding.
+func (l *Link) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
 }
 
 // Addr is the proxy's host:port.
@@ -385,8 +405,12 @@ func (p *Proxy) serve(client net.Conn) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); c.pump(Up, client, server) }()
-	go func() { defer wg.Done(); c.pump(Down, server, client) }()
+	fromClient, toClient := Up, Down
+	if p.inbound {
+		fromClient, toClient = Down, Up
+	}
+	go func() { defer wg.Done(); c.pump(fromClient, client, server) }()
+	go func() { defer wg.Done(); c.pump(toClient, server, client) }()
 	wg.Wait()
 	c.closeAll()
 }

@@ -356,3 +356,46 @@ func TestBusyShowsRoundTrips(t *testing.T) {
 		t.Errorf("pipelined busy %v, want far below lock step %v", pipe.Busy, lock.Busy)
 	}
 }
+
+// An inbound proxy (a relay connecting to us) counts what its client sends
+// as Down, the way the bytes cross a real line, and Open sees its
+// connection until it closes.
+func TestInboundDirection(t *testing.T) {
+	got := make(chan int, 1)
+	target := serve(t, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _ := io.Copy(io.Discard, c)
+		got <- int(n)
+	})
+	l := &Link{Down: 1 << 20, Up: 1 << 20}
+	p, err := l.ListenInbound(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := dial(t, p.Addr())
+	if _, err := c.Write(payload(3000)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Open() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := l.Open(); n != 1 {
+		t.Fatalf("Open() = %d while a connection forwards, want 1", n)
+	}
+	c.Close()
+	if n := <-got; n != 3002 { // dial's "go" and the payload
+		t.Fatalf("target got %d bytes, want 3002", n)
+	}
+	for l.Open() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := l.Stats()
+	if st.DownBytes != 3002 || st.UpBytes != 0 {
+		t.Fatalf("stats %+v: want 3002 bytes down (relay to us), 0 up", st)
+	}
+	if n := l.Open(); n != 0 {
+		t.Fatalf("Open() = %d after close, want 0", n)
+	}
+}

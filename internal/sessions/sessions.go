@@ -1,26 +1,30 @@
-// Package sessions counts the inbound TCP sessions open on local ports,
-// asking the kernel through netlink sock_diag (the dump `ss -tn state
-// established` shows). It is the one counter behind both uses of that
-// question: the etrn stage's quiet wait (a relay answering our ETRN, RFC
-// 1985, delivers over new inbound SMTP connections) and the drop stage
-// (the link is never dropped while such a session is open).
+// Package sessions lists the established TCP sessions that can still
+// carry mail over the link, from the kernel's socket table (netlink
+// sock_diag, the dump `ss -tn state established` shows), for IPv4 and
+// IPv6. It is the one inbound-session counter of linkctl: the etrn stage
+// watches the relays' deliveries with it, the drop stage what can still
+// cause traffic.
 //
-// An inbound session is an ESTABLISHED socket whose local (source) port is
-// one of the given ports; our own outbound connections to a remote port 25
-// have an ephemeral local port and are not counted. Loopback peers are
-// left out unless asked for: local submissions and fetch's own deliveries
-// to 127.0.0.1:25 are not mail arriving over the link.
+// A Filter picks sessions by our local port (inbound: a relay delivering
+// to our SMTP port after ETRN, RFC 1985) or by the peer's port (outbound:
+// our MTA delivering to a remote SMTP port). Loopback peers are left out
+// unless Filter.Loopback is set: local submissions and fetch's own
+// deliveries to 127.0.0.1 never cross the link. The kernel call is
+// separate from the pure Match, which tests drive with made-up sockets.
 //
 // IPv4 and IPv6 are both asked. A kernel without IPv6 answers the IPv6
-// dump with ENOENT (no sock_diag handler for the family) or EAFNOSUPPORT:
-// that host has no IPv6 sessions, and the count is the IPv4 one. Any other
-// error, for either family, is returned: a count that might have missed
-// open sessions is not a count, and both callers then keep the link rather
-// than cut a delivery.
+// dump with ENOENT (no sock_diag handler for the family), EAFNOSUPPORT or
+// EPROTONOSUPPORT: that host has no IPv6 sessions. Any other error, for
+// either family, is returned (temporary, Internal): a list that might miss
+// open sessions is not a list, and both callers then keep the link rather
+// than cut a delivery. A dump the kernel flags as interrupted (the socket
+// table changed while it was read) is asked again, a bounded number of
+// times.
 package sessions
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -29,39 +33,68 @@ import (
 	"github.com/linkctl/linkctl/internal/errkind"
 )
 
+// Session is one established TCP session.
+type Session struct {
+	Local netip.AddrPort
+	Peer  netip.AddrPort
+}
+
+// Filter says which sessions count. A session counts when its local port
+// is one of LocalPorts or its peer's port is one of PeerPorts.
+type Filter struct {
+	LocalPorts []int // inbound: our listening SMTP ports
+	PeerPorts  []int // outbound: remote SMTP ports (25, 465, 587)
+	Loopback   bool  // count loopback peers too (tests, the link simulator)
+}
+
+// Empty reports whether f can match nothing.
+func (f Filter) Empty() bool { return len(f.LocalPorts) == 0 && len(f.PeerPorts) == 0 }
+
+// Lister lists the sessions f picks; List is the kernel's, tests swap it.
+type Lister func(f Filter) ([]Session, error)
+
 // tcpEstablished is TCP_ESTABLISHED in the kernel's tcp_states.h.
 const tcpEstablished = 1
 
-// dumpAttempts bounds the retries of a dump the kernel reports as
-// interrupted (NLM_F_DUMP_INTR: the socket table changed while it was
-// read, so the result may miss sockets).
-const dumpAttempts = 3
+// List asks the kernel for the sessions f picks, in the current network
+// namespace.
+func List(f Filter) ([]Session, error) { return ListIn(nil, f) }
 
-// Inbound counts the ESTABLISHED inbound TCP sessions on ports, over IPv4
-// and IPv6, through h (nil: the current network namespace). Loopback (and
-// unspecified) peers count only when countLoopback is set.
-func Inbound(h *netlink.Handle, ports []int, countLoopback bool) (int, error) {
+// ListIn is List through h (a handle in another network namespace); nil
+// is the current one. A host without IPv6 has only IPv4 sessions.
+func ListIn(h *netlink.Handle, f Filter) ([]Session, error) {
 	if h == nil {
 		h = &netlink.Handle{}
 	}
-	return count(h.SocketDiagTCP, ports, countLoopback)
+	return list(h.SocketDiagTCP, f)
 }
 
-// count is Inbound over any dump function, so that tests can make one
+// dumpAttempts bounds the retries of a dump the kernel reports as
+// interrupted (NLM_F_DUMP_INTR).
+const dumpAttempts = 3
+
+// list is ListIn over any dump function, so that tests can make one
 // family fail.
-func count(dump func(family uint8) ([]*netlink.Socket, error), ports []int, countLoopback bool) (int, error) {
-	n := 0
+func list(dump func(family uint8) ([]*netlink.Socket, error), f Filter) ([]Session, error) {
+	if f.Empty() {
+		return nil, nil
+	}
+	var all []*netlink.Socket
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		socks, err := dumpFamily(dump, fam)
 		if err != nil {
 			if fam == unix.AF_INET6 && noIPv6(err) {
 				continue
 			}
-			return 0, errkind.Wrap(errkind.Internal, true, "count inbound TCP sessions (sock_diag "+familyName(fam)+")", err)
+			name := "IPv4"
+			if fam == unix.AF_INET6 {
+				name = "IPv6"
+			}
+			return nil, errkind.Wrap(errkind.Internal, true, "list TCP sessions (sock_diag "+name+")", err)
 		}
-		n += countSockets(socks, ports, countLoopback)
+		all = append(all, socks...)
 	}
-	return n, nil
+	return Match(all, f), nil
 }
 
 func dumpFamily(dump func(uint8) ([]*netlink.Socket, error), fam uint8) ([]*netlink.Socket, error) {
@@ -76,31 +109,31 @@ func dumpFamily(dump func(uint8) ([]*netlink.Socket, error), fam uint8) ([]*netl
 	return nil, err
 }
 
-// noIPv6 reports whether err says the kernel has no IPv6 sockets to dump:
-// ENOENT when no sock_diag handler exists for AF_INET6 (a kernel built
-// without IPv6), EAFNOSUPPORT or EPROTONOSUPPORT from a kernel refusing
-// the family.
+// noIPv6 reports whether err says the kernel has no IPv6 sockets to dump.
 func noIPv6(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EPROTONOSUPPORT)
 }
 
-func familyName(fam uint8) string {
-	if fam == unix.AF_INET6 {
-		return "IPv6"
-	}
-	return "IPv4"
-}
-
-func countSockets(socks []*netlink.Socket, ports []int, countLoopback bool) int {
-	n := 0
+// Match keeps the established sockets f picks.
+func Match(socks []*netlink.Socket, f Filter) []Session {
+	var out []Session
 	for _, s := range socks {
-		if s == nil || s.State != tcpEstablished || !slices.Contains(ports, int(s.ID.SourcePort)) {
+		if s == nil || s.State != tcpEstablished {
 			continue
 		}
-		if !countLoopback && (s.ID.Destination.IsLoopback() || s.ID.Destination.IsUnspecified()) {
+		local, lok := netip.AddrFromSlice(s.ID.Source)
+		peer, pok := netip.AddrFromSlice(s.ID.Destination)
+		if !lok || !pok {
 			continue
 		}
-		n++
+		local, peer = local.Unmap(), peer.Unmap()
+		if !slices.Contains(f.LocalPorts, int(s.ID.SourcePort)) && !slices.Contains(f.PeerPorts, int(s.ID.DestinationPort)) {
+			continue
+		}
+		if !f.Loopback && (peer.IsLoopback() || peer.IsUnspecified()) {
+			continue
+		}
+		out = append(out, Session{Local: netip.AddrPortFrom(local, s.ID.SourcePort), Peer: netip.AddrPortFrom(peer, s.ID.DestinationPort)})
 	}
-	return n
+	return out
 }
