@@ -44,12 +44,17 @@ const (
 	DNS        Kind = 11 // DNS lookup failed
 	Partial    Kind = 12 // some stages failed, others succeeded
 	Internal   Kind = 13 // a bug or an unexpected local failure
+	// Deferred: the flush's queue run is over and outbound mail is still
+	// deferred (the MTA retries it; a connection script may want to keep
+	// the link or dial again). Not a failure of the run's other stages.
+	Deferred Kind = 21
 )
 
 var kindNames = map[Kind]string{
 	OK: "ok", NoMail: "no mail", Network: "network", Auth: "authentication",
 	Protocol: "protocol", Usage: "usage", Permission: "permission", Refused: "refused",
 	Locked: "locked", Delivery: "delivery", DNS: "dns", Partial: "partial", Internal: "internal",
+	Deferred: "deferred",
 }
 
 func (k Kind) String() string {
