@@ -25,6 +25,9 @@ type EximOptions struct {
 	// recipe of docs/troubleshooting.md: the domain is looked up in a
 	// file, and only the value found there reaches the command line.
 	ETRNDomains []string
+	// ETRNTainted uses the recipe that Exim 4.94+ refuses instead,
+	// `smtp_etrn_command = exim -R $domain`, to test what a client sees.
+	ETRNTainted bool
 	// Retry is the retry rule's time ("F,1m,1s" by default); an ETRN or
 	// -qff run ignores it anyway.
 	Retry string
@@ -100,8 +103,11 @@ func StartExim(t testing.TB, opts EximOptions) *Exim {
 	writeFile(t, domains, dl.String(), 0o644)
 	etrn := ""
 	if len(opts.ETRNDomains) > 0 {
-		etrn = "acl_smtp_etrn = accept\nsmtp_etrn_serialize = false\nsmtp_etrn_command = " +
-			EximETRNCommand(e.Bin, e.Config, domains) + "\n"
+		cmd := EximETRNCommand(e.Bin, e.Config, domains)
+		if opts.ETRNTainted {
+			cmd = e.Bin + " -C " + e.Config + " -R $domain"
+		}
+		etrn = "acl_smtp_etrn = accept\nsmtp_etrn_serialize = false\nsmtp_etrn_command = " + cmd + "\n"
 	}
 	conf := fmt.Sprintf(`# A private Exim for linkctl's tests: nothing leaves 127.0.0.1.
 primary_hostname = exim.test
