@@ -31,14 +31,15 @@ func TestEximRelayETRN(t *testing.T) {
 
 	var tr transcript
 	res, err := RunStage(context.Background(), StageOptions{
-		Servers: []Server{{Addr: e.Addr(), Domains: []string{"etrn.test"}, TLS: "none", Helo: "home.test", Timeout: 10 * time.Second}},
+		Servers: []Server{{Addr: e.Addr(), Domains: []string{"etrn.test", "other.test"}, TLS: "none", Helo: "home.test", Timeout: 10 * time.Second}},
 		Ports:   []int{homePort}, CountLoopback: true,
 		Quiet: 3 * time.Second, QuietMax: time.Minute,
 		Trace: func(_, l string) { tr.add(l) },
 	}, nil)
 	t.Logf("exim %s transcript:\n%s", e.Version, tr.String())
-	if err != nil {
-		t.Fatalf("etrn: %v\n%s", err, e.Log())
+	// other.test is not in the lookup file: the lookup fails, Exim 458.
+	if err == nil || res.Servers[0].Domains[1].Reply.Code != 458 {
+		t.Errorf("err %v, other.test reply %v: want 458 for a domain not in the file\n%s", err, res.Servers[0].Domains[1].Reply, e.Log())
 	}
 	d := res.Servers[0].Domains[0]
 	if d.Reply.Code != 250 || !strings.Contains(d.Reading, "Exim answers 250 OK") {
@@ -65,5 +66,16 @@ func TestEximETRNTaintedRecipe(t *testing.T) {
 	t.Logf("reply %v: %s", d.Reply, d.Reading)
 	if d.Reply.Code != 458 || !strings.Contains(d.Reading, "tainted") || !strings.Contains(d.Reading, "troubleshooting") {
 		t.Errorf("reply %v reading %q, want 458 explained as Exim's taint check\n%s", d.Reply, d.Reading, e.Log())
+	}
+}
+
+// TestEximWithoutETRNACL: without acl_smtp_etrn Exim does not offer ETRN
+// (docs/troubleshooting.md says so); linkctl does not send it.
+func TestEximWithoutETRNACL(t *testing.T) {
+	testpeer.Short(t)
+	e := testpeer.StartExim(t, testpeer.EximOptions{NextHop: testpeer.ReservePort(t), Daemon: true})
+	res := Ask(context.Background(), Server{Addr: e.Addr(), Domains: []string{"etrn.test"}, TLS: "none", Helo: "home.test", Timeout: 10 * time.Second}, nil, nil)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "does not offer ETRN") || res.Domains[0].Sent {
+		t.Errorf("err %v, sent %v: want ETRN not offered and not sent", res.Err, res.Domains[0].Sent)
 	}
 }

@@ -101,13 +101,15 @@ func StartExim(t testing.TB, opts EximOptions) *Exim {
 		fmt.Fprintf(&dl, "%s: %s\n", d, d)
 	}
 	writeFile(t, domains, dl.String(), 0o644)
-	etrn := ""
+	etrn, acl := "", ""
 	if len(opts.ETRNDomains) > 0 {
 		cmd := EximETRNCommand(e.Bin, e.Config, domains)
 		if opts.ETRNTainted {
 			cmd = e.Bin + " -C " + e.Config + " -R $domain"
 		}
-		etrn = "acl_smtp_etrn = accept\nsmtp_etrn_serialize = false\nsmtp_etrn_command = " + cmd + "\n"
+		// The recipe of docs/troubleshooting.md, with the test's hosts.
+		etrn = "hostlist relay_from_hosts = 127.0.0.1\nacl_smtp_etrn = acl_check_etrn\nsmtp_etrn_serialize = false\nsmtp_etrn_command = " + cmd + "\n"
+		acl = "begin acl\nacl_check_etrn:\n  accept hosts = +relay_from_hosts\n  deny\n\n"
 	}
 	conf := fmt.Sprintf(`# A private Exim for linkctl's tests: nothing leaves 127.0.0.1.
 primary_hostname = exim.test
@@ -126,7 +128,7 @@ tls_advertise_hosts =
 queue_only = true
 acl_smtp_rcpt = accept
 %[5]s
-begin routers
+%[7]sbegin routers
 out:
   driver = manualroute
   route_list = * %[3]s
@@ -143,7 +145,7 @@ remote:
 
 begin retry
 * * %[6]s
-`, e.Dir, daemonPort, host, port, etrn, opts.Retry)
+`, e.Dir, daemonPort, host, port, etrn, opts.Retry, acl)
 	writeFile(t, e.Config, conf, 0o644)
 	if opts.Daemon {
 		// No -q interval: the daemon would re-exec the compiled-in
