@@ -352,7 +352,7 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 			}
 			log.Info("outbound queue run over", "summary", res.Summary())
 			if len(res.Deferred) > 0 {
-				return res, deferredErr(d.Name, res)
+				return res, deferredErr(res)
 			}
 			return res, nil
 		}
@@ -374,17 +374,10 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 // outbound mail is still here (errkind.Deferred, temporary).
 var ErrDeferred = errors.New("outbound mail still deferred")
 
-func deferredErr(mta string, res Result) error {
-	reasons := res.Reasons()
-	keys := make([]string, 0, len(reasons))
-	for k := range reasons {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		return reasons[keys[i]] > reasons[keys[j]] || reasons[keys[i]] == reasons[keys[j]] && keys[i] < keys[j]
-	})
-	return errkind.Wrap(errkind.Deferred, true, "flush: "+mta,
-		fmt.Errorf("%w: %d of %d message(s) (%s); the MTA retries them on its own", ErrDeferred, len(res.Deferred), res.Before, keys[0]))
+func deferredErr(res Result) error {
+	// The summary names the MTA, the counts and the reasons: the run's
+	// report shows this error in place of the summary.
+	return errkind.Wrap(errkind.Deferred, true, "flush", fmt.Errorf("%w: %s", ErrDeferred, res.Summary()))
 }
 
 func listQueue(ctx context.Context, r *Runner, d Driver) ([]Message, error) {

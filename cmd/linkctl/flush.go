@@ -25,8 +25,9 @@ queued meanwhile are counted, not waited for. flush.timeout ends the wait.
 Postfix commands honour MAIL_CONFIG, so MAIL_CONFIG=/etc/postfix-out linkctl
 flush drives that instance.
 
-Exit status: 0 done (deferred mail is reported, not an error), 2 the queue did
-not drain within flush.timeout, 5 no MTA found, 10 the MTA's command failed.`,
+Exit status: 0 done, 21 done but outbound mail is still deferred (the reasons
+are reported; the MTA retries it), 2 the queue did not drain within
+flush.timeout, 5 no MTA found, 10 the MTA's command failed.`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			noWait := fs.Bool("no-wait", false, "only start the queue run; do not wait for it to drain")
 			waitLock := fs.Bool("wait-lock", false, "wait for a run in progress to end instead of exiting 8")
@@ -71,8 +72,8 @@ func flushStage(name string, opts flush.Options) pipeline.Stage {
 		case res.Waited && res.Before == 0:
 			rep.Result = event.Nothing
 		}
-		// Deferred mail is in the summary, not a failure: the run goes on
-		// to fetch, and the MTA retries it on its own.
+		// Deferred mail comes back as errkind.Deferred (exit 21): the
+		// pipeline still goes on to fetch, and the MTA retries it.
 		return rep, err
 	}}
 }
