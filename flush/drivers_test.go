@@ -206,3 +206,27 @@ func TestEximLocked(t *testing.T) {
 		t.Error("a non-id built a path")
 	}
 }
+
+// FuzzDisabledRoutes: whatever smtpctl prints, route ids are digits only
+// (they become an argv element of `smtpctl resume route`).
+func FuzzDisabledRoutes(f *testing.F) {
+	f.Add([]byte("1. [] <-> 127.0.0.1 (localhost) ND-- nconn=0 nerror=0 penalty=1 timeout=6s\n"))
+	f.Add([]byte("x. a ND-- nconn=\n-1. D--- nconn=0\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, id := range disabledRoutes(b) {
+			if id == "" || strings.Trim(id, "0123456789") != "" {
+				t.Fatalf("route id %q", id)
+			}
+		}
+	})
+}
+
+// FuzzParseEximOption never panics and returns a trimmed value.
+func FuzzParseEximOption(f *testing.F) {
+	f.Add([]byte("spool_directory = /var/spool/exim4\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if v := parseEximOption(b, "spool_directory"); v != strings.TrimSpace(v) {
+			t.Fatalf("untrimmed %q", v)
+		}
+	})
+}
