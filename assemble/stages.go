@@ -20,6 +20,7 @@ func (as *Assembler) FlushOptions(cfg *config.Config) flush.Options {
 	return flush.Options{
 		MTA: cfg.Flush.MTA, Wait: cfg.Flush.Wait, Timeout: cfg.Flush.Timeout,
 		FlushCommand: cfg.Flush.FlushCommand, ListCommand: cfg.Flush.ListCommand, Logger: as.Logger,
+		Command: cfg.Flush.Command, Args: cfg.Flush.Args, Env: cfg.Flush.Env,
 	}
 }
 
@@ -31,8 +32,8 @@ func FlushStage(name string, opts flush.Options) pipeline.Stage {
 		if err == nil && res.Waited && res.Before == 0 {
 			rep.Result = event.Nothing
 		}
-		// Deferred mail is in the summary, not a failure: the run goes on
-		// to fetch, and the MTA retries it on its own.
+		// Deferred mail comes back as errkind.Deferred (exit 21): the
+		// pipeline still goes on to the next stages, and the MTA retries it.
 		return rep, err
 	}}
 }

@@ -63,6 +63,9 @@ type rawFlush struct {
 	OnError      *yaml.Node `yaml:"on_error"`
 	FlushCommand *yaml.Node `yaml:"flush_command"`
 	ListCommand  *yaml.Node `yaml:"list_command"`
+	Command      *yaml.Node `yaml:"command"`
+	Args         *yaml.Node `yaml:"args"`
+	Env          *yaml.Node `yaml:"env"`
 }
 
 type rawETRN struct {

@@ -129,6 +129,13 @@ type Flush struct {
 	FlushCommand []string      // mta: command
 	ListCommand  []string      // mta: command
 	OnError      OnError       // pipeline policy for a bare "flush" step (default continue)
+	// A named driver pointed at another instance: the binary of its queue
+	// commands ("" finds it in $PATH), arguments that go before the
+	// driver's own (e.g. [-C, /etc/exim4/second.conf]), and KEY=VALUE
+	// environment entries (e.g. MAIL_CONFIG=/etc/postfix-out), sorted.
+	Command string
+	Args    []string
+	Env     []string
 }
 
 // ETRN configures the etrn stage.

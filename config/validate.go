@@ -150,6 +150,22 @@ func (c *checker) flush(r *rawFlush) Flush {
 		Timeout: c.dur(r.Timeout, "flush.timeout", DefaultFlushTO),
 		OnError: c.onError(r.OnError, "flush.on_error", Continue),
 	}
+	f.Command = c.str(r.Command, "flush.command", "")
+	f.Args = c.list(r.Args, "flush.args", false, "expected a list of arguments, e.g. [-C, /etc/exim4/second.conf]")
+	f.Env = c.envMap(r.Env, "flush.env")
+	if f.MTA == "auto" || f.MTA == "command" {
+		for _, n := range []struct {
+			node *yaml.Node
+			key  string
+		}{{r.Command, "command"}, {r.Args, "args"}} {
+			if !isNull(n.node) {
+				c.add(n.node, "flush."+n.key, "only with a named mta", "expected mta: postfix, sendmail, exim or opensmtpd (auto cannot know which binary this is)")
+			}
+		}
+	}
+	if f.Command != "" && !filepath.IsAbs(f.Command) && strings.ContainsRune(f.Command, '/') {
+		c.add(r.Command, "flush.command", fmt.Sprintf("relative path %q", f.Command), "expected an absolute path, or a bare name found in $PATH")
+	}
 	f.FlushCommand = c.argv(r.FlushCommand, "flush.flush_command")
 	f.ListCommand = c.argv(r.ListCommand, "flush.list_command")
 	if f.MTA == "command" {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -334,4 +336,39 @@ func (c *checker) secret(pw, file, cmd *yaml.Node, path string) Secret {
 		c.add(at, path, "more than one of password, password_file, password_command", "expected exactly one")
 	}
 	return s
+}
+
+// envName is an environment variable name as POSIX shells accept it.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// envMap reads a mapping of environment variables ({MAIL_CONFIG:
+// /etc/postfix-out}) as sorted KEY=VALUE entries.
+func (c *checker) envMap(n *yaml.Node, path string) []string {
+	const exp = "expected a mapping of variables, e.g. {MAIL_CONFIG: /etc/postfix-out}"
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		c.add(n, path, "is "+describe(n)+", not a mapping", exp)
+		return nil
+	}
+	var out []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode || !envName.MatchString(k.Value) {
+			c.add(k, path, fmt.Sprintf("invalid variable name %q", k.Value), exp)
+			continue
+		}
+		val, ok := c.scalar(v, path+"."+k.Value, "expected text")
+		if !ok {
+			continue
+		}
+		if strings.ContainsRune(val, 0) {
+			c.add(v, path+"."+k.Value, "contains a NUL byte", "expected text")
+			continue
+		}
+		out = append(out, k.Value+"="+val)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -168,8 +168,9 @@ func AskConn(ctx context.Context, conn net.Conn, srv Server, trace func(string),
 			res.Err = err
 			return res
 		}
-		out, cerr := Classify(addr, d, r)
-		res.Domains = append(res.Domains, DomainResult{Domain: d, Sent: true, Reply: r, Outcome: out, Reading: Reading(d, r), Err: cerr})
+		fam := FamilyOf(c.Greeting().Text(), r)
+		out, cerr := ClassifyFor(fam, addr, d, r)
+		res.Domains = append(res.Domains, DomainResult{Domain: d, Sent: true, Reply: r, Outcome: out, Reading: fam.Reading(d, r), Err: cerr})
 		if cerr != nil {
 			refused++
 			if firstErr == nil {

@@ -2,12 +2,14 @@ package flush
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +34,11 @@ type Driver struct {
 	Found string
 	Flush []string // starts a queue run
 	List  []string // prints the queue
-	Parse func([]byte) ([]Message, error)
+	// MoreLists print parts of the queue List leaves out (sendmail -qQ
+	// -bp: quarantined mail); their messages are added to List's, a
+	// message listed twice counts once.
+	MoreLists [][]string
+	Parse     func([]byte) ([]Message, error)
 	// Sync: the flush command returns only when its queue run is over
 	// (exim -qff, sendmail -q run the queue in the foreground), so every
 	// message queued before it has had its attempt by then.
@@ -43,6 +49,14 @@ type Driver struct {
 	// Reasons, when set, finds deferral reasons the listing lacks (exim:
 	// the message log), message by message.
 	Reasons func(ctx context.Context, r *Runner, id string) map[string]string
+	// BeforeFlush, when set, runs before the flush command (OpenSMTPD:
+	// resume the routes it suspended after failed connections, which a
+	// flush alone does not lift).
+	BeforeFlush func(ctx context.Context, r *Runner) error
+	// InDelivery, when set, says which of the listed messages another
+	// process is delivering now, for MTAs whose listing does not mark them
+	// (exim -bp): those are waited for, not reported as deferred.
+	InDelivery func(ctx context.Context, r *Runner, msgs []Message) map[string]bool
 }
 
 // searchDirs are tried after $PATH: MTA commands live in sbin, which a
@@ -74,6 +88,22 @@ func lookPath(name string) (string, error) {
 // and Exim ship a sendmail too) and says which it found in the driver's
 // Name. For Command, flush and list are the user's argv.
 func NewDriver(mta string, flush, list []string) (Driver, error) {
+	return NewDriverAt(mta, "", nil, flush, list)
+}
+
+// NewDriverAt is [NewDriver] for a named MTA run from binary (its queue
+// command: postqueue, sendmail, exim4, smtpctl; "" finds it in $PATH) with
+// args put before the driver's own arguments: a second instance's config
+// (exim -C FILE, sendmail -C FILE, postqueue -c DIR).
+func NewDriverAt(mta, binary string, args, flush, list []string) (Driver, error) {
+	if (binary != "" || len(args) > 0) && (mta == "" || mta == Auto || mta == Command) {
+		return Driver{}, errkind.New(errkind.Usage, false, "flush: mta "+cmp.Or(mta, Auto),
+			"command and args need a named mta (postfix, sendmail, exim or opensmtpd); with mta: command give flush_command and list_command")
+	}
+	pick := func(def string) string { return cmp.Or(binary, def) }
+	argv := func(bin string, rest ...string) []string {
+		return append(append([]string{bin}, args...), rest...)
+	}
 	switch mta {
 	case "", Auto:
 		for _, try := range []struct{ bin, mta string }{
@@ -89,18 +119,30 @@ func NewDriver(mta string, flush, list []string) (Driver, error) {
 			"found none of postqueue, exim4, exim, smtpctl, sendmail in $PATH or %s; install the MTA or set flush.mta: command with flush_command and list_command",
 			strings.Join(searchDirs, ", "))
 	case Postfix:
-		return Driver{Name: Postfix, Flush: []string{"postqueue", "-f"}, List: []string{"postqueue", "-j"}, Parse: ParsePostfixJSON}, nil
+		bin := pick("postqueue")
+		return Driver{Name: Postfix, Flush: argv(bin, "-f"), List: argv(bin, "-j"), Parse: ParsePostfixJSON}, nil
 	case Sendmail:
-		return Driver{Name: Sendmail, Flush: []string{"sendmail", "-q"}, List: []string{"sendmail", "-bp"}, Parse: ParseSendmail, Sync: true}, nil
+		bin := pick("sendmail")
+		// -bp omits quarantined mail; -qQ -bp lists only that
+		// (sendmail(8), "-qQ"). Held mail must be counted, or a queue
+		// of quarantined messages reads as "nothing was queued".
+		return Driver{Name: Sendmail, Flush: argv(bin, "-q"), List: argv(bin, "-bp"),
+			MoreLists: [][]string{argv(bin, "-qQ", "-bp")}, Parse: ParseSendmail, Sync: true}, nil
 	case Exim:
-		bin := "exim4" // Debian's name
-		if _, err := lookPath(bin); err != nil {
-			bin = "exim"
+		bin := binary
+		if bin == "" {
+			bin = "exim4" // Debian's name
+			if _, err := lookPath(bin); err != nil {
+				bin = "exim"
+			}
 		}
-		return Driver{Name: Exim, Flush: []string{bin, "-qff"}, List: []string{bin, "-bp"}, Parse: ParseExim,
-			Sync: true, FlushesHeld: true, Reasons: eximReasons(bin)}, nil
+		base := argv(bin)
+		return Driver{Name: Exim, Flush: argv(bin, "-qff"), List: argv(bin, "-bp"), Parse: ParseExim,
+			Sync: true, FlushesHeld: true, Reasons: eximReasons(base), InDelivery: eximInDelivery(base)}, nil
 	case OpenSMTPD:
-		return Driver{Name: OpenSMTPD, Flush: []string{"smtpctl", "schedule", "all"}, List: []string{"smtpctl", "show", "queue"}, Parse: ParseOpenSMTPD}, nil
+		bin := pick("smtpctl")
+		return Driver{Name: OpenSMTPD, Flush: argv(bin, "schedule", "all"), List: argv(bin, "show", "queue"), Parse: ParseOpenSMTPD,
+			BeforeFlush: opensmtpdResume(argv(bin))}, nil
 	case Command:
 		if len(flush) == 0 {
 			return Driver{}, errkind.New(errkind.Usage, false, "flush: mta command", "flush_command is empty: give the argv that starts a queue run")
@@ -110,9 +152,9 @@ func NewDriver(mta string, flush, list []string) (Driver, error) {
 	return Driver{}, errkind.New(errkind.Usage, false, "flush", "unknown mta %q (expected auto, postfix, sendmail, exim, opensmtpd or command)", mta)
 }
 
-func eximReasons(bin string) func(context.Context, *Runner, string) map[string]string {
+func eximReasons(base []string) func(context.Context, *Runner, string) map[string]string {
 	return func(ctx context.Context, r *Runner, id string) map[string]string {
-		out, err := r.Run(ctx, []string{bin, "-Mvl", id})
+		out, err := r.Run(ctx, append(slices.Clone(base), "-Mvl", id))
 		if err != nil {
 			return nil
 		}

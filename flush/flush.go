@@ -21,15 +21,30 @@
 // for; held, frozen or quarantined mail is counted apart. Timeout ends the
 // wait with a temporary error.
 //
+// A message another process is delivering right now is waited for, not
+// reported as deferred: Postfix, sendmail and OpenSMTPD mark it in their
+// listing (active, "*"/"X", inflight); Exim does not, so its driver asks
+// the kernel whether the message's spool file is locked (see
+// eximInDelivery). Before OpenSMTPD's flush the routes it disabled after
+// failed connections are resumed. Sendmail's quarantined mail, which
+// `sendmail -bp` leaves out, is listed with `-qQ -bp` and counted as held.
+// When the queue run is over and mail is still deferred, Run returns the
+// result with an error wrapping [ErrDeferred] (errkind.Deferred, exit
+// status 21, temporary): a connection script can tell that outbound mail
+// is still here, and the pipeline goes on to its next stages.
+//
 // Every command is an argv slice run without a shell, with a timeout and
 // linkctl's environment plus Options.Env (so MAIL_CONFIG selects a Postfix
-// instance); stderr is quoted in errors; exit 75 is temporary; a missing
-// binary is a permanent error with a hint. The package never reads or
-// writes queue files: only the MTA's own commands.
+// instance); Options.Command and Options.Args point a named driver at a
+// binary and a second instance's config. stderr is quoted in errors; exit
+// 75 is temporary; a missing binary is a permanent error with a hint.
+// The package never reads or writes queue files: it runs the MTA's own
+// commands, and for Exim only tests the lock on a spool file.
 package flush
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -53,13 +68,20 @@ type Options struct {
 	Wait         string   // drained (default) | none
 	FlushCommand []string // mta: command
 	ListCommand  []string // mta: command; without it there is no drain wait
+	// Command points a named driver at its queue command's binary
+	// (/usr/sbin/exim4, /usr/local/sbin/sendmail, postqueue, smtpctl);
+	// "" finds it in $PATH. Args go before the driver's own arguments:
+	// [-C, /etc/exim4/second.conf] for a second Exim, [-c,
+	// /etc/postfix-out] for a Postfix instance. Both need a named MTA.
+	Command string
+	Args    []string
 	// Timeout bounds the drain wait, and the flush command of an MTA that
 	// runs the queue in the foreground (default 5m).
 	Timeout time.Duration
 	// ExecTimeout bounds each listing (default 60s).
 	ExecTimeout time.Duration
 	// Env is added to linkctl's environment for every command
-	// ("MAIL_CONFIG=/etc/postfix-out").
+	// ("MAIL_CONFIG=/etc/postfix-out"), named driver or not.
 	Env []string
 	// Poll is the first interval between listings (default 1s); it backs
 	// off by half up to 10 s.
@@ -83,6 +105,7 @@ type Deferred struct {
 // Result is what the flush stage did.
 type Result struct {
 	MTA       string // the driver used ("postfix"; auto says which it found)
+	Started   bool   // the flush command ran without error
 	Waited    bool   // the drain wait ran
 	Drained   bool   // nothing queued before the flush still waits for its attempt
 	Before    int    // messages queued before the flush (not held)
@@ -116,6 +139,11 @@ func (r Result) Reasons() map[string]int {
 
 // Summary is one line for the run summary and status.
 func (r Result) Summary() string {
+	if !r.Started {
+		// The listing before the flush, or the flush itself, failed:
+		// the error says why; the summary must not claim a queue run.
+		return r.MTA + ": no queue run started"
+	}
 	if !r.Waited {
 		return fmt.Sprintf("%s: queue run started for %d message(s) (not waiting)", r.MTA, r.Before)
 	}
@@ -179,7 +207,7 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 		d = *opts.Driver
 	} else {
 		var err error
-		if d, err = NewDriver(opts.MTA, opts.FlushCommand, opts.ListCommand); err != nil {
+		if d, err = NewDriverAt(opts.MTA, opts.Command, opts.Args, opts.FlushCommand, opts.ListCommand); err != nil {
 			return Result{}, err
 		}
 	}
@@ -225,9 +253,15 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 		res.Before = len(pre)
 	}
 	start := time.Now()
+	if d.BeforeFlush != nil {
+		if err := d.BeforeFlush(ctx, lister); err != nil {
+			return res, errkind.Wrap(errkind.Delivery, true, "flush: "+d.Name, err)
+		}
+	}
 	if _, err := flusher.Run(ctx, d.Flush); err != nil {
 		return res, err
 	}
+	res.Started = true
 	if opts.Wait == WaitNone || len(d.List) == 0 {
 		if len(d.List) == 0 {
 			log.Info("no list command: not waiting for the queue to drain")
@@ -317,6 +351,9 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 				}
 			}
 			log.Info("outbound queue run over", "summary", res.Summary())
+			if len(res.Deferred) > 0 {
+				return res, deferredErr(res)
+			}
 			return res, nil
 		}
 		if !anyActive && !settled && !d.Sync {
@@ -331,14 +368,44 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 	}
 }
 
+// ErrDeferred is wrapped by the error [Run] returns when its queue run is
+// over and mail queued before it is still deferred: the MTA keeps it and
+// retries on its own, but a connection script must be able to tell that
+// outbound mail is still here (errkind.Deferred, temporary).
+var ErrDeferred = errors.New("outbound mail still deferred")
+
+func deferredErr(res Result) error {
+	// The summary names the MTA, the counts and the reasons: the run's
+	// report shows this error in place of the summary.
+	return errkind.Wrap(errkind.Deferred, true, "flush", fmt.Errorf("%w: %s", ErrDeferred, res.Summary()))
+}
+
 func listQueue(ctx context.Context, r *Runner, d Driver) ([]Message, error) {
-	out, err := r.Run(ctx, d.List)
-	if err != nil {
-		return nil, err
+	var msgs []Message
+	seen := map[string]bool{}
+	for _, argv := range append([][]string{d.List}, d.MoreLists...) {
+		out, err := r.Run(ctx, argv)
+		if err != nil {
+			return nil, err
+		}
+		part, err := d.Parse(out)
+		if err != nil {
+			return nil, errkind.Wrap(errkind.Protocol, false, "flush: "+strings.Join(argv, " "), err)
+		}
+		for _, m := range part {
+			if !seen[m.ID] {
+				seen[m.ID] = true
+				msgs = append(msgs, m)
+			}
+		}
 	}
-	msgs, err := d.Parse(out)
-	if err != nil {
-		return nil, errkind.Wrap(errkind.Protocol, false, "flush: "+strings.Join(d.List, " "), err)
+	if d.InDelivery != nil {
+		busy := d.InDelivery(ctx, r, msgs)
+		for i := range msgs {
+			if busy[msgs[i].ID] {
+				msgs[i].Active, msgs[i].Queue = true, "in delivery"
+			}
+		}
 	}
 	return msgs, nil
 }

@@ -183,6 +183,10 @@ func (r RunReport) ExitCode() int {
 		return int(errkind.FetchLimit)
 	case failed == 0:
 		return 0
+	case len(kinds) == 1 && kinds[errkind.Deferred]:
+		// The only "failure" is outbound mail left deferred: say that
+		// (exit 21), not "some stages failed".
+		return int(errkind.Deferred)
 	case ok+nothing > 0:
 		return int(errkind.Partial)
 	case len(kinds) == 1:
@@ -419,7 +423,7 @@ func (r *Runner) runSink(id uint64) event.Sink {
 func (r *Runner) runStep(ctx context.Context, rs *runState, sink event.Sink, step Step) ([]StageReport, bool) {
 	if len(step.Group) == 0 {
 		rep := r.runStage(ctx, rs, sink, step)
-		return []StageReport{rep}, failed(rep.Result) && step.OnError != Continue
+		return []StageReport{rep}, stops(rep, step)
 	}
 	reports := make([]StageReport, len(step.Group))
 	var wg sync.WaitGroup
@@ -429,11 +433,19 @@ func (r *Runner) runStep(ctx context.Context, rs *runState, sink event.Sink, ste
 	wg.Wait()
 	stop := false
 	for i, rep := range reports {
-		if failed(rep.Result) && step.Group[i].OnError != Continue {
+		if stops(rep, step.Group[i]) {
 			stop = true
 		}
 	}
 	return reports, stop
+}
+
+// stops reports whether a stage's result ends the run: a failure under
+// on_error: stop. Mail left deferred by the flush (errkind.Deferred) is
+// an outcome to report, not a failure that must keep the next stages
+// from running, whatever on_error says.
+func stops(rep StageReport, step Step) bool {
+	return failed(rep.Result) && step.OnError != Continue && rep.Kind != errkind.Deferred
 }
 
 func failed(res event.Result) bool {

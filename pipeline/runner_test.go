@@ -453,3 +453,34 @@ func TestGroupMemberThatIgnoresCancelIsAbandoned(t *testing.T) {
 		t.Errorf("reports %+v", rep.Stages)
 	}
 }
+
+// TestDeferredMailDoesNotStopTheRun: a flush that leaves outbound mail
+// deferred (errkind.Deferred) lets the later stages run even under
+// on_error: stop, and the run's exit status says "still deferred" (21)
+// rather than "some stages failed".
+func TestDeferredMailDoesNotStopTheRun(t *testing.T) {
+	rec := &recorder{}
+	deferred := func(context.Context) (Report, error) {
+		return Report{Summary: "exim: 0 of 1 delivered, 1 deferred"}, errkind.New(errkind.Deferred, true, "flush: exim", "outbound mail still deferred")
+	}
+	r := New(Options{Steps: []Step{
+		{Stage: rec.stage("flush", deferred), OnError: Stop},
+		{Stage: rec.stage("fetch", nil)},
+	}})
+	rep, err := r.Run(context.Background(), Request{})
+	if got := rec.names(); !slices.Equal(got, []string{"flush", "fetch"}) {
+		t.Fatalf("ran %v, want flush then fetch", got)
+	}
+	if err == nil || rep.ExitCode() != 21 || errkind.ExitCode(err) != 21 {
+		t.Errorf("err %v exit %d, want exit 21 (outbound mail still deferred)", err, rep.ExitCode())
+	}
+	// Another failure besides: the usual "some stages failed".
+	r = New(Options{Steps: []Step{
+		{Stage: rec.stage("flush", deferred)},
+		{Stage: rec.stage("fetch", fail(false)), OnError: Continue},
+		{Stage: rec.stage("drop", nil)},
+	}})
+	if rep, _ := r.Run(context.Background(), Request{}); rep.ExitCode() != int(errkind.Partial) {
+		t.Errorf("deferred plus a failed fetch: exit %d, want %d", rep.ExitCode(), errkind.Partial)
+	}
+}

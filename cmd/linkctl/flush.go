@@ -21,8 +21,9 @@ queued meanwhile are counted, not waited for. flush.timeout ends the wait.
 Postfix commands honour MAIL_CONFIG, so MAIL_CONFIG=/etc/postfix-out linkctl
 flush drives that instance.
 
-Exit status: 0 done (deferred mail is reported, not an error), 2 the queue did
-not drain within flush.timeout, 5 no MTA found, 10 the MTA's command failed.`,
+Exit status: 0 done, 21 done but outbound mail is still deferred (the reasons
+are reported; the MTA retries it), 2 the queue did not drain within
+flush.timeout, 5 no MTA found, 10 the MTA's command failed.`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			noWait := fs.Bool("no-wait", false, "only start the queue run; do not wait for it to drain")
 			waitLock := fs.Bool("wait-lock", false, "wait for a run in progress to end instead of exiting 8")

@@ -34,7 +34,8 @@ flush:
 
 // TestFlushCommandPostfixRelayDown: `linkctl flush` drives a private
 // Postfix through MAIL_CONFIG; the relay is down, so the messages are
-// deferred again and the command says why, promptly, exit 0.
+// deferred again and the command says why, promptly, exit 21 (outbound
+// mail still deferred: issue 17).
 func TestFlushCommandPostfixRelayDown(t *testing.T) {
 	testpeer.Short(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,7 +56,7 @@ func TestFlushCommandPostfixRelayDown(t *testing.T) {
 	cfg := writeConfig(t, "pipeline: [flush]\nflush: {mta: postfix, timeout: 30s}\n")
 	out, errOut, code := linkctl(t, pf.Env(), "flush", "-c", cfg)
 	t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
-	if code != 0 || !strings.Contains(out, "2 deferred") || !strings.Contains(out, "Connection refused") {
+	if code != 21 || !strings.Contains(out, "2 deferred") || !strings.Contains(out, "Connection refused") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }

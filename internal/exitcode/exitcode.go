@@ -33,7 +33,7 @@ const (
 	DNS        = 11 // DNS lookup failed
 	FetchLimit = 13 // the fetch stopped at fetchlimit; mail is left for the next run
 	Partial    = 20 // some stages failed, others succeeded
-	Deferred   = 21 // outbound mail still deferred after the flush (issue 17; no stage returns it yet)
+	Deferred   = 21 // outbound mail still deferred after the flush; the later stages still ran
 	Internal   = 23 // internal error
 )
 
@@ -64,7 +64,7 @@ var Table = []Code{
 	{DNS, "DNS", "DNS lookup failed", true},
 	{FetchLimit, "stopped at fetchlimit", "the fetch stopped at `fetchlimit`: mail is left on the server for the next run", true},
 	{Partial, "some stages failed", "some stages failed, others succeeded", false},
-	{Deferred, "mail still deferred", "outbound mail is still deferred after the flush (reserved: not returned yet)", false},
+	{Deferred, "mail still deferred", "outbound mail is still deferred after the flush (the later stages still ran)", false},
 	{Internal, "internal error", "internal error, or an `exec` stage's command failed on its own", true},
 }
 
