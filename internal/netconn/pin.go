@@ -76,13 +76,22 @@ func ParsePins(list []string) ([]Pin, error) {
 }
 
 // LoadCAFile reads a PEM bundle of CA certificates (or a server's own
-// self-signed certificate) into a pool. A file with no certificate in it is
-// an error: an empty pool would refuse every server, silently.
-func LoadCAFile(path string) (*x509.CertPool, error) {
+// self-signed certificate) and checks it with [ParseCA]; it returns the
+// bytes read, so that what was checked is what gets used.
+func LoadCAFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := ParseCA(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
+}
+
+// ParseCA parses a PEM bundle into a pool. A bundle with no certificate in
+// it is an error: an empty pool would refuse every server, silently.
+func ParseCA(data []byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	n := 0
 	for rest := data; ; {
@@ -96,13 +105,13 @@ func LoadCAFile(path string) (*x509.CertPool, error) {
 		}
 		cert, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: certificate %d: %w", path, n+1, err)
+			return nil, fmt.Errorf("certificate %d: %w", n+1, err)
 		}
 		pool.AddCert(cert)
 		n++
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)", path)
+		return nil, errors.New("no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)")
 	}
 	return pool, nil
 }

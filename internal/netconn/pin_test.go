@@ -173,8 +173,12 @@ func TestLoadCAFile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "ca.pem")
 	os.WriteFile(good, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644)
-	if _, err := LoadCAFile(good); err != nil {
+	data, err := LoadCAFile(good)
+	if err != nil {
 		t.Fatalf("LoadCAFile: %v", err)
+	}
+	if _, err := ParseCA(data); err != nil {
+		t.Fatalf("ParseCA of what LoadCAFile returned: %v", err)
 	}
 	empty := filepath.Join(dir, "empty.pem")
 	os.WriteFile(empty, []byte("not a certificate\n"), 0o644)
