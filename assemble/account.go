@@ -39,7 +39,7 @@ func password(ac config.Account) func(ctx context.Context) (string, error) {
 // description for its fetch (every folder) and its IDLE watchers.
 func (as *Assembler) imapOptions(ac config.Account) imap.Options {
 	return imap.Options{
-		Addr: ac.Server, TLS: ac.TLS, User: ac.User, Password: password(ac), Auth: string(ac.Auth),
+		Addr: ac.Server, TLS: ac.TLS, TLSConfig: tlsConfig(ac.Trust, ac.Server), User: ac.User, Password: password(ac), Auth: string(ac.Auth),
 		Compress: ac.Compress, Timeout: ac.Timeout, Logger: as.Logger, Dial: dialer(ac),
 		MaxMessages: ac.MaxMessages,
 	}
@@ -67,7 +67,7 @@ func (as *Assembler) Accounts(ac config.Account, tgt deliver.Target) []fetch.Acc
 		// RFC 2645: the relay pushes over the turned-around connection
 		// straight into the target; AUTH is required (odmr.Run checks).
 		helo, _ := os.Hostname()
-		base.Push = fetch.ODMRPush(odmr.Options{Addr: ac.Server, TLS: ac.TLS, Helo: helo, User: ac.User,
+		base.Push = fetch.ODMRPush(odmr.Options{Addr: ac.Server, TLS: ac.TLS, TLSConfig: tlsConfig(ac.Trust, ac.Server), Helo: helo, User: ac.User,
 			Password: password(ac), Domains: ac.Domains, Target: tgt, Timeout: ac.Timeout, Logger: as.Logger,
 			Account: ac.Name, Dial: dialer(ac)})
 		return []fetch.Account{base}
@@ -75,10 +75,9 @@ func (as *Assembler) Accounts(ac config.Account, tgt deliver.Target) []fetch.Acc
 		o := as.imapOptions(ac)
 		var out []fetch.Account
 		for _, f := range ac.Folders {
-			src := fetch.IMAPSource{Addr: o.Addr, TLS: o.TLS, User: o.User, Password: o.Password,
+			src := fetch.IMAPSource{Addr: o.Addr, TLS: o.TLS, TLSConfig: o.TLSConfig, User: o.User, Password: o.Password,
 				Auth: o.Auth, Compress: o.Compress, Timeout: o.Timeout, Logger: o.Logger, Dial: o.Dial,
-				MaxMessages: o.MaxMessages,
-				Folder:      f, Unseen: ac.Unseen, Keep: ac.Keep, MarkSeen: ac.MarkSeen,
+				MaxMessages: o.MaxMessages, Folder: f, Unseen: ac.Unseen, Keep: ac.Keep, MarkSeen: ac.MarkSeen,
 				MoveTo: ac.MoveTo, Expunge: ac.Expunge}
 			acct := base
 			acct.Open = src.Open
@@ -89,7 +88,7 @@ func (as *Assembler) Accounts(ac config.Account, tgt deliver.Target) []fetch.Acc
 		}
 		return out
 	}
-	src := fetch.POP3Source{Addr: ac.Server, TLS: ac.TLS, User: ac.User, Password: password(ac),
+	src := fetch.POP3Source{Addr: ac.Server, TLS: ac.TLS, TLSConfig: tlsConfig(ac.Trust, ac.Server), User: ac.User, Password: password(ac),
 		Auth: string(ac.Auth), Timeout: ac.Timeout, Logger: as.Logger, Dial: dialer(ac), PreAuth: ac.PreAuth,
 		MaxMessages: ac.MaxMessages}
 	base.Open = src.Open

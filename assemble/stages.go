@@ -41,7 +41,8 @@ func FlushStage(name string, opts flush.Options) pipeline.Stage {
 // ETRNServer is one relay of the etrn section as the ETRN client takes it.
 // The password is read when the session needs it.
 func ETRNServer(s config.ETRNServer) etrn.Server {
-	srv := etrn.Server{Name: s.Name, Addr: s.Server, Domains: s.Domains, TLS: s.TLS, Helo: s.Helo, User: s.User, Timeout: s.Timeout}
+	srv := etrn.Server{Name: s.Name, Addr: s.Server, Domains: s.Domains, TLS: s.TLS, Helo: s.Helo, User: s.User, Timeout: s.Timeout,
+		TLSConfig: tlsConfig(s.Trust, s.Server)}
 	if s.User != "" {
 		srv.Password = s.Password.Get
 	}
@@ -140,7 +141,7 @@ func (as *Assembler) Target(d config.Deliver, stateDir string) deliver.Target {
 	switch {
 	case d.SMTP != "":
 		return deliver.NewSMTP(deliver.SMTPOptions{Addr: d.SMTP, Sessions: d.Sessions, StartTLS: d.TLS == config.TLSStartTLS,
-			Domain: d.Domain, Logger: as.Logger})
+			Domain: d.Domain, TLSConfig: tlsConfig(d.Trust, d.SMTP), Logger: as.Logger})
 	case d.LMTP != "":
 		return deliver.NewLMTP(deliver.LMTPOptions{Addr: d.LMTP, Sessions: d.Sessions, Logger: as.Logger})
 	case len(d.MDA) > 0:

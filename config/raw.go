@@ -87,6 +87,9 @@ type rawETRNServer struct {
 	Server          *yaml.Node `yaml:"server"`
 	Domains         *yaml.Node `yaml:"domains"`
 	TLS             *yaml.Node `yaml:"tls"`
+	TLSPin          *yaml.Node `yaml:"tls_pin"`
+	CAFile          *yaml.Node `yaml:"ca_file"`
+	TLSVerify       *yaml.Node `yaml:"tls_verify"`
 	Helo            *yaml.Node `yaml:"helo"`
 	User            *yaml.Node `yaml:"user"`
 	Password        *yaml.Node `yaml:"password"`
@@ -120,6 +123,9 @@ type rawDeliver struct {
 	Maildir  *yaml.Node `yaml:"maildir"`
 	Sessions *yaml.Node `yaml:"sessions"`
 	TLS      *yaml.Node `yaml:"tls"`
+	TLSPin   *yaml.Node `yaml:"tls_pin"`
+	CAFile   *yaml.Node `yaml:"ca_file"`
+	Verify   *yaml.Node `yaml:"tls_verify"`
 	Domain   *yaml.Node `yaml:"domain"`
 }
 
@@ -129,6 +135,9 @@ type rawAccount struct {
 	Proto           *yaml.Node  `yaml:"proto"`
 	Server          *yaml.Node  `yaml:"server"`
 	TLS             *yaml.Node  `yaml:"tls"`
+	TLSPin          *yaml.Node  `yaml:"tls_pin"`
+	CAFile          *yaml.Node  `yaml:"ca_file"`
+	TLSVerify       *yaml.Node  `yaml:"tls_verify"`
 	User            *yaml.Node  `yaml:"user"`
 	Password        *yaml.Node  `yaml:"password"`
 	PasswordFile    *yaml.Node  `yaml:"password_file"`

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"time"
 
@@ -80,10 +81,25 @@ type outETRNServer struct {
 	Server    string   `yaml:"server"`
 	Domains   []string `yaml:"domains,flow"`
 	TLS       TLSMode  `yaml:"tls"`
-	Helo      string   `yaml:"helo,omitempty"`
-	User      string   `yaml:"user,omitempty"`
+	outTrust  `yaml:",inline"`
+	Helo      string `yaml:"helo,omitempty"`
+	User      string `yaml:"user,omitempty"`
 	outSecret `yaml:",inline"`
 	Timeout   outDur `yaml:"timeout,omitempty"`
+}
+
+type outTrust struct {
+	TLSPin    []string `yaml:"tls_pin,omitempty"`
+	CAFile    string   `yaml:"ca_file,omitempty"`
+	TLSVerify string   `yaml:"tls_verify,omitempty"`
+}
+
+func outTr(t TLSTrust) outTrust {
+	o := outTrust{TLSPin: t.Strings(), CAFile: t.CAFile}
+	if t.PinOnly {
+		o.TLSVerify = VerifyPinOnly
+	}
+	return o
 }
 
 type outDeliver struct {
@@ -93,7 +109,8 @@ type outDeliver struct {
 	Maildir  string   `yaml:"maildir,omitempty"`
 	Sessions int      `yaml:"sessions"`
 	TLS      TLSMode  `yaml:"tls,omitempty"`
-	Domain   string   `yaml:"domain,omitempty"`
+	outTrust `yaml:",inline"`
+	Domain   string `yaml:"domain,omitempty"`
 }
 
 type outFetch struct {
@@ -117,7 +134,8 @@ type outAccount struct {
 	Proto        Proto   `yaml:"proto"`
 	Server       string  `yaml:"server"`
 	TLS          TLSMode `yaml:"tls"`
-	User         string  `yaml:"user,omitempty"`
+	outTrust     `yaml:",inline"`
+	User         string `yaml:"user,omitempty"`
 	outSecret    `yaml:",inline"`
 	Auth         Auth        `yaml:"auth"`
 	To           []string    `yaml:"to,omitempty,flow"`
@@ -193,7 +211,8 @@ func outSec(s Secret) outSecret {
 }
 
 func outDel(d Deliver) outDeliver {
-	return outDeliver{SMTP: d.SMTP, LMTP: d.LMTP, MDA: d.MDA, Maildir: d.Maildir, Sessions: d.Sessions, TLS: d.TLS, Domain: d.Domain}
+	return outDeliver{SMTP: d.SMTP, LMTP: d.LMTP, MDA: d.MDA, Maildir: d.Maildir, Sessions: d.Sessions, TLS: d.TLS,
+		outTrust: outTr(d.Trust), Domain: d.Domain}
 }
 
 func outSteps(steps []Step) []any {
@@ -236,8 +255,8 @@ func (c *Config) Redacted() ([]byte, error) {
 		e := &outETRN{Quiet: durStr(c.ETRN.Quiet), QuietMax: durStr(c.ETRN.QuietMax), Ports: c.ETRN.Ports,
 			CountLoopback: c.ETRN.CountLoopback, Parallel: c.ETRN.Parallel, Timeout: durOpt(c.ETRN.Timeout), OnError: string(c.ETRN.OnError)}
 		for _, s := range c.ETRN.Servers {
-			e.Servers = append(e.Servers, outETRNServer{Name: s.Name, Server: s.Server, Domains: s.Domains, TLS: s.TLS, Helo: s.Helo,
-				User: s.User, outSecret: outSec(s.Password), Timeout: durOpt(s.Timeout)})
+			e.Servers = append(e.Servers, outETRNServer{Name: s.Name, Server: s.Server, Domains: s.Domains, TLS: s.TLS, outTrust: outTr(s.Trust),
+				Helo: s.Helo, User: s.User, outSecret: outSec(s.Password), Timeout: durOpt(s.Timeout)})
 		}
 		o.ETRN = e
 	}
@@ -247,7 +266,7 @@ func (c *Config) Redacted() ([]byte, error) {
 			SessionFloor: durStr(c.Fetch.SessionFloor), MinRate: c.Fetch.MinRate, PerMessage: durStr(c.Fetch.PerMessage),
 			SlotWait: durStr(c.Fetch.SlotWait), AckWindow: c.Fetch.AckWindow}
 		for _, a := range c.Fetch.Accounts {
-			oa := outAccount{Name: a.Name, Proto: a.Proto, Server: a.Server, TLS: a.TLS, User: a.User, outSecret: outSec(a.Password),
+			oa := outAccount{Name: a.Name, Proto: a.Proto, Server: a.Server, TLS: a.TLS, outTrust: outTr(a.Trust), User: a.User, outSecret: outSec(a.Password),
 				Auth: a.Auth, To: a.To, Keep: a.Keep, FetchAll: a.FetchAll, Limit: a.Limit, FetchLimit: a.FetchLimit, MaxMessages: a.MaxMessages,
 				CommitEvery: a.CommitEvery, KeepDays: a.KeepDays, Folders: a.Folders, Unseen: a.Unseen, MarkSeen: a.MarkSeen,
 				MoveTo: a.MoveTo, Expunge: a.Expunge, Idle: a.Idle, Compress: a.Compress, Plugin: a.Plugin,
@@ -285,7 +304,8 @@ func sameDeliver(a, b Deliver) bool {
 			return false
 		}
 	}
-	return a.SMTP == b.SMTP && a.LMTP == b.LMTP && a.Maildir == b.Maildir && a.Sessions == b.Sessions && a.TLS == b.TLS
+	return a.SMTP == b.SMTP && a.LMTP == b.LMTP && a.Maildir == b.Maildir && a.Sessions == b.Sessions && a.TLS == b.TLS &&
+		reflect.DeepEqual(a.Trust, b.Trust)
 }
 
 // Hosts lists the host names (without port) of every remote server the

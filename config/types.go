@@ -156,6 +156,7 @@ type ETRNServer struct {
 	Server   string   // host:port (port defaulted from tls)
 	Domains  []string // as sent: node, @domain or #queue
 	TLS      TLSMode  // starttls | implicit | none (defaulted)
+	Trust    TLSTrust // tls_pin, ca_file, tls_verify
 	Helo     string   // default: our FQDN
 	User     string
 	Password Secret
@@ -195,6 +196,9 @@ type Deliver struct {
 	// that is not on loopback) or "none" (the default on loopback, and
 	// only when written out elsewhere).
 	TLS TLSMode
+	// Trust is tls_pin, ca_file and tls_verify of smtp delivery with
+	// starttls (zero otherwise).
+	Trust TLSTrust
 	// Domain qualifies a bare local name ("chavez", a multidrop local
 	// part) in SMTP delivery's RCPT TO and MAIL FROM: RFC 5321 section
 	// 4.1.2 requires a domain there, and strict MTAs (Exim) refuse a bare
@@ -207,8 +211,9 @@ type Deliver struct {
 type Account struct {
 	Name        string
 	Proto       Proto
-	Server      string  // host:port (port defaulted from proto and tls)
-	TLS         TLSMode // implicit | starttls | none (defaulted; none over a plugin)
+	Server      string   // host:port (port defaulted from proto and tls)
+	TLS         TLSMode  // implicit | starttls | none (defaulted; none over a plugin)
+	Trust       TLSTrust // tls_pin, ca_file, tls_verify
 	User        string
 	Password    Secret
 	Auth        Auth     // defaulted to auto

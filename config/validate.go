@@ -267,6 +267,7 @@ func (c *checker) etrnServer(r *rawETRNServer, p string) ETRNServer {
 		}
 		s.Server = netconn.HostPort(host, port)
 	}
+	s.Trust = c.trust(rawTrust{r.TLSPin, r.CAFile, r.TLSVerify}, p, noTLS(mode, written), "expected tls: starttls or implicit")
 	s.Domains = c.list(r.Domains, p+".domains", true, "expected domains as sent with ETRN: example.org, @example.org or #queue")
 	if len(s.Domains) == 0 && isNull(r.Domains) && !c.wasMisspelt(r.Node, "domains") {
 		c.add(r.Node, p+".domains", "missing", "expected the domains the relay holds mail for, e.g. [example.org]")
@@ -331,6 +332,12 @@ func (c *checker) deliver(r *rawDeliver, p string, def Deliver) Deliver {
 		d.TLS = tls
 	default:
 		c.add(r.TLS, p+".tls", fmt.Sprintf("unknown mode %q", tls), "expected starttls or none")
+	}
+	switch {
+	case isNull(r.SMTP):
+		d.Trust = c.trust(rawTrust{r.TLSPin, r.CAFile, r.Verify}, p, "applies only to smtp delivery", "expected no tls_pin, ca_file or tls_verify for lmtp, mda or maildir")
+	default:
+		d.Trust = c.trust(rawTrust{r.TLSPin, r.CAFile, r.Verify}, p, noTLS(d.TLS, !isNull(r.TLS)), "expected tls: starttls")
 	}
 	if !isNull(r.LMTP) {
 		n++
@@ -460,6 +467,12 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 	case written:
 	default:
 		mode = accountTLS(a.Proto, host, port)
+	}
+	a.TLS = mode
+	if len(a.Plugin) > 0 {
+		a.Trust = c.trust(rawTrust{r.TLSPin, r.CAFile, r.TLSVerify}, p, "does not apply over a plugin", "expected none of tls_pin, ca_file, tls_verify; the plugin secures the stream")
+	} else {
+		a.Trust = c.trust(rawTrust{r.TLSPin, r.CAFile, r.TLSVerify}, p, noTLS(mode, written), "expected tls: implicit or starttls")
 	}
 	a.TLS = mode
 	if ok {

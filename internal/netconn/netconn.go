@@ -6,7 +6,10 @@
 // which is how cancellation reaches a blocked read.
 //
 // Protocol clients take a net.Conn; stages dial with [Dial], wrap with
-// [Idle], and tie the conn to the context with [CloseOnDone].
+// [Idle], and tie the conn to the context with [CloseOnDone]. A server's
+// own trust (a tls_pin, a ca_file, pin-only) is a [Trust], whose Config is
+// the *tls.Config every dialer takes: the pin is checked inside the
+// handshake, before any protocol byte (and so any password) is sent.
 package netconn
 
 import (
@@ -103,7 +106,8 @@ func TLSConfig(cfg *tls.Config, addr string) *tls.Config {
 }
 
 // Handshake runs a TLS client handshake over conn within timeout. A failed
-// certificate check is a permanent error: retrying will not fix it.
+// certificate check (chain, name or pin) is a permanent error: retrying
+// will not fix it.
 func Handshake(ctx context.Context, conn net.Conn, cfg *tls.Config, timeout time.Duration) (*tls.Conn, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -115,6 +119,11 @@ func Handshake(ctx context.Context, conn net.Conn, cfg *tls.Config, timeout time
 		conn.Close()
 		var cv *tls.CertificateVerificationError
 		var rec tls.RecordHeaderError
+		var pe *PinError
+		if errors.As(err, &pe) {
+			// The pin error names the server and both keys already.
+			return nil, errkind.Wrap(errkind.Network, false, "", err)
+		}
 		if errors.As(err, &cv) || errors.As(err, &rec) {
 			return nil, errkind.Wrap(errkind.Network, false, "TLS handshake with "+cfg.ServerName, err)
 		}
