@@ -92,10 +92,10 @@ var deliberate = map[string]difference{
 	"user.sslcert":        {"no client certificates in linkctl", []string{"sslcert"}, nil},
 	"user.sslproto":       {"linkctl negotiates TLS 1.2 or newer", []string{"sslproto"}, nil},
 	"user.sslcertck":      {"linkctl always verifies certificates", []string{"sslcertck"}, true},
-	"user.sslcertfile":    {"linkctl uses the system's CA store", []string{"sslcertfile"}, nil},
+	"user.sslcertfile":    {"becomes ca_file when the file can be read where the conversion runs (linkctl checks it when it loads the config), else a warning", []string{"sslcertfile"}, nil},
 	"user.sslcertpath":    {"linkctl uses the system's CA store", []string{"sslcertpath"}, nil},
 	"user.sslcommonname":  {"linkctl checks the certificate against the server name", []string{"sslcommonname"}, nil},
-	"user.sslfingerprint": {"no certificate pinning in linkctl", []string{"sslfingerprint"}, nil},
+	"user.sslfingerprint": {"linkctl pins the server's public key (tls_pin, from `linkctl pin`), not a digest of its certificate", []string{"sslfingerprint"}, nil},
 	"user.properties":     {"ignored by fetchmail as well", []string{"properties"}, nil},
 	"user.smtphunt":       {"linkctl delivers to the first smtphost only, with no fallback", []string{"smtphost"}, nil},
 	"user.fetchdomains":   {"only ETRN and ODMR ask for domains; fetchmail ignored it elsewhere too", []string{"fetchdomains"}, nil},
@@ -375,6 +375,8 @@ func (c *cmp) same(key string, v any) bool {
 		return (a.TLS == "implicit") == (v == true) && (v == true || len(a.Plugin) > 0 || a.TLS == "none" && isLoopback(host(a.Server)))
 	case "user.sslcertck":
 		return v == true
+	case "user.sslcertfile":
+		return a != nil && a.Trust.CAFile == str(v)
 	case "user.smtphunt":
 		if c.usr["mda"] != nil || c.usr["bsmtp"] != nil {
 			return true

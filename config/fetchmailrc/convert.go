@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/netconn"
 )
 
 // Options tune Convert.
@@ -206,6 +207,26 @@ func (c *converter) userOptions(u *User, notes *[]string) {
 	}
 }
 
+// caFile carries fetchmail's sslcertfile (a bundle of trusted CAs) over
+// as ca_file, which linkctl checks when it loads the config: so only a
+// file that is there now, on a server spoken to over TLS.
+func (c *converter) caFile(u *User, tlsMode string, lines, notes *[]string) {
+	for _, o := range u.Other {
+		if o.Name != "sslcertfile" || len(o.Args) != 1 {
+			continue
+		}
+		path := o.Args[0]
+		switch _, err := netconn.LoadCAFile(path); {
+		case tlsMode == "none":
+			c.warn(o.Pos, notes, "sslcertfile %s: this server is spoken to without TLS, so there is no certificate to check", path)
+		case err != nil:
+			c.warn(o.Pos, notes, "sslcertfile %s cannot be read here (%v): once it can, add ca_file: %s", path, err, path)
+		default:
+			*lines = append(*lines, "ca_file: "+quote(path))
+		}
+	}
+}
+
 func (c *converter) other(o Option, notes *[]string) {
 	args := o.Args
 	if o.Name == "esmtppassword" || o.Name == "sslkey" {
@@ -216,6 +237,11 @@ func (c *converter) other(o Option, notes *[]string) {
 		return // deliver.domain (converter.deliver); multidrop's localdomains
 	case "invisible":
 		return // fetch.received (converter.write)
+	case "sslcertfile":
+		return // ca_file (converter.caFile)
+	case "sslfingerprint":
+		c.warn(o.Pos, notes, "sslfingerprint %s: linkctl pins the server's public key (tls_pin), not a digest of its certificate: run `linkctl pin HOST:PORT` and add the tls_pin line it prints", strings.Join(args, " "))
+		return
 	}
 	if o.Name == "mapping" {
 		c.warn(o.Pos, notes, "mapping %q=%q: linkctl maps no remote names; mail for it goes to the account's to", o.Args[0], o.Args[1])
@@ -558,7 +584,9 @@ func (c *converter) account(e *Entry, u *User, proto string) {
 		port = "1109" // fetchmail's KPOP service
 	}
 	a.lines = append(a.lines, "server: "+quote(hostPort(e.Host(), port)))
-	a.lines = append(a.lines, "tls: "+c.tls(e, u, &a.notes))
+	tlsMode := c.tls(e, u, &a.notes)
+	a.lines = append(a.lines, "tls: "+tlsMode)
+	c.caFile(u, tlsMode, &a.lines, &a.notes)
 	remote := u.Remote
 	if remote == "" {
 		if len(u.Local) > 0 {
