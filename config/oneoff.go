@@ -41,12 +41,15 @@ type FetchFlags struct {
 	To           string // "": the invoking user ($USER, else root)
 	StateDir     string
 	Timeout      time.Duration
+	TLSPin       string // sha256//BASE64 (several separated by ;)
+	CAFile       string
 }
 
 // fetchFlagOf maps a config key (the last element of a problem's path) to
 // the flag that set it.
 var fetchFlagOf = map[string]string{
 	"proto": "--proto", "server": "--server", "tls": "--tls", "user": "--user", "password_file": "--password-file",
+	"tls_pin": "--tls-pin", "ca_file": "--ca-file",
 	"auth": "--auth", "folder": "--folder", "keep": "--keep", "fetchall": "--fetchall", "limit": "--limit",
 	"fetchlimit": "--fetchlimit", "commit_every": "--commit-every", "to": "--to", "timeout": "--timeout",
 	"state_dir": "--state-dir", "sessions": "--sessions", "deliver": "--deliver", "smtp": "--deliver",
@@ -69,6 +72,7 @@ func OneOffFetch(f FetchFlags) (*Config, error) {
 		{"user", f.User}, {"password_file", f.PasswordFile}, {"auth", f.Auth}, {"folder", f.Folder},
 		{"to", to}, {"keep", f.Keep}, {"fetchall", f.FetchAll}, {"limit", f.Limit},
 		{"fetchlimit", f.FetchLimit}, {"commit_every", f.CommitEvery}, {"timeout", f.Timeout},
+		{"tls_pin", f.TLSPin}, {"ca_file", f.CAFile},
 	}
 	deliver := yamlMap{{"sessions", f.Sessions}}
 	kind, rest, ok := strings.Cut(f.Deliver, ":")
@@ -104,11 +108,13 @@ type ETRNFlags struct {
 	User         string
 	PasswordFile string
 	Timeout      time.Duration
+	TLSPin       string // sha256//BASE64 (several separated by ;)
+	CAFile       string
 }
 
 var etrnFlagOf = map[string]string{
 	"server": "HOST[:PORT]", "domains": "DOMAIN", "tls": "--tls", "helo": "--helo", "user": "--user",
-	"password_file": "--password-file", "timeout": "--timeout",
+	"password_file": "--password-file", "timeout": "--timeout", "tls_pin": "--tls-pin", "ca_file": "--ca-file",
 }
 
 // OneOffETRN validates the arguments of `linkctl etrn` as an etrn section
@@ -123,7 +129,8 @@ func OneOffETRN(f ETRNFlags) (*Config, error) {
 		server = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(f.Port))
 	}
 	srv := yamlMap{{"server", server}, {"domains", f.Domains}, {"tls", f.TLS}, {"helo", f.Helo},
-		{"user", f.User}, {"password_file", f.PasswordFile}, {"timeout", f.Timeout}}
+		{"user", f.User}, {"password_file", f.PasswordFile}, {"timeout", f.Timeout},
+		{"tls_pin", f.TLSPin}, {"ca_file", f.CAFile}}
 	doc := yamlMap{{"etrn", yamlMap{{"servers", []any{srv}}}}}
 	return oneOff("linkctl etrn", doc, etrnFlagOf, nil)
 }

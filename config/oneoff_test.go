@@ -96,6 +96,8 @@ func TestOneOffProblemsNameTheFlag(t *testing.T) {
 		{func(f *FetchFlags) { f.Sessions = 1000 }, `--sessions: invalid number "1000"`},
 		{func(f *FetchFlags) { f.Timeout = -time.Second }, `--timeout: negative duration`},
 		{func(f *FetchFlags) { f.Folder = "Lists" }, `--folder: only for proto imap`},
+		{func(f *FetchFlags) { f.TLSPin = "AB:CD" }, `linkctl fetch: --tls-pin:`},
+		{func(f *FetchFlags) { f.CAFile = "/nonexistent/ca.pem" }, `linkctl fetch: --ca-file:`},
 	} {
 		f := good
 		tc.mod(&f)
@@ -110,6 +112,23 @@ func TestOneOffProblemsNameTheFlag(t *testing.T) {
 	}
 	if _, err := OneOffETRN(ETRNFlags{Server: "mx.example.net", Domains: []string{"example.org"}, TLS: "ssl"}); err == nil || !strings.Contains(err.Error(), "linkctl etrn: --tls: invalid value") {
 		t.Errorf("etrn --tls ssl: %v", err)
+	}
+}
+
+// The one-off commands take the same pins as a config's servers.
+func TestOneOffTLSPin(t *testing.T) {
+	pin := "sha256//" + strings.Repeat("A", 43) + "="
+	cfg, err := OneOffFetch(FetchFlags{Proto: "pop3", Server: "pop.example.net", User: "u", PasswordFile: "/p",
+		Deliver: "smtp:127.0.0.1:25", TLSPin: pin})
+	if err != nil || len(cfg.Fetch.Accounts[0].Trust.Pins) != 1 {
+		t.Fatalf("fetch --tls-pin: %v", err)
+	}
+	cfg, err = OneOffETRN(ETRNFlags{Server: "mx.example.net", Domains: []string{"example.org"}, TLSPin: pin})
+	if err != nil || len(cfg.ETRN.Servers[0].Trust.Pins) != 1 {
+		t.Fatalf("etrn --tls-pin: %v", err)
+	}
+	if _, err := OneOffETRN(ETRNFlags{Server: "mx.example.net", Domains: []string{"example.org"}, TLSPin: "AB:CD"}); err == nil || !strings.Contains(err.Error(), "linkctl etrn: --tls-pin:") {
+		t.Errorf("etrn --tls-pin AB:CD: %v", err)
 	}
 }
 

@@ -35,6 +35,8 @@ authentication, 4 protocol error.`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			var f config.ETRNFlags
 			fs.StringVar(&f.TLS, "tls", "", "starttls, implicit or none (default none on loopback, else starttls, implicit on port 465)")
+			fs.StringVar(&f.TLSPin, "tls-pin", "", "`sha256//BASE64` pin of the relay's key, as `linkctl pin` prints it")
+			fs.StringVar(&f.CAFile, "ca-file", "", "PEM `file` of the CAs to trust instead of the system's")
 			fs.IntVar(&f.Port, "port", 0, "relay `port` (default 25, 465 with --tls implicit)")
 			fs.StringVar(&f.Helo, "helo", "", "EHLO `name` (default this host's FQDN)")
 			fs.StringVar(&f.User, "user", "", "AUTH user name")

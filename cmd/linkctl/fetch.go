@@ -48,6 +48,8 @@ delivery failed, 13 stopped at fetchlimit (see linkctl --help).`,
 			fs.StringVar(&o.StateDir, "state-dir", "", "one-off: where the seen-store lives (default "+config.DefaultStateDir()+")")
 			fs.BoolVar(&o.NoReceived, "no-received", false, "do not prepend a Received: line")
 			fs.DurationVar(&o.Timeout, "timeout", 0, "one-off: inactivity timeout per read/write (default 60s)")
+			fs.StringVar(&o.TLSPin, "tls-pin", "", "one-off: `sha256//BASE64` pin of the server's key, as `linkctl pin` prints it")
+			fs.StringVar(&o.CAFile, "ca-file", "", "one-off: PEM `file` of the CAs to trust instead of the system's")
 			wait := fs.Bool("wait", false, "wait for a run in progress to end instead of exiting 8")
 			return func(a *App, args []string) error {
 				if o.Server != "" {

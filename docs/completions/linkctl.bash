@@ -15,7 +15,7 @@ _linkctl() {
 	done
 	case "$prev" in
 	--log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
-	--auth|--ca-file|--commit-every|--config|--deliver|--drop-command|--etrn-domain|--etrn-server|--fetchlimit|--folder|--grace|--helo|--iface|--limit|--mta|--password-command|--password-file|--port|--proto|--secret-dir|--server|--servername|--sessions|--state-dir|--timeout|--tls|--to|--user|-c|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--auth|--ca-file|--commit-every|--config|--deliver|--drop-command|--etrn-domain|--etrn-server|--fetchlimit|--folder|--grace|--helo|--iface|--limit|--mta|--password-command|--password-file|--port|--proto|--secret-dir|--server|--servername|--sessions|--state-dir|--timeout|--tls|--tls-pin|--to|--user|-c|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	esac
 	if [[ -z $cmd ]]; then
 		if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$globals" -- "$cur")); else COMPREPLY=($(compgen -W "$cmds" -- "$cur")); fi
@@ -26,8 +26,8 @@ _linkctl() {
 	daemon) flags="--grace" ;;
 	up) flags="--no-wait" ;;
 	run) flags="--iface --wait" ;;
-	etrn) flags="--force --helo --password-file --port --timeout --tls --user" ;;
-	fetch) flags="--auth --commit-every --deliver --fetchall --fetchlimit --folder --keep --limit --no-received --password-file --proto --server --sessions --state-dir --timeout --tls --to --user --wait" ;;
+	etrn) flags="--ca-file --force --helo --password-file --port --timeout --tls --tls-pin --user" ;;
+	fetch) flags="--auth --ca-file --commit-every --deliver --fetchall --fetchlimit --folder --keep --limit --no-received --password-file --proto --server --sessions --state-dir --timeout --tls --tls-pin --to --user --wait" ;;
 	flush) flags="--no-wait --wait-lock" ;;
 	status) flags="--json" ;;
 	check) flags="--offline --quiet" ;;
