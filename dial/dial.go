@@ -11,7 +11,7 @@
 // mail older than QueueAge, or more than QueueCount messages, counting only
 // mail queued since the link was last up (mail the last link saw and left
 // deferred is the MTA's to retry, not a reason to dial again and again).
-// A dial wanted is refused, and logged, while the Host is busy (a run in
+// A dial wanted is refused, and logged, while the daemon is busy (Options.Busy) (a run in
 // flight or queued, the link already up), outside the Windows or inside a
 // Never window (local wall-clock time), or while the BudgetGate says the
 // link's budget is spent. A fixed time or interval refused is skipped; the
@@ -24,7 +24,7 @@
 // gates again; then the policy gives up, logs the error, keeps it in
 // [Status] (`linkctl status`) and holds off queue-triggered dials for
 // BackoffMax. `linkctl dial` asks for one attempt by hand ([Policy.DialNow]):
-// it ignores windows and triggers, not the host or the budget.
+// it ignores windows and triggers, not Busy or the budget.
 package dial
 
 import (
@@ -85,16 +85,12 @@ type Options struct {
 
 	// ListQueue lists the outbound queue (nil: no queue triggers).
 	ListQueue func(ctx context.Context) (Queue, error)
-	Gate      BudgetGate       // nil: no budget
-	Now       func() time.Time // nil: time.Now (tests move the wall clock)
-	Logger    *slog.Logger
-}
-
-// Host is what the policy asks of the daemon.
-type Host interface {
 	// Busy says why no dial may start now ("a run is in flight", "ppp0 is
-	// already up"); "" when one may.
-	Busy() string
+	// already up"); "" when one may. The daemon's; nil: never busy.
+	Busy   func() string
+	Gate   BudgetGate       // nil: no budget
+	Now    func() time.Time // nil: time.Now (tests move the wall clock)
+	Logger *slog.Logger
 }
 
 // Status is the policy's state for `linkctl status`.
@@ -116,7 +112,6 @@ type Status struct {
 // a goroutine and Link on every edge.
 type Policy struct {
 	opts Options
-	host Host
 	log  *slog.Logger
 	poke chan struct{}
 
@@ -129,7 +124,7 @@ type Policy struct {
 }
 
 // New returns a policy; opts are defaulted here.
-func New(opts Options, host Host) *Policy {
+func New(opts Options) *Policy {
 	if opts.AppearTimeout <= 0 {
 		opts.AppearTimeout = DefaultAppearTimeout
 	}
@@ -149,7 +144,10 @@ func New(opts Options, host Host) *Policy {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Policy{opts: opts, host: host, log: opts.Logger, poke: make(chan struct{}, 1), upCh: make(chan struct{})}
+	if opts.Busy == nil {
+		opts.Busy = func() string { return "" }
+	}
+	p := &Policy{opts: opts, log: opts.Logger, poke: make(chan struct{}, 1), upCh: make(chan struct{})}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -340,7 +338,7 @@ func maxTime(a, b time.Time) time.Time {
 
 // blocked says why no dial may start now.
 func (p *Policy) blocked(now time.Time, windows bool) string {
-	if why := p.host.Busy(); why != "" {
+	if why := p.opts.Busy(); why != "" {
 		return why
 	}
 	if windows {

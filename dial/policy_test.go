@@ -59,7 +59,10 @@ func logger(t *testing.T) *slog.Logger {
 
 type tlogWriter struct{ t *testing.T }
 
-func (w tlogWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func runPolicy(t *testing.T, p *Policy) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,7 +95,7 @@ func TestOldMailDialsOnceInsideWindow(t *testing.T) {
 	var p *Policy
 	now := wallAt(23, 0)
 	p = New(Options{QueueAge: 30 * time.Minute, CheckEvery: 20 * time.Millisecond, ListQueue: oldMail(now),
-		Windows: []Window{{22 * 60, 6 * 60}}, Now: now, Logger: logger(t)}, &fakeHost{})
+		Windows: []Window{{22 * 60, 6 * 60}}, Now: now, Logger: logger(t), Busy: (&fakeHost{}).Busy})
 	p.opts.Command = linkOnMarker(t, &p)
 	runPolicy(t, p)
 	waitFor(t, "a dial", func() bool { return p.Status().Dials > 0 && !p.Status().Dialing })
@@ -116,7 +119,7 @@ func TestOldMailOutsideWindowNoDial(t *testing.T) {
 	list := oldMail(now)
 	p = New(Options{QueueAge: 30 * time.Minute, CheckEvery: 20 * time.Millisecond,
 		ListQueue: func(ctx context.Context) (Queue, error) { listed <- struct{}{}; return list(ctx) },
-		Windows:   []Window{{22 * 60, 6 * 60}}, Now: now, Logger: logger(t)}, &fakeHost{})
+		Windows:   []Window{{22 * 60, 6 * 60}}, Now: now, Logger: logger(t), Busy: (&fakeHost{}).Busy})
 	p.opts.Command = linkOnMarker(t, &p)
 	runPolicy(t, p)
 	time.Sleep(200 * time.Millisecond)
@@ -136,7 +139,7 @@ func TestYoungOrFewMailNoDial(t *testing.T) {
 	var p *Policy
 	now := wallAt(23, 0)
 	p = New(Options{QueueAge: 2 * time.Hour, QueueCount: 2, CheckEvery: 20 * time.Millisecond, ListQueue: oldMail(now),
-		Now: now, Logger: logger(t)}, &fakeHost{})
+		Now: now, Logger: logger(t), Busy: (&fakeHost{}).Busy})
 	p.opts.Command = linkOnMarker(t, &p)
 	runPolicy(t, p)
 	time.Sleep(150 * time.Millisecond)
@@ -149,7 +152,7 @@ func TestQueueCountDials(t *testing.T) {
 	var p *Policy
 	now := wallAt(23, 0)
 	p = New(Options{QueueCount: 1, CheckEvery: 20 * time.Millisecond, ListQueue: oldMail(now),
-		Now: now, Logger: logger(t)}, &fakeHost{})
+		Now: now, Logger: logger(t), Busy: (&fakeHost{}).Busy})
 	p.opts.Command = linkOnMarker(t, &p)
 	runPolicy(t, p)
 	waitFor(t, "a dial", func() bool { return p.Status().Dials > 0 })
@@ -179,7 +182,8 @@ func TestNoDialWhileBusyOrBudgetSpent(t *testing.T) {
 			if c.gate != nil {
 				opts.Gate = c.gate
 			}
-			p = New(opts, c.host)
+			opts.Busy = c.host.Busy
+			p = New(opts)
 			p.opts.Command = linkOnMarker(t, &p)
 			runPolicy(t, p)
 			time.Sleep(150 * time.Millisecond)
@@ -201,10 +205,11 @@ func TestFailedDialRetriesWithBackoffThenGivesUp(t *testing.T) {
 	log := filepath.Join(dir, "log")
 	now := wallAt(23, 0)
 	p := New(Options{
-		Command:   []string{"sh", "-c", `date +%s.%N >> "$0"; echo "no carrier" >&2; exit 3`, log},
-		QueueAge:  time.Minute, CheckEvery: 10 * time.Millisecond, ListQueue: oldMail(now), Now: now,
+		Command:  []string{"sh", "-c", `date +%s.%N >> "$0"; echo "no carrier" >&2; exit 3`, log},
+		QueueAge: time.Minute, CheckEvery: 10 * time.Millisecond, ListQueue: oldMail(now), Now: now,
 		Retries: 2, Backoff: 100 * time.Millisecond, BackoffMax: 150 * time.Millisecond, Logger: logger(t),
-	}, &fakeHost{})
+		Busy: (&fakeHost{}).Busy,
+	})
 	runPolicy(t, p)
 	waitFor(t, "giving up", func() bool { return !p.Status().GaveUp.IsZero() })
 	st := p.Status()
@@ -246,7 +251,7 @@ func TestFailedDialRetriesWithBackoffThenGivesUp(t *testing.T) {
 }
 
 func TestLinkThatNeverAppearsTimesOut(t *testing.T) {
-	p := New(Options{Command: []string{"true"}, AppearTimeout: 100 * time.Millisecond, Logger: logger(t)}, &fakeHost{})
+	p := New(Options{Command: []string{"true"}, AppearTimeout: 100 * time.Millisecond, Logger: logger(t), Busy: (&fakeHost{}).Busy})
 	start := time.Now()
 	_, err := p.DialNow(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "did not come up within 100ms") {
@@ -261,7 +266,7 @@ func TestLinkThatNeverAppearsTimesOut(t *testing.T) {
 }
 
 func TestHungDialCommandIsKilledAtTimeout(t *testing.T) {
-	p := New(Options{Command: []string{"sleep", "60"}, AppearTimeout: 100 * time.Millisecond}, &fakeHost{})
+	p := New(Options{Command: []string{"sleep", "60"}, AppearTimeout: 100 * time.Millisecond, Busy: (&fakeHost{}).Busy})
 	start := time.Now()
 	if _, err := p.DialNow(context.Background()); err == nil {
 		t.Fatal("no error")
@@ -277,7 +282,7 @@ func TestFixedTimeDialsOutsideQueueTriggers(t *testing.T) {
 	now0 := time.Now()
 	base := time.Date(2026, 12, 6, 5, 59, 59, 800e6, time.Local)
 	now := func() time.Time { return base.Add(time.Since(now0)) }
-	p = New(Options{At: []Clock{6 * 60}, Now: now, Logger: logger(t)}, &fakeHost{})
+	p = New(Options{At: []Clock{6 * 60}, Now: now, Logger: logger(t), Busy: (&fakeHost{}).Busy})
 	p.opts.Command = linkOnMarker(t, &p)
 	runPolicy(t, p)
 	waitFor(t, "the 06:00 dial", func() bool { return p.Status().Dials > 0 })
