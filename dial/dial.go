@@ -60,7 +60,7 @@ const (
 	DefaultBackoff       = time.Minute
 	DefaultBackoffMax    = 15 * time.Minute
 	DefaultCheckEvery    = 5 * time.Minute
-	MinCheckEvery        = time.Second
+	MinCheckEvery        = 10 * time.Millisecond // a guard against a busy loop; the config asks for 1s at least
 )
 
 // Options configure a Policy.
@@ -279,6 +279,9 @@ func (p *Policy) Run(ctx context.Context) {
 		cause := next.why
 		if next.kind == kindRetry {
 			cause = retryCause
+		}
+		if retry != nil && next.kind != kindRetry {
+			continue // a failed dial's retry is due: it is this dial, on its backoff
 		}
 		if next.kind == kindQueue && now.Before(holdUntil) {
 			continue

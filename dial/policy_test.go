@@ -108,7 +108,7 @@ func TestOldMailDialsOnceInsideWindow(t *testing.T) {
 	p.Link(false)
 	time.Sleep(200 * time.Millisecond) // ten queue checks
 	if n := p.Status().Dials; n != 1 {
-		t.Errorf("%d dials, want exactly 1", n)
+		t.Errorf("%d dials, want exactly 1: %+v", n, p.Status())
 	}
 }
 
