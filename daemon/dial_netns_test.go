@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkctl/linkctl/control"
 	"github.com/linkctl/linkctl/dial"
 	"github.com/linkctl/linkctl/drop"
 	"github.com/linkctl/linkctl/flush"
@@ -92,6 +93,16 @@ func TestNetnsDialOnDemand(t *testing.T) {
 				if st.Dial == nil || !strings.Contains(st.Dial.Holding, "outside the dial windows 22:00-06:00") {
 					t.Errorf("status does not say why: %+v", st.Dial)
 				}
+				// `linkctl dial` by hand: windows do not apply.
+				rep := h.d.handle(context.Background(), control.Request{Op: control.OpDial}, func(event.Event) {})
+				if rep.Exit != 0 || !strings.Contains(rep.Text, "link up after") {
+					t.Fatalf("linkctl dial: %+v", rep)
+				}
+				h.lastRun(1)
+				h.linkIs(false)
+				if n := lines(dials); n != 1 {
+					t.Errorf("%d dials after linkctl dial, want 1", n)
+				}
 				return
 			}
 			h.lastRun(1)
@@ -112,5 +123,34 @@ func TestNetnsDialOnDemand(t *testing.T) {
 				t.Error("the link is still up: the drop stage did not hang up")
 			}
 		})
+	}
+}
+
+// The daemon never dials while the link is up or a run is in flight.
+func TestDialRefusedWhileUpOrRunning(t *testing.T) {
+	g := newGate("fetch")
+	dir := t.TempDir()
+	dials := filepath.Join(dir, "dials")
+	h := start(t, []pipeline.Step{{Stage: g.stage()}}, func(o *Options) {
+		o.Dial = &dial.Options{Command: []string{"sh", "-c", "echo dialed >> " + dials}, AppearTimeout: time.Second}
+	})
+	ask := func() control.Reply {
+		return h.d.handle(context.Background(), control.Request{Op: control.OpDial}, func(event.Event) {})
+	}
+	h.edge(up("ppp0"))
+	wait(t, g.started, "the run")
+	if r := ask(); r.Exit == 0 || !strings.Contains(r.Error, "a run is in flight") {
+		t.Errorf("dial during a run: %+v", r)
+	}
+	g.release <- struct{}{}
+	h.lastRun(1)
+	if r := ask(); r.Exit == 0 || !strings.Contains(r.Error, "ppp0 is already up") {
+		t.Errorf("dial while up: %+v", r)
+	}
+	if n := lines(dials); n != 0 {
+		t.Errorf("%d dials", n)
+	}
+	if st := h.d.Snapshot(); st.Dial == nil || st.Dial.Dials != 0 {
+		t.Errorf("status %+v", st.Dial)
 	}
 }
