@@ -8,6 +8,7 @@ package daemon
 
 import (
 	"context"
+	"time"
 
 	"github.com/linkctl/linkctl/control"
 	"github.com/linkctl/linkctl/dial"
@@ -31,6 +32,16 @@ func (d *Daemon) dialBusy() string {
 			return d.link.Iface + " is already up"
 		}
 		return "the link is already up"
+	}
+	// A link already up when the daemon starts gives its up edge only
+	// after the watcher's first reading and the settle time: until the
+	// watcher has read the links, "down" is not known.
+	if w, ok := d.opts.Watcher.(interface {
+		Current() (bool, string, time.Time)
+	}); ok {
+		if _, reason, _ := w.Current(); reason == "" {
+			return "the link watcher has not read the links yet"
+		}
 	}
 	return ""
 }
