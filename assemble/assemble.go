@@ -7,7 +7,8 @@
 // and calls Stage for each entry; Stage picks the builder of the stage
 // named (flush, etrn, fetch, drop, exec): a switch, not a registry, so
 // every stage the validator accepts has a builder here. DaemonOptions
-// adds the IDLE watchers (IdleAccounts) and the paths; Reloaded does the
+// adds the IDLE watchers (IdleAccounts), dial on demand (DialOptions) and
+// the paths; Reloaded does the
 // same for a SIGHUP. The connection of a mailbox account is described once
 // (imapOptions, dialer) and used by both the fetch stage and its watcher.
 //
@@ -22,6 +23,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -29,6 +31,7 @@ import (
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/daemon"
+	"github.com/linkctl/linkctl/dial"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/pipeline"
@@ -38,6 +41,9 @@ import (
 // nowhere); one Assembler serves every run, reload and one-off command.
 type Assembler struct {
 	Logger *slog.Logger
+	// Gate says when a link's budget is spent: dial on demand does not
+	// dial then (package meter; nil: no budget).
+	Gate dial.BudgetGate
 
 	daemon atomic.Pointer[Daemon]
 }
@@ -177,6 +183,7 @@ func (as *Assembler) DaemonOptions(cfg *config.Config) daemon.Options {
 		Steps:         steps,
 		Interval:      cfg.Link.Interval,
 		Idle:          as.IdleAccounts(cfg),
+		Dial:          as.DialOptions(cfg),
 		Logger:        as.Logger,
 	}
 }
@@ -186,6 +193,7 @@ func (as *Assembler) DaemonOptions(cfg *config.Config) daemon.Options {
 func (as *Assembler) Reloaded(old, cfg *config.Config) (r daemon.Reloaded, restartNeeded bool) {
 	steps, _ := as.Steps(cfg, nil)
 	restartNeeded = !slices.Equal(cfg.Link.Watch, old.Link.Watch) || cfg.Link.Settle != old.Link.Settle ||
-		cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket || cfg.MetricsFile != old.MetricsFile
+		cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket || cfg.MetricsFile != old.MetricsFile ||
+		!reflect.DeepEqual(cfg.Dial, old.Dial)
 	return daemon.Reloaded{Steps: steps, Interval: cfg.Link.Interval, Idle: as.IdleAccounts(cfg)}, restartNeeded
 }

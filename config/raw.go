@@ -28,6 +28,7 @@ type rawConfig struct {
 	ETRN          *rawETRN   `yaml:"etrn"`
 	Fetch         *rawFetch  `yaml:"fetch"`
 	Drop          *rawDrop   `yaml:"drop"`
+	Dial          *rawDial   `yaml:"dial"`
 }
 
 type rawLink struct {

@@ -27,6 +27,7 @@ type outConfig struct {
 	ETRN          *outETRN  `yaml:"etrn,omitempty"`
 	Fetch         *outFetch `yaml:"fetch,omitempty"`
 	Drop          *outDrop  `yaml:"drop,omitempty"`
+	Dial          *outDial  `yaml:"dial,omitempty"`
 }
 
 type outLink struct {
@@ -170,6 +171,38 @@ type outDrop struct {
 	OnError   string   `yaml:"on_error"`
 }
 
+type outDial struct {
+	Command       []string `yaml:"command,flow"`
+	Interface     string   `yaml:"interface,omitempty"`
+	QueueAge      outDur   `yaml:"queue_age"`
+	QueueCount    int      `yaml:"queue_count"`
+	At            []string `yaml:"at,omitempty,flow"`
+	Every         outDur   `yaml:"every"`
+	Windows       []string `yaml:"windows,omitempty,flow"`
+	Never         []string `yaml:"never,omitempty,flow"`
+	CheckEvery    outDur   `yaml:"check_every"`
+	AppearTimeout outDur   `yaml:"appear_timeout"`
+	Retries       int      `yaml:"retries"`
+	Backoff       outDur   `yaml:"backoff"`
+	BackoffMax    outDur   `yaml:"backoff_max"`
+}
+
+func outDialOf(d Dial) *outDial {
+	o := &outDial{Command: d.Command, Interface: d.Interface, QueueAge: durStr(d.QueueAge), QueueCount: d.QueueCount,
+		Every: durStr(d.Every), CheckEvery: durStr(d.CheckEvery), AppearTimeout: durStr(d.AppearTimeout),
+		Retries: d.Retries, Backoff: durStr(d.Backoff), BackoffMax: durStr(d.BackoffMax)}
+	for _, t := range d.At {
+		o.At = append(o.At, t.String())
+	}
+	for _, w := range d.Windows {
+		o.Windows = append(o.Windows, w.String())
+	}
+	for _, w := range d.Never {
+		o.Never = append(o.Never, w.String())
+	}
+	return o
+}
+
 // outDur prints "0" as a plain 0 rather than the quoted string "0".
 type outDur string
 
@@ -282,6 +315,9 @@ func (c *Config) Redacted() ([]byte, error) {
 	if len(c.Drop.Command) > 0 || c.Drop.Interface != "" {
 		o.Drop = &outDrop{Command: c.Drop.Command, Interface: c.Drop.Interface, Idle: durStr(c.Drop.Idle),
 			Timeout: durOpt(c.Drop.Timeout), OnError: string(c.Drop.OnError)}
+	}
+	if len(c.Dial.Command) > 0 {
+		o.Dial = outDialOf(c.Dial)
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)

@@ -59,6 +59,7 @@ type Config struct {
 	ETRN          ETRN
 	Fetch         Fetch
 	Drop          Drop
+	Dial          Dial // Command empty: no dial section
 }
 
 // Link says which uplink to watch and how to treat it.

@@ -126,6 +126,7 @@ func (c *checker) validate(r *rawConfig) *Config {
 	cfg.ETRN = c.etrn(r.ETRN)
 	cfg.Fetch = c.fetch(r.Fetch)
 	cfg.Drop = c.drop(r.Drop)
+	cfg.Dial = c.dial(r.Dial, cfg.Link)
 	cfg.Pipeline = c.pipeline(r, cfg)
 	return cfg
 }

@@ -22,7 +22,7 @@ func TestValidationMessages(t *testing.T) {
 		{"empty file", "", []string{`t.yaml:1: pipeline: nothing to do (expected a flush, etrn, fetch or drop section, or a pipeline with exec steps)`}},
 		{"two documents", "flush:\n---\nflush:\n", []string{`t.yaml:2: a second YAML document (after ---) (expected one document per config file)`}},
 		{"unknown top", "flsuh: {}\n", []string{
-			`t.yaml:1: flsuh: unknown key (expected one of: link, state_dir, control_socket, metrics_file, log, pipeline, flush, etrn, fetch, drop; did you mean flush?)`,
+			`t.yaml:1: flsuh: unknown key (expected one of: link, state_dir, control_socket, metrics_file, log, pipeline, flush, etrn, fetch, drop, dial; did you mean flush?)`,
 			`t.yaml:1: pipeline: nothing to do (expected a flush, etrn, fetch or drop section, or a pipeline with exec steps)`}},
 		{"duplicate key", "flush:\n  mta: auto\n  mta: exim\n", []string{`t.yaml:3: flush.mta: duplicate key (first written at line 2; write it once)`}},
 		{"section not mapping", "flush: [a]\n", []string{`t.yaml:1: flush: is a list, not a mapping (expected key: value lines below it)`}},

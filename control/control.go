@@ -36,6 +36,7 @@ const (
 	OpDown   = "down"   // the link is going away: cancel the run in flight
 	OpStatus = "status" // the daemon's state
 	OpQuit   = "quit"   // stop the daemon (as SIGTERM)
+	OpDial   = "dial"   // dial now (dial on demand); the reply says whether the link came up
 )
 
 // Request is what a client asks, one JSON line.
@@ -99,9 +100,9 @@ func ParseRequest(line []byte) (Request, error) {
 		return Request{}, errkind.New(errkind.Protocol, false, "control request", "trailing data after the request")
 	}
 	switch req.Op {
-	case OpUp, OpDown, OpStatus, OpQuit:
+	case OpUp, OpDown, OpStatus, OpQuit, OpDial:
 	default:
-		return Request{}, errkind.New(errkind.Usage, false, "control request", "unknown op %q (want up, down, status or quit)", req.Op)
+		return Request{}, errkind.New(errkind.Usage, false, "control request", "unknown op %q (want up, down, status, quit or dial)", req.Op)
 	}
 	if err := checkIface(req.Iface); err != nil {
 		return Request{}, err

@@ -57,6 +57,14 @@
 // While the link is up, the accounts of Options.Idle are watched (IMAP
 // IDLE, or polling): new mail there is fetched within seconds by a run of
 // that account's fetch alone; see idle.go.
+//
+// With Options.Dial the daemon also brings the link up itself (dial.go,
+// package dial): a goroutine dials when outbound mail has waited too long,
+// too much of it waits, or a fixed time or interval comes, inside the
+// allowed windows, never while a run is in flight or queued, the link is
+// up, or the budget is spent; the up edge of the dialed link then runs the
+// pipeline like any other, and its drop stage hangs up. `linkctl dial`
+// dials once by hand; status shows the next dial and the last result.
 package daemon
 
 import (
@@ -74,6 +82,7 @@ import (
 	"time"
 
 	"github.com/linkctl/linkctl/control"
+	"github.com/linkctl/linkctl/dial"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/linkwatch"
@@ -112,6 +121,10 @@ type Options struct {
 	// new mail there is fetched by a run of the account's Fetch alone.
 	Idle []IdleAccount
 
+	// Dial is dial on demand (dial.go); nil: the daemon never dials.
+	// Its Busy is the daemon's own.
+	Dial *dial.Options
+
 	Watcher Watcher
 	// Reload re-reads the config on SIGHUP. nil: SIGHUP is logged and ignored.
 	Reload func() (Reloaded, error)
@@ -140,6 +153,8 @@ type Status struct {
 	Watchers []WatcherStatus `json:"watchers,omitempty"`
 	// IdlePending are the accounts whose idle-triggered fetch is queued.
 	IdlePending []string `json:"idle_pending,omitempty"`
+	// Dial is the dial policy's state (nil: no dial section).
+	Dial *dial.Status `json:"dial,omitempty"`
 }
 
 // LinkStatus is the watcher's last word.
@@ -158,6 +173,7 @@ type Daemon struct {
 	runner  *pipeline.Runner
 	srv     *control.Server
 	release func()
+	dialer  *dial.Policy // nil: never dials
 
 	quitReq chan struct{} // `linkctl quit`
 	runDone chan struct{} // a run ended (capacity 1)
@@ -215,6 +231,7 @@ func New(opts Options) (*Daemon, error) {
 	if d.opts.Grace <= 0 {
 		d.opts.Grace = DefaultGrace
 	}
+	d.dialer = d.newDialer(opts.Dial)
 	release, err := lockStateDir(opts.StateDir)
 	if err != nil {
 		return nil, err
@@ -299,6 +316,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.srv != nil {
 		bg.Go(func() { d.srv.Serve(wctx, d.handle) })
 	}
+	bg.Go(func() { d.runDialer(wctx) })
 	defer func() {
 		stopWatch()
 		bg.Wait()
@@ -471,6 +489,9 @@ func (d *Daemon) linkUp() bool {
 func (d *Daemon) onEdge(e linkwatch.Edge) {
 	d.mu.Lock()
 	d.link = LinkStatus{Up: e.Up, Iface: e.Iface, Reason: e.Reason, Since: e.Time}
+	if d.dialer != nil {
+		d.dialer.Link(e.Up) // ends a dial's wait for the link
+	}
 	d.met.linkUp(e.Up, e.Time)
 	d.saveMetricsLocked() // linkctl_link_up changed
 	var dropped []*batch
@@ -702,6 +723,10 @@ func (d *Daemon) Snapshot() Status {
 	st.Watchers = d.watcherStatusLocked()
 	st.IdlePending = d.queue.accounts()
 	d.mu.Unlock()
+	if d.dialer != nil {
+		ds := d.dialer.Status()
+		st.Dial = &ds
+	}
 	// Between edges the watcher knows the newer reason ("ppp0 has no
 	// global address yet").
 	if w, ok := d.opts.Watcher.(interface {
@@ -719,6 +744,8 @@ func (d *Daemon) handle(ctx context.Context, req control.Request, send func(even
 	switch req.Op {
 	case control.OpStatus:
 		return control.Reply{Status: d.Snapshot()}
+	case control.OpDial:
+		return d.handleDial(ctx)
 	case control.OpQuit:
 		select {
 		case d.quitReq <- struct{}{}:

@@ -409,3 +409,23 @@ func listQueue(ctx context.Context, r *Runner, d Driver) ([]Message, error) {
 	}
 	return msgs, nil
 }
+
+// List lists the outbound queue with the driver Run would use, without
+// flushing it (dial on demand reads it for the age and count of waiting
+// mail). An MTA without a list command (mta: command without
+// list_command) is a usage error.
+func List(ctx context.Context, opts Options) ([]Message, error) {
+	var d Driver
+	if opts.Driver != nil {
+		d = *opts.Driver
+	} else {
+		var err error
+		if d, err = NewDriver(opts.MTA, opts.FlushCommand, opts.ListCommand); err != nil {
+			return nil, err
+		}
+	}
+	if len(d.List) == 0 {
+		return nil, errkind.New(errkind.Usage, false, "flush: "+d.Name, "no list command: set flush.list_command to read the queue")
+	}
+	return listQueue(ctx, &Runner{Env: opts.Env, Timeout: opts.ExecTimeout}, d)
+}

@@ -28,6 +28,11 @@ type Message struct {
 	// LastTry is the last delivery attempt, when the listing says
 	// (OpenSMTPD); zero otherwise.
 	LastTry time.Time
+	// Arrival is when the message was queued: to the second from Postfix
+	// JSON and OpenSMTPD, to the second or minute (the year inferred) from
+	// the mailq formats, from the age column of exim -bp (its rounding);
+	// zero when the listing does not say. Dial on demand reads it.
+	Arrival time.Time
 	// Reason is why it was deferred, when the listing says: the first
 	// recipient's reason, or the message's.
 	Reason string
@@ -80,6 +85,9 @@ func ParsePostfixJSON(out []byte) ([]Message, error) {
 		}
 		m := Message{ID: j.ID, Queue: j.Queue, Sender: j.Sender, Size: j.Size,
 			Active: j.Queue == "active", Held: j.Queue == "hold"}
+		if j.Arrival > 0 {
+			m.Arrival = time.Unix(j.Arrival, 0)
+		}
 		for _, r := range j.Recipients {
 			m.Recipients = append(m.Recipients, Recipient{Address: r.Address, Reason: r.Reason})
 			if m.Reason == "" {
@@ -118,7 +126,7 @@ func ParsePostfixText(out []byte) ([]Message, error) {
 			g := postfixHead.FindStringSubmatch(line)
 			size, _ := strconv.ParseInt(g[3], 10, 64)
 			msgs = append(msgs, Message{ID: g[1], Size: size, Sender: g[5], Queue: map[string]string{"*": "active", "!": "hold", "": "deferred"}[g[2]],
-				Active: g[2] == "*", Held: g[2] == "!"})
+				Active: g[2] == "*", Held: g[2] == "!", Arrival: yearless("Mon Jan _2 15:04:05", g[4])})
 			cur = &msgs[len(msgs)-1]
 			reason = ""
 		case cur != nil && strings.HasPrefix(t, "(") && strings.HasSuffix(t, ")"):
@@ -159,7 +167,8 @@ func ParseSendmail(out []byte) ([]Message, error) {
 		case sendmailHead.MatchString(line) && !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "\t"):
 			g := sendmailHead.FindStringSubmatch(line)
 			size, _ := strconv.ParseInt(g[3], 10, 64)
-			msgs = append(msgs, Message{ID: g[1], Size: size, Sender: g[5], Queue: "queued", Active: g[2] == "*" || g[2] == "X"})
+			msgs = append(msgs, Message{ID: g[1], Size: size, Sender: g[5], Queue: "queued", Active: g[2] == "*" || g[2] == "X",
+				Arrival: yearless("Mon Jan _2 15:04", g[4])})
 			cur = &msgs[len(msgs)-1]
 		case cur != nil && strings.HasPrefix(t, "QUARANTINE:"):
 			cur.Held, cur.Queue = true, "quarantine"
@@ -197,7 +206,7 @@ func ParseExim(out []byte) ([]Message, error) {
 			if frozen {
 				q = "frozen"
 			}
-			msgs = append(msgs, Message{ID: g[3], Size: eximSize(g[2]), Sender: g[4], Queue: q, Held: frozen})
+			msgs = append(msgs, Message{ID: g[3], Size: eximSize(g[2]), Sender: g[4], Queue: q, Held: frozen, Arrival: eximArrival(g[1])})
 			cur = &msgs[len(msgs)-1]
 		case cur != nil && strings.HasPrefix(line, " "):
 			r := Recipient{Address: t}
@@ -212,6 +221,46 @@ func ParseExim(out []byte) ([]Message, error) {
 		}
 	}
 	return msgs, nil
+}
+
+// now is the clock the mailq formats' dates are read against (they lack
+// the year; exim prints an age); tests set it.
+var now = time.Now
+
+// yearless reads a mailq date without a year ("Wed Nov 25 04:20:06") in
+// local time, in the latest year that does not put it more than a day in
+// the future (queued mail is never from tomorrow; a day allows for clock
+// skew). Zero when it does not parse.
+func yearless(layout, s string) time.Time {
+	t, err := time.ParseInLocation(layout, strings.Join(strings.Fields(s), " "), time.Local)
+	if err != nil {
+		// the listing pads days with a space: "Nov  5"
+		if t, err = time.ParseInLocation(strings.ReplaceAll(layout, "_2", "2"), strings.Join(strings.Fields(s), " "), time.Local); err != nil {
+			return time.Time{}
+		}
+	}
+	n := now()
+	for y := n.Year() + 1; y >= n.Year()-1; y-- {
+		c := time.Date(y, t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.Local)
+		if !c.After(n.Add(24 * time.Hour)) {
+			return c
+		}
+	}
+	return time.Time{}
+}
+
+// eximArrival turns exim -bp's age column ("25m", "3h", "2d") into an
+// arrival time.
+func eximArrival(age string) time.Time {
+	if len(age) < 2 {
+		return time.Time{}
+	}
+	v, err := strconv.Atoi(age[:len(age)-1])
+	if err != nil {
+		return time.Time{}
+	}
+	unit := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}[age[len(age)-1]]
+	return now().Add(-time.Duration(v) * unit)
 }
 
 func eximSize(s string) int64 {
@@ -289,6 +338,9 @@ func ParseOpenSMTPD(out []byte) ([]Message, error) {
 				sender = "" // the null sender <>
 			}
 			msgs = append(msgs, Message{ID: msgid, Sender: sender, Queue: f[11]})
+			if sec, err := strconv.ParseInt(f[7], 10, 64); err == nil && sec > 0 {
+				msgs[len(msgs)-1].Arrival = time.Unix(sec, 0) // ctime
+			}
 			i = len(msgs) - 1
 			idx[msgid] = i
 		}

@@ -74,7 +74,7 @@ func (a *App) reload(old *config.Config) (daemon.Reloaded, error) {
 	}
 	r, restart := a.assembler().Reloaded(old, cfg)
 	if restart {
-		a.Log.Warn("config reloaded, but link.watch, link.settle, state_dir, control_socket and metrics_file change only on a restart")
+		a.Log.Warn("config reloaded, but link.watch, link.settle, state_dir, control_socket, metrics_file and dial change only on a restart")
 	}
 	return r, nil
 }

@@ -450,7 +450,7 @@ complete_words linkctl --log-format j
 		t.Fatalf("bash: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	want := []string{"daemon down demo", "--fast", "json"}
+	want := []string{"daemon down demo dial", "--fast", "json"}
 	if len(lines) != len(want) {
 		t.Fatalf("bash completions: %q", lines)
 	}

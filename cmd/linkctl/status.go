@@ -136,6 +136,7 @@ func printStatus(w io.Writer, s statusOut, socket string) {
 	} else if !s.NextInterval.IsZero() {
 		fmt.Fprintf(w, "next:    interval run at %s\n", at(s.NextInterval))
 	}
+	printDial(w, s.Dial)
 	if lr := r.LastRun; lr != nil {
 		fmt.Fprintf(w, "last:    run %d (%s): %s at %s, took %s\n", lr.ID, lr.Cause, lr.Result, at(lr.End), roundDur(lr.End.Sub(lr.Start)))
 	}

@@ -3,7 +3,7 @@
 # Install: cp linkctl.bash /usr/share/bash-completion/completions/linkctl
 _linkctl() {
 	local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
-	local cmds="daemon up down run etrn fetch flush status quit check import-fetchmailrc init demo version pin"
+	local cmds="daemon up down run etrn fetch flush status quit check import-fetchmailrc init demo version dial pin"
 	local globals="-c --config -h --help --log-format -v --vv"
 	local i cmd=
 	for ((i = 1; i < COMP_CWORD; i++)); do
