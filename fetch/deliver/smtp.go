@@ -61,6 +61,15 @@ type LMTPOptions struct {
 // has closed in the meantime is noticed at MAIL, before a byte of the
 // message was sent, and replaced once transparently.
 //
+// What the server may do to a session is bounded by linkctl: every read
+// has the inactivity timeout, a reply longer than 64 KiB (an endless
+// multi-line reply) fails the session with a temporary error, and a reply
+// line the connection cut before its CRLF is no reply (RFC 5321 section
+// 4.2): the step fails temporarily, and a cut reply to the final dot
+// leaves the message undelivered (it stays on the server: a possible
+// duplicate, never a loss). A context that ends makes every step fail
+// with a temporary error naming its cause.
+//
 // Deliver may be called from several goroutines; at most Sessions
 // transactions run at once. Delivering over several sessions in parallel is
 // what makes a local MTA that fsyncs each message fast.
