@@ -13,10 +13,17 @@
 //
 //   - SMTP/LMTP: a pool of sessions kept open across messages; MAIL, RCPT
 //     for each recipient, DATA with CRLF and dot-stuffing, delivered on the
-//     250 after the final dot (for LMTP: a 250 for every recipient).
+//     250 after the final dot (for LMTP: a 250 for every recipient). A
+//     guard under go-smtp bounds what the server may send per request
+//     (64 KiB: an endless reply fails, memory never follows the server)
+//     and discards a reply line cut before its CRLF, so that a cut "250"
+//     never confirms a delivery and a cut "550" never refuses one.
 //   - MDA: the command's stdin, once per message or once per recipient
-//     ("%T"); exit 0 delivers.
-//   - Maildir: tmp/, fsync, rename into new/, fsync of new/.
+//     ("%T"); exit 0 delivers. A run that outlives its timeout (or a
+//     cancel) is killed with its process group, and a write to its stdin
+//     blocked on it then fails, whatever still holds the pipe.
+//   - Maildir: tmp/, fsync, rename into new/, fsync of new/; a full disk
+//     is a temporary error naming the Maildir, the tmp/ file removed.
 //
 // Errors carry errkind.Delivery and say whether a retry may help. Two
 // error types tell the engine more: a *SourceError when the message could

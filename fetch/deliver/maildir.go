@@ -47,15 +47,28 @@ func NewMaildir(opts MaildirOptions) Target {
 	// The spec's escapes, so that a host name can never add a path
 	// component or the ":2," info separator.
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	return &maildir{opts: opts, host: host}
+	return &maildir{opts: opts, host: host, create: createTmp}
 }
 
 type maildir struct {
 	opts MaildirOptions
 	host string
+	// create opens a new tmp/ file (tests inject a full disk here).
+	create func(path string) (tmpFile, error)
 
 	mu    sync.Mutex
 	ready bool // cur/new/tmp exist
+}
+
+// tmpFile is what Deliver needs of the file it writes in tmp/.
+type tmpFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+func createTmp(path string) (tmpFile, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
 // maildirSeq makes names unique within the process, across targets.
@@ -66,7 +79,13 @@ func (m *maildir) Close() error { return nil }
 func (m *maildir) op(what string) string { return "deliver to Maildir " + m.opts.Path + ": " + what }
 
 func (m *maildir) fail(what string, err error) error {
-	return errkind.Wrap(errkind.Delivery, isDiskFull(err) || errors.Is(err, syscall.EIO) ||
+	if isDiskFull(err) {
+		// Temporary: space may be freed. The partial file is gone (see
+		// Deliver) and the message stays on the server.
+		return errkind.Wrap(errkind.Delivery, true, m.op(what),
+			fmt.Errorf("%w (the file system holding %s is full or over quota: free some space; the message stays on the server)", err, m.opts.Path))
+	}
+	return errkind.Wrap(errkind.Delivery, errors.Is(err, syscall.EIO) ||
 		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE), m.op(what), err)
 }
 
@@ -117,7 +136,7 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 	// while this process runs (the sequence covers one second's many).
 	base := fmt.Sprintf("%d.%d_%d.%s", now.Unix(), os.Getpid(), maildirSeq.Add(1), m.host)
 	tmp := filepath.Join(m.opts.Path, "tmp", base)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := m.create(tmp)
 	if err != nil {
 		return m.fail("creating tmp/"+base, err)
 	}

@@ -42,7 +42,9 @@ const DefaultMDATimeout = 5 * time.Minute
 // must be fed to several runs it is first spooled to a temporary file,
 // never held in memory. Exit status 0 means delivered, 75 (EX_TEMPFAIL,
 // sysexits.h) a temporary failure, any other status a permanent one; a
-// run killed by the timeout (with its whole process group) is temporary.
+// run killed by the timeout or a cancel (with its whole process group) is
+// temporary, and ends even when the command stopped reading its stdin and
+// something it started still holds it open (the write gets a deadline).
 // The first 500 bytes of stderr are quoted in the error. If the message
 // source breaks in the middle, the command is killed before its stdin is
 // closed, so it never sees a truncated message as complete. When some runs
@@ -169,25 +171,53 @@ func (m *mda) run(ctx context.Context, argv []string, msg io.Reader) error {
 	cmd.WaitDelay = 5 * time.Second
 	stderr := &headBuffer{max: 500}
 	cmd.Stderr = stderr
-	stdin, err := cmd.StdinPipe()
+	// Our own pipe rather than StdinPipe: its write end is pollable, so
+	// a write blocked on a command that stopped reading can be given a
+	// deadline (see below).
+	pr, stdin, err := os.Pipe()
 	if err != nil {
 		return errkind.Wrap(errkind.Delivery, true, m.op("start"), err)
 	}
-	if err := cmd.Start(); err != nil {
+	defer stdin.Close()
+	cmd.Stdin = pr
+	err = cmd.Start()
+	pr.Close() // the command's copy is all that must stay open
+	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 			return errkind.Wrap(errkind.Delivery, false, m.op("start"),
 				fmt.Errorf("%w (the command runs without a shell: give the full path of an executable program)", err))
 		}
 		return errkind.Wrap(errkind.Delivery, true, m.op("start"), err)
 	}
+	// A command that stops reading blocks the copy. Killing its process
+	// group normally ends that (the pipe's reader is gone), but not when
+	// something it started left the group and keeps stdin open. So when
+	// the run's time is up: kill first (EOF before the kill would let the
+	// command take a truncated message for a whole one), then fail the
+	// blocked write with a deadline.
+	unblocked := make(chan struct{})
+	stopUnblock := context.AfterFunc(ctx, func() {
+		defer close(unblocked)
+		cmd.Cancel()
+		stdin.SetWriteDeadline(time.Unix(1, 0))
+	})
 	src := &sourceReader{r: msg}
 	_, copyErr := io.Copy(stdin, src)
+	if !stopUnblock() {
+		<-unblocked // no kill may follow the Wait below (the pid could be reused)
+	}
 	if src.err != nil {
 		// Kill before closing stdin: EOF on a truncated message would
 		// look like the end of a complete one.
 		cmd.Cancel()
 		cmd.Wait()
 		return sourceErr(m.op("feeding stdin"), src.err)
+	}
+	if ctx.Err() != nil {
+		// Killed above: stdin was never ended, so the command cannot
+		// have taken the message.
+		cmd.Wait()
+		return m.ended(ctx, stderr)
 	}
 	// EOF on stdin lets the command deliver: wait at the engine's commit
 	// gate first (see WithCommitGate).
@@ -206,17 +236,10 @@ func (m *mda) run(ctx context.Context, argv []string, msg io.Reader) error {
 	if waitErr == nil {
 		return nil
 	}
-	detail := ""
-	if s := strings.TrimSpace(stderr.String()); s != "" {
-		detail = fmt.Sprintf(": stderr %q", s)
-	}
 	if ctx.Err() != nil {
-		why := "timed out after " + m.opts.Timeout.String()
-		if errors.Is(ctx.Err(), context.Canceled) {
-			why = "cancelled"
-		}
-		return errkind.New(errkind.Delivery, true, m.op("run"), "%s, killed%s", why, detail)
+		return m.ended(ctx, stderr)
 	}
+	detail := stderrDetail(stderr)
 	var ee *exec.ExitError
 	if errors.As(waitErr, &ee) {
 		code := ee.ExitCode()
@@ -229,6 +252,23 @@ func (m *mda) run(ctx context.Context, argv []string, msg io.Reader) error {
 		return errkind.New(errkind.Delivery, false, m.op("run"), "exit status %d%s", code, detail)
 	}
 	return errkind.Wrap(errkind.Delivery, true, m.op("run"), fmt.Errorf("%w%s", waitErr, detail))
+}
+
+// ended reports a run killed because its context ended: temporary, a
+// retry may find the command responsive.
+func (m *mda) ended(ctx context.Context, stderr *headBuffer) error {
+	why := "timed out after " + m.opts.Timeout.String()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		why = "cancelled (" + context.Cause(ctx).Error() + ")"
+	}
+	return errkind.New(errkind.Delivery, true, m.op("run"), "%s, killed%s", why, stderrDetail(stderr))
+}
+
+func stderrDetail(stderr *headBuffer) string {
+	if s := strings.TrimSpace(stderr.String()); s != "" {
+		return fmt.Sprintf(": stderr %q", s)
+	}
+	return ""
 }
 
 // headBuffer keeps the first max bytes written and drops the rest, so a

@@ -61,6 +61,15 @@ type LMTPOptions struct {
 // has closed in the meantime is noticed at MAIL, before a byte of the
 // message was sent, and replaced once transparently.
 //
+// What the server may do to a session is bounded by linkctl: every read
+// has the inactivity timeout, a reply longer than 64 KiB (an endless
+// multi-line reply) fails the session with a temporary error, and a reply
+// line the connection cut before its CRLF is no reply (RFC 5321 section
+// 4.2): the step fails temporarily, and a cut reply to the final dot
+// leaves the message undelivered (it stays on the server: a possible
+// duplicate, never a loss). A context that ends makes every step fail
+// with a temporary error naming its cause.
+//
 // Deliver may be called from several goroutines; at most Sessions
 // transactions run at once. Delivering over several sessions in parallel is
 // what makes a local MTA that fsyncs each message fast.
@@ -112,6 +121,7 @@ type pool struct {
 
 type session struct {
 	raw net.Conn // the socket, closed to abort
+	g   *replyGuard
 	c   *smtp.Client
 }
 
@@ -164,6 +174,14 @@ func (p *pool) fail(step string, err error) error {
 	return errkind.Wrap(errkind.Delivery, true, p.op(step), err)
 }
 
+// cancelled reports a step cut short because ctx ended (the close that
+// unblocked the read was the cancel's): temporary, naming the cause, with
+// what the connection said as detail. Never permanent, whatever go-smtp
+// made of a partial line.
+func (p *pool) cancelled(ctx context.Context, step string, err error) error {
+	return errkind.Wrap(errkind.Delivery, true, p.op(step), fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+}
+
 // dial opens a session ready for MAIL.
 func (p *pool) dial(ctx context.Context) (*session, error) {
 	var raw net.Conn
@@ -184,8 +202,11 @@ func (p *pool) dial(ctx context.Context) (*session, error) {
 	stop := netconn.CloseOnDone(ctx, raw)
 	// go-smtp sets its own deadlines of minutes per command and none while
 	// the message is written; the idle wrapper replaces them with an
-	// inactivity deadline on every read and write.
-	conn := netconn.Idle(raw, p.timeout)
+	// inactivity deadline on every read and write. The guard above it
+	// bounds what the server may send per request and tells a cut reply
+	// line from a reply.
+	g := newReplyGuard(netconn.Idle(raw, p.timeout))
+	conn := net.Conn(g)
 	var c *smtp.Client
 	switch {
 	case p.proto == "LMTP":
@@ -200,6 +221,12 @@ func (p *pool) dial(ctx context.Context) (*session, error) {
 		if err != nil {
 			stop()
 			raw.Close()
+			if ctx.Err() != nil {
+				return nil, p.cancelled(ctx, "greeting, EHLO and STARTTLS", err)
+			}
+			if f := g.fault(err); f != nil {
+				return nil, p.fail("greeting, EHLO and STARTTLS", f)
+			}
 			if strings.Contains(err.Error(), "support STARTTLS") {
 				return nil, errkind.Wrap(errkind.Delivery, false, p.op("STARTTLS"),
 					fmt.Errorf("%w (the server does not offer STARTTLS: enable it there, or deliver over loopback without TLS)", err))
@@ -213,9 +240,14 @@ func (p *pool) dial(ctx context.Context) (*session, error) {
 	if p.proto == "LMTP" {
 		hello = "LHLO"
 	}
-	if err := c.Hello(p.localName); err != nil {
+	if err := g.check(c.Hello(p.localName)); err != nil {
 		stop()
 		c.Close()
+		if ctx.Err() != nil {
+			// The close that ended the read was the cancel's: name the
+			// cause, not "use of closed network connection".
+			return nil, p.cancelled(ctx, "greeting and "+hello, err)
+		}
 		var cv *tls.CertificateVerificationError
 		if errors.As(err, &cv) {
 			return nil, errkind.Wrap(errkind.Delivery, false, p.op("TLS handshake"), err)
@@ -227,7 +259,7 @@ func (p *pool) dial(ctx context.Context) (*session, error) {
 		return nil, errkind.Wrap(errkind.Delivery, true, p.op("connect"), context.Cause(ctx))
 	}
 	p.log.Debug("delivery session opened", "proto", p.proto, "addr", p.addr)
-	return &session{raw: raw, c: c}, nil
+	return &session{raw: raw, g: g, c: c}, nil
 }
 
 // get returns an idle session, or a new one; reused says which.
@@ -298,11 +330,12 @@ func (p *pool) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 		if cancelled {
 			s.close()
 			if err == nil {
-				// The 250 arrived as the context ended: the MTA has the
-				// message, and that is what counts.
+				// A whole 250 (transact checked its line end) arrived
+				// as the context ended: the MTA has the message, and
+				// that is what counts.
 				return nil
 			}
-			return errkind.Wrap(errkind.Delivery, true, p.op(step), fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+			return p.cancelled(ctx, step, err)
 		}
 		var se *smtp.SMTPError
 		isReply := errors.As(err, &se)
@@ -323,7 +356,7 @@ func (p *pool) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 		case isReply && se.Code != 421 || isLMTPReplies(err):
 			// The session is in a known state: clear the transaction
 			// (RFC 5321 section 4.1.1.5) and keep it.
-			if rerr := s.c.Reset(); rerr != nil {
+			if rerr := s.g.check(s.c.Reset()); rerr != nil {
 				s.close()
 			} else {
 				p.put(s)
@@ -374,16 +407,18 @@ func (p *pool) transact(ctx context.Context, s *session, from string, rcpts []st
 		}
 		mo = &smtp.MailOptions{UTF8: true}
 	}
-	if err := s.c.Mail(from, mo); err != nil {
+	// Each reply goes through the guard: a line cut by the end of the
+	// connection is no reply, whatever code go-smtp read from it.
+	if err := s.g.check(s.c.Mail(from, mo)); err != nil {
 		return "MAIL FROM", err
 	}
 	for _, r := range rcpts {
-		if err := s.c.Rcpt(r, nil); err != nil {
+		if err := s.g.check(s.c.Rcpt(r, nil)); err != nil {
 			return "RCPT TO:<" + r + ">", err
 		}
 	}
 	w, err := s.c.Data()
-	if err != nil {
+	if err = s.g.check(err); err != nil {
 		return "DATA", err
 	}
 	src := &sourceReader{r: msg}
@@ -406,12 +441,21 @@ func (p *pool) transact(ctx context.Context, s *session, from string, rcpts []st
 		return "end of DATA (waiting to commit)", err
 	}
 	if p.proto == "SMTP" {
-		if _, err := w.CloseWithResponse(); err != nil {
+		_, err := w.CloseWithResponse()
+		// A "250 ..." cut before its CRLF does not confirm the delivery:
+		// the message stays on the server and is fetched again (a
+		// possible duplicate, never a loss).
+		if err := s.g.check(err); err != nil {
 			return "end of DATA", err
 		}
 		return "", nil
 	}
 	_, err = w.CloseWithLMTPResponse()
+	if f := s.g.fault(err); f != nil {
+		// The last reply read was cut: none of the replies decides
+		// (RFC 2033 section 4.2 wants one whole reply per recipient).
+		return "end of DATA", f
+	}
 	if err == nil {
 		return "", nil
 	}
