@@ -14,4 +14,7 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
-require github.com/emersion/go-message v0.18.2 // indirect
+require (
+	github.com/emersion/go-message v0.18.2 // indirect
+	github.com/godbus/dbus/v5 v5.1.0 // indirect
+)
