@@ -39,7 +39,8 @@ import (
 type Assembler struct {
 	Logger *slog.Logger
 
-	daemon atomic.Pointer[Daemon]
+	daemon   atomic.Pointer[Daemon]
+	meterCfg atomic.Pointer[config.Config] // the link policies of the runs to come (Around)
 }
 
 // New returns an Assembler whose stages log to log (nil: discard).
@@ -178,6 +179,7 @@ func (as *Assembler) DaemonOptions(cfg *config.Config) daemon.Options {
 		Interval:      cfg.Link.Interval,
 		Idle:          as.IdleAccounts(cfg),
 		Logger:        as.Logger,
+		Around:        as.Around(cfg),
 	}
 }
 
@@ -185,6 +187,7 @@ func (as *Assembler) DaemonOptions(cfg *config.Config) daemon.Options {
 // lists the keys that changed but take effect only on a restart.
 func (as *Assembler) Reloaded(old, cfg *config.Config) (r daemon.Reloaded, restartNeeded bool) {
 	steps, _ := as.Steps(cfg, nil)
+	as.meterCfg.Store(cfg)
 	restartNeeded = !slices.Equal(cfg.Link.Watch, old.Link.Watch) || cfg.Link.Settle != old.Link.Settle ||
 		cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket || cfg.MetricsFile != old.MetricsFile
 	return daemon.Reloaded{Steps: steps, Interval: cfg.Link.Interval, Idle: as.IdleAccounts(cfg)}, restartNeeded

@@ -13,6 +13,7 @@ import (
 	"github.com/linkctl/linkctl/daemon"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/linkwatch"
+	"github.com/linkctl/linkctl/meter"
 )
 
 func init() {
@@ -40,6 +41,9 @@ last time. Without a daemon, shows the link state read from the kernel.
 type statusOut struct {
 	Daemon bool `json:"daemon"`
 	daemon.Status
+	// Links are the link policies and their spending, read from
+	// state_dir (with or without a daemon).
+	Links []meter.PolicyStatus `json:"links,omitempty"`
 }
 
 func (a *App) status(asJSON bool) error {
@@ -66,6 +70,13 @@ func (a *App) status(asJSON bool) error {
 			return errkind.Wrap(errkind.Protocol, false, "read the daemon's status", err)
 		}
 		out.Daemon = true
+	}
+	if len(cfg.Link.Policies) > 0 {
+		links, err := meter.New(a.assembler().MeterOptions(cfg)).Status(a.Ctx)
+		if err != nil {
+			return err
+		}
+		out.Links = links
 	}
 	if asJSON {
 		enc := json.NewEncoder(a.Stdout)
@@ -99,6 +110,7 @@ func printStatus(w io.Writer, s statusOut, socket string) {
 		fmt.Fprintf(w, " since %s", at(s.Link.Since))
 	}
 	fmt.Fprintln(w)
+	printLinks(w, s.Links)
 	if !s.Daemon {
 		return
 	}
@@ -146,4 +158,38 @@ func printStatus(w io.Writer, s statusOut, socket string) {
 		}
 	}
 	printWatchers(w, s.Watchers, s.IdlePending)
+}
+
+// printLinks shows each link policy: metered or not and why, what it
+// spent this run, today and this month against its budgets.
+func printLinks(w io.Writer, links []meter.PolicyStatus) {
+	if len(links) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "links:")
+	of := func(spent, budget int64) string {
+		if budget <= 0 {
+			return meter.FormatBytes(spent) + " (no budget)"
+		}
+		return fmt.Sprintf("%s of %s", meter.FormatBytes(spent), meter.FormatBytes(budget))
+	}
+	for _, l := range links {
+		m := "unmetered"
+		if l.IsMetered {
+			m = "metered"
+		}
+		fmt.Fprintf(w, "  %-8s %s (metered: %s; %s)\n", l.Match, m, l.Metered, l.Why)
+		run := "run"
+		if l.InProgress {
+			run = "run (in progress)"
+		}
+		fmt.Fprintf(w, "           %s %s · day %s · month %s", run, of(l.Spent.Run, l.Budget.Run), of(l.Spent.Day, l.Budget.Day), of(l.Spent.Month, l.Budget.Month))
+		if l.MaxMessage > 0 {
+			fmt.Fprintf(w, " · max_message %s", meter.FormatBytes(l.MaxMessage))
+		}
+		fmt.Fprintln(w)
+		if r := l.Run; r != nil {
+			fmt.Fprintf(w, "           last run %s: %s\n", r.Start.Local().Format("2006-01-02 15:04:05"), r.Summary())
+		}
+	}
 }
