@@ -114,7 +114,7 @@ pipeline: [fetch]
 	if rep.ExitCode() != int(errkind.FetchLimit) {
 		t.Errorf("run 1 exit %d, want 13", rep.ExitCode())
 	}
-	if s := rep.Stages[0].Summary; !strings.Contains(s, "left 2 messages (50 kB) for an unmetered link: the run budget has 2.0 kB left") {
+	if s := rep.Stages[0].Summary; !strings.Contains(s, "left 2 messages (50 kB) for an unmetered link: the run budget has 2.0 KiB left") {
 		t.Errorf("run 1 summary %q does not say what was left and why", s)
 	}
 	checkDisjoint("run 1")

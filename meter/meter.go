@@ -156,17 +156,18 @@ func (m *Meter) metered(ctx context.Context, p Policy, iface string) (bool, stri
 	return st.Metered(), "NetworkManager: " + st.String()
 }
 
-// fmtBytes is a byte count for people: 1.2 MB, 512 kB, 2.0 GB.
+// fmtBytes is a byte count for people in the units budgets are written
+// in (k, M, G are powers of 1024 in the config): 1.2 MiB, 512.0 KiB.
 func fmtBytes(n int64) string {
 	switch {
 	case n < 0:
 		return "-" + fmtBytes(-n)
-	case n >= 1e9:
-		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

@@ -99,31 +99,31 @@ func status(t *testing.T, m *Meter) PolicyStatus {
 // refused and what it has left; a message bigger than max_message is
 // refused whatever the budget.
 func TestAdmitRunBudget(t *testing.T) {
-	e := newEnv(t, Policy{Match: "wwan*", Metered: MeteredYes, Run: 10_000, MaxMessage: 6000})
+	e := newEnv(t, Policy{Match: "wwan*", Metered: MeteredYes, Run: 10 << 10, MaxMessage: 6 << 10})
 	r := e.begin(t, "wwan0")
-	for _, size := range []int64{2000, 3000} {
+	for _, size := range []int64{2048, 3072} {
 		if ok, why := r.Admit(size); !ok {
 			t.Fatalf("Admit(%d) refused: %s", size, why)
 		}
 	}
-	if ok, why := r.Admit(7000); ok || !strings.Contains(why, "max_message (7.0 kB)") && !strings.Contains(why, "max_message (6.0 kB) on wwan0") {
+	if ok, why := r.Admit(7000); ok || why != "bigger than max_message (6.0 KiB) on wwan0" {
 		t.Errorf("Admit(7000) = %v, %q; want refused by max_message", ok, why)
 	}
-	if ok, why := r.Admit(5001); ok || why != "the run budget has 5.0 kB left" {
-		t.Errorf("Admit(5001) = %v, %q; want refused: the run budget has 5.0 kB left", ok, why)
+	if ok, why := r.Admit(5121); ok || why != "the run budget has 5.0 KiB left" {
+		t.Errorf("Admit(5121) = %v, %q; want refused: the run budget has 5.0 KiB left", ok, why)
 	}
 	// The link moved more than linkctl admitted (the flush before the
 	// fetch, protocol overhead): the counters count.
-	e.link.move(7000, 1000)
-	if ok, why := r.Admit(4000); ok || why != "the run budget has 2.0 kB left" {
-		t.Errorf("after 8 kB on the link: Admit(4000) = %v, %q", ok, why)
+	e.link.move(7168, 1024)
+	if ok, why := r.Admit(4000); ok || why != "the run budget has 2.0 KiB left" {
+		t.Errorf("after 8 KiB on the link: Admit(4000) = %v, %q", ok, why)
 	}
 	rec, err := r.End()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Bytes != 8000 || !rec.LinkOK || rec.Held != 3 {
-		t.Errorf("record %+v: want 8000 bytes from the link counters, 3 held", rec)
+	if rec.Bytes != 8192 || !rec.LinkOK || rec.Held != 3 {
+		t.Errorf("record %+v: want 8192 bytes from the link counters, 3 held", rec)
 	}
 }
 
@@ -156,7 +156,7 @@ func TestRestartKeepsSpending(t *testing.T) {
 	}
 	e.clk.set(e.clk.now().Add(3 * time.Hour))
 	r = e.begin(t, "wwan0")
-	if ok, why := r.Admit(20_000); ok || why != "the day budget has 19.0 kB left" {
+	if ok, why := r.Admit(20_000); ok || why != "the day budget has 18.6 KiB left" {
 		t.Errorf("second run: Admit(20000) = %v, %q; want the day budget to refuse", ok, why)
 	}
 }
