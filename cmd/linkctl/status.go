@@ -23,7 +23,10 @@ func init() {
 		Summary: "link state, current run, last run per stage",
 		Help: `Asks the daemon for the link state, the run in flight and its stages, whether a
 follow-up run is queued, when the next interval run is due, and how each stage ended
-last time. Without a daemon, shows the link state read from the kernel.
+last time. Without a daemon, shows the link state read from the kernel. With link policies in the config,
+shows each one too (read from state_dir, daemon or not): metered or not and why (the config, or
+NetworkManager for metered: auto), what it spent in its last run, today and this month, and its
+budgets.
 --json prints the same as one JSON object ("daemon": false when none runs).`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			asJSON := fs.Bool("json", false, "print JSON")
