@@ -58,8 +58,10 @@ func subjects(t *testing.T, dirs ...string) []string {
 func TestBudgetDovecot(t *testing.T) {
 	testpeer.Short(t)
 	d := testpeer.StartDovecot(t, testpeer.DovecotOptions{Users: map[string]string{"alice": "alice-pw"}})
-	sizes := map[string]int{"m20k": 20000, "m1k": 1000, "m30k": 30000, "m3k": 3000, "m2k": 2000} // server order below
-	for _, name := range []string{"m20k", "m1k", "m30k", "m3k", "m2k"} {
+	// In server order, m6k and m1k would fill the run budget and crowd
+	// out m2k and m3k: smallest first takes three.
+	sizes := map[string]int{"m6k": 6000, "m1k": 1000, "m30k": 30000, "m3k": 3000, "m2k": 2000}
+	for _, name := range []string{"m6k", "m1k", "m30k", "m3k", "m2k"} {
 		d.AddMessage("alice", "INBOX", []byte(budgetMsg(name, sizes[name])))
 	}
 	dir := t.TempDir()
@@ -103,7 +105,7 @@ pipeline: [fetch]
 	}
 
 	// Run 1: the run budget (8k) fits m1k+m2k+m3k (about 6.2k with
-	// headers), not m20k; m30k is over max_message.
+	// headers), not m6k besides; m30k is over max_message.
 	rep := run("wwan9")
 	if got := subjects(t, box); !slices.Equal(got, []string{"m1k", "m2k", "m3k"}) {
 		t.Fatalf("run 1 delivered %v, want the 3 smallest\n%s", got, rep.Stages[0].Summary)
@@ -114,13 +116,13 @@ pipeline: [fetch]
 	if rep.ExitCode() != int(errkind.FetchLimit) {
 		t.Errorf("run 1 exit %d, want 13", rep.ExitCode())
 	}
-	if s := rep.Stages[0].Summary; !strings.Contains(s, "left 2 messages (50 kB) for an unmetered link: the run budget has 2.0 KiB left") {
+	if s := rep.Stages[0].Summary; !strings.Contains(s, "left 2 messages (36 kB) for an unmetered link: the run budget has 2.0 KiB left") {
 		t.Errorf("run 1 summary %q does not say what was left and why", s)
 	}
 	checkDisjoint("run 1")
 
 	// Run 2, a new process: a 5k message arrives; the day has 11k -
-	// about 5.1k left, so it fits; m20k still does not.
+	// about 5.1k left, so it fits; m6k still does not.
 	d.AddMessage("alice", "INBOX", []byte(budgetMsg("m5k", 5000)))
 	written++
 	rep = run("wwan9")
