@@ -45,7 +45,8 @@ type Assembler struct {
 	// dial then (package meter; nil: no budget).
 	Gate dial.BudgetGate
 
-	daemon atomic.Pointer[Daemon]
+	daemon   atomic.Pointer[Daemon]
+	meterCfg atomic.Pointer[config.Config] // the link policies of the runs to come (Around)
 }
 
 // New returns an Assembler whose stages log to log (nil: discard).
@@ -185,6 +186,7 @@ func (as *Assembler) DaemonOptions(cfg *config.Config) daemon.Options {
 		Idle:          as.IdleAccounts(cfg),
 		Dial:          as.DialOptions(cfg),
 		Logger:        as.Logger,
+		Around:        as.Around(cfg),
 	}
 }
 
@@ -192,6 +194,7 @@ func (as *Assembler) DaemonOptions(cfg *config.Config) daemon.Options {
 // lists the keys that changed but take effect only on a restart.
 func (as *Assembler) Reloaded(old, cfg *config.Config) (r daemon.Reloaded, restartNeeded bool) {
 	steps, _ := as.Steps(cfg, nil)
+	as.meterCfg.Store(cfg)
 	restartNeeded = !slices.Equal(cfg.Link.Watch, old.Link.Watch) || cfg.Link.Settle != old.Link.Settle ||
 		cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket || cfg.MetricsFile != old.MetricsFile ||
 		!reflect.DeepEqual(cfg.Dial, old.Dial)

@@ -12,6 +12,7 @@ import (
 	"github.com/linkctl/linkctl/fetch/deliver"
 	"github.com/linkctl/linkctl/flush"
 	"github.com/linkctl/linkctl/internal/event"
+	"github.com/linkctl/linkctl/meter"
 	"github.com/linkctl/linkctl/pipeline"
 )
 
@@ -80,16 +81,29 @@ func (as *Assembler) ETRNStage(name string, cfg *config.Config) pipeline.Stage {
 // for one run, are built afresh for every run.
 func (as *Assembler) FetchStage(name string, cfg *config.Config, only []string) pipeline.Stage {
 	return pipeline.Func{StageName: name, Fn: func(ctx context.Context, sink event.Sink) (pipeline.Report, error) {
+		mr, err := meterFor(ctx)
+		if err != nil {
+			return pipeline.Report{}, err
+		}
 		opts, done := as.FetchOptions(cfg, only)
 		defer done()
+		if metered, _ := mr.Metered(); metered {
+			// A metered link: as many messages as the budgets allow,
+			// the smallest first; the rest waits for another link.
+			opts.Order, opts.Admit = fetch.SmallestFirst, mr.Admit
+		}
 		res, err := fetch.Run(ctx, opts, sink)
+		for _, a := range res.Accounts {
+			mr.Count(name, a.Account, a.BytesDown)
+		}
 		rep := pipeline.Report{Summary: res.Summary(), Counts: res.Counts()}
 		switch {
 		case err != nil:
-		case res.NoMail():
+		case res.NoMail() && !res.AtBudget():
 			rep.Result = event.Nothing
-		case res.AtFetchLimit():
-			// Exit 13, as fetchmail: mail is left for the next run.
+		case res.AtFetchLimit() || res.AtBudget():
+			// Exit 13, as fetchmail: mail is left for the next run (or
+			// for an unmetered link).
 			rep.Result = event.Limited
 		}
 		return rep, err
@@ -170,6 +184,9 @@ func (as *Assembler) DropStage(name string, cfg *config.Config) pipeline.Stage {
 	}
 	return pipeline.Func{StageName: name, Fn: func(ctx context.Context, sink event.Sink) (pipeline.Report, error) {
 		o := opts
+		// The link's counters go with the link: read them before the
+		// hang-up.
+		meter.RunFrom(ctx).Checkpoint()
 		if d := as.daemon.Load(); d != nil {
 			o.Busy = func() string { return (*d).Busy(name) }
 			o.Superseded = (*d).Superseded

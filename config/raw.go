@@ -36,6 +36,27 @@ type rawLink struct {
 	Watch    *yaml.Node `yaml:"watch"`
 	Settle   *yaml.Node `yaml:"settle"`
 	Interval *yaml.Node `yaml:"interval"`
+	// The shorthand for a single uplink: one policy for every link.
+	Metered      *yaml.Node      `yaml:"metered"`
+	Budget       *rawBudget      `yaml:"budget"`
+	MaxMessage   *yaml.Node      `yaml:"max_message"`
+	Policies     []rawLinkPolicy `yaml:"policies"`
+	PoliciesNode *yaml.Node      `yaml:"-policies"`
+}
+
+type rawLinkPolicy struct {
+	Node       *yaml.Node `yaml:"-"`
+	Match      *yaml.Node `yaml:"match"`
+	Metered    *yaml.Node `yaml:"metered"`
+	Budget     *rawBudget `yaml:"budget"`
+	MaxMessage *yaml.Node `yaml:"max_message"`
+}
+
+type rawBudget struct {
+	Node  *yaml.Node `yaml:"-"`
+	Run   *yaml.Node `yaml:"run"`
+	Day   *yaml.Node `yaml:"day"`
+	Month *yaml.Node `yaml:"month"`
 }
 
 type rawLog struct {

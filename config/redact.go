@@ -31,9 +31,23 @@ type outConfig struct {
 }
 
 type outLink struct {
-	Watch    []string `yaml:"watch,flow"`
-	Settle   outDur   `yaml:"settle"`
-	Interval outDur   `yaml:"interval"`
+	Watch    []string    `yaml:"watch,flow"`
+	Settle   outDur      `yaml:"settle"`
+	Interval outDur      `yaml:"interval"`
+	Policies []outPolicy `yaml:"policies,omitempty"`
+}
+
+type outPolicy struct {
+	Match      string     `yaml:"match"`
+	Metered    string     `yaml:"metered"`
+	Budget     *outBudget `yaml:"budget,omitempty,flow"`
+	MaxMessage int64      `yaml:"max_message,omitempty"`
+}
+
+type outBudget struct {
+	Run   int64 `yaml:"run,omitempty"`
+	Day   int64 `yaml:"day,omitempty"`
+	Month int64 `yaml:"month,omitempty"`
 }
 
 type outLog struct {
@@ -275,7 +289,7 @@ func outSteps(steps []Step) []any {
 // without one.
 func (c *Config) Redacted() ([]byte, error) {
 	o := outConfig{
-		Link:          outLink{Watch: c.Link.Watch, Settle: durStr(c.Link.Settle), Interval: durStr(c.Link.Interval)},
+		Link:          outLink{Watch: c.Link.Watch, Settle: durStr(c.Link.Settle), Interval: durStr(c.Link.Interval), Policies: outPolicies(c.Link.Policies)},
 		StateDir:      c.StateDir,
 		ControlSocket: c.ControlSocket,
 		MetricsFile:   c.MetricsFile,
@@ -379,6 +393,19 @@ func Endpoints(c *Config) []string {
 		if len(a.Plugin) == 0 {
 			add(a.Server)
 		}
+	}
+	return out
+}
+
+// outPolicies shows the link policies, the shorthand as its "*" policy.
+func outPolicies(ps []LinkPolicy) []outPolicy {
+	var out []outPolicy
+	for _, p := range ps {
+		o := outPolicy{Match: p.Match, Metered: string(p.Metered), MaxMessage: p.MaxMessage}
+		if b := p.Budget; b.Run > 0 || b.Day > 0 || b.Month > 0 {
+			o.Budget = &outBudget{Run: b.Run, Day: b.Day, Month: b.Month}
+		}
+		out = append(out, o)
 	}
 	return out
 }

@@ -67,7 +67,33 @@ type Link struct {
 	Watch    []string      // interface names or globs, or "default-route"
 	Settle   time.Duration // the link must stay usable this long (default 2s)
 	Interval time.Duration // re-run while up; 0: only on up edges
+	// Policies say how each link is billed: the first whose Match fits
+	// the run's interface applies. The link-level shorthand (metered,
+	// budget, max_message beside watch) is the last one, matching "*".
+	Policies []LinkPolicy
 }
+
+// LinkPolicy is the billing of the links Match names.
+type LinkPolicy struct {
+	Match   string  // interface name or glob (wwan*, ppp0); "*" for the shorthand
+	Metered Metered // default MeteredTrue
+	// Budget in bytes per run, local calendar day and month (0: none).
+	Budget struct{ Run, Day, Month int64 }
+	// MaxMessage (bytes, 0 none): bigger messages stay on the server on
+	// a metered link of this policy.
+	MaxMessage int64
+	Line       int
+}
+
+// Metered says whether a link is billed by volume.
+type Metered string
+
+// Metered values.
+const (
+	MeteredTrue  Metered = "true"
+	MeteredFalse Metered = "false"
+	MeteredAuto  Metered = "auto" // NetworkManager's Metered property of the device
+)
 
 // Log says where the daemon logs besides stderr/journald.
 type Log struct {

@@ -102,6 +102,7 @@ func (c *checker) validate(r *rawConfig) *Config {
 	}
 	cfg.Link.Settle = c.dur(link.Settle, "link.settle", DefaultSettle)
 	cfg.Link.Interval = c.dur(link.Interval, "link.interval", 0)
+	cfg.Link.Policies = c.linkPolicies(link)
 
 	cfg.StateDir = c.file(r.StateDir, "state_dir")
 	if cfg.StateDir == "" {
@@ -129,6 +130,51 @@ func (c *checker) validate(r *rawConfig) *Config {
 	cfg.Dial = c.dial(r.Dial, cfg.Link)
 	cfg.Pipeline = c.pipeline(r, cfg)
 	return cfg
+}
+
+// linkPolicies reads link.policies and the link-level shorthand (metered,
+// budget, max_message beside watch), which becomes a last policy matching
+// every link.
+func (c *checker) linkPolicies(link *rawLink) []LinkPolicy {
+	var out []LinkPolicy
+	seen := map[string]int{}
+	for i, rp := range link.Policies {
+		p := fmt.Sprintf("link.policies[%d]", i)
+		pol := LinkPolicy{Line: rp.Node.Line}
+		pol.Match = c.str(rp.Match, p+".match", "")
+		switch {
+		case isNull(rp.Match) && !c.wasMisspelt(rp.Node, "match"):
+			c.add(rp.Node, p+".match", "missing", "expected an interface name or glob, e.g. wwan0 or ppp*")
+		case pol.Match != "":
+			if _, err := path.Match(pol.Match, ""); err != nil || len(pol.Match) > 15 || strings.ContainsAny(pol.Match, "/ ") {
+				c.add(rp.Match, p+".match", fmt.Sprintf("invalid interface name or glob %q", pol.Match), "expected e.g. wwan0 or ppp*")
+			} else if line, dup := seen[pol.Match]; dup {
+				c.add(rp.Match, p+".match", fmt.Sprintf("%q is matched already by the policy at line %d", pol.Match, line), "write one policy per link")
+			}
+			seen[pol.Match] = rp.Node.Line
+		}
+		c.policyBody(&pol, p, rp.Metered, rp.Budget, rp.MaxMessage)
+		out = append(out, pol)
+	}
+	if !isNull(link.Metered) || link.Budget != nil || !isNull(link.MaxMessage) {
+		pol := LinkPolicy{Match: "*", Line: link.Node.Line}
+		c.policyBody(&pol, "link", link.Metered, link.Budget, link.MaxMessage)
+		out = append(out, pol)
+	}
+	return out
+}
+
+func (c *checker) policyBody(pol *LinkPolicy, p string, metered *yaml.Node, b *rawBudget, maxMsg *yaml.Node) {
+	pol.Metered = Metered(c.oneOf(metered, p+".metered", string(MeteredTrue), string(MeteredTrue), string(MeteredFalse), string(MeteredAuto)))
+	if b != nil {
+		pol.Budget.Run = c.size(b.Run, p+".budget.run")
+		pol.Budget.Day = c.size(b.Day, p+".budget.day")
+		pol.Budget.Month = c.size(b.Month, p+".budget.month")
+		if pol.Budget.Day > 0 && pol.Budget.Month > 0 && pol.Budget.Day > pol.Budget.Month {
+			c.add(b.Day, p+".budget.day", "is more than the month's budget", "expected day <= month")
+		}
+	}
+	pol.MaxMessage = c.size(maxMsg, p+".max_message")
 }
 
 func (c *checker) file0() string { return c.decoder.file }

@@ -134,6 +134,8 @@ type Options struct {
 	Notify  Notifier   // nil: $NOTIFY_SOCKET
 	Sink    event.Sink // also receives every event (the log renderer)
 	Logger  *slog.Logger
+	// Around is the runner's pipeline.Options.Around (the meter).
+	Around func(ctx context.Context, req pipeline.Request) (context.Context, func(pipeline.RunReport))
 }
 
 // DefaultGrace is the default Options.Grace: with the runner's
@@ -248,7 +250,7 @@ func New(opts Options) (*Daemon, error) {
 	// The runner logs no run or stage boundary (Options.Sink renders
 	// them, once); its Logger gets the abandoned stages.
 	d.runner = pipeline.New(pipeline.Options{Steps: opts.Steps, LockPath: opts.LockPath, Wait: true,
-		Sink: d.sink, Logger: d.log, AbandonAfter: opts.AbandonAfter})
+		Sink: d.sink, Logger: d.log, AbandonAfter: opts.AbandonAfter, Around: opts.Around})
 	return d, nil
 }
 

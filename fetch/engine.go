@@ -85,6 +85,7 @@ package fetch
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -159,7 +160,29 @@ type Options struct {
 	// SlotWait is how long a logged-in session waits for a retrieval slot
 	// before it is closed unused and opened again (DefaultSlotWait).
 	SlotWait time.Duration
+
+	// Order is the order in which a session retrieves its messages
+	// (default ServerOrder). A metered link takes SmallestFirst, so that
+	// a budget lets through as many messages as it can.
+	Order Order
+	// Admit, when set, is asked before each message is retrieved, with
+	// the size the server listed, in Order: ok takes the message (and
+	// counts its size as spent: a budget never cuts a message in the
+	// middle); !ok leaves it on the server for a later run on another
+	// link, and why says so ("the run budget has 1.2 MB left"). It is
+	// shared by all accounts, so it must be safe for concurrent use (the
+	// meter's Run.Admit is). Nil admits everything.
+	Admit func(size int64) (ok bool, why string)
 }
+
+// Order is the order of retrieval within a session.
+type Order int
+
+// Orders.
+const (
+	ServerOrder   Order = iota // as the server lists them
+	SmallestFirst              // by listed size, smallest first (ties in server order)
+)
 
 // Account is one mailbox to pull.
 //
@@ -224,10 +247,19 @@ type AccountResult struct {
 	// AtFetchLimit says fetchlimit stopped the run with mail left on the
 	// server (fetchmail's exit 13).
 	AtFetchLimit bool
-	TooBig       []Message
-	Poison       []Message // skipped after MaxFailures failed deliveries
-	Sessions     int
-	Err          error
+	// Held are the messages Options.Admit refused: left on the server,
+	// never deleted, for a run on an unmetered link; HeldWhy is the
+	// reason given for the first of them.
+	Held    []Message
+	HeldWhy string
+	// BytesDown are the octets retrieved from the server this run (every
+	// message read in full or in part, delivered or not), as linkctl
+	// counted them after the protocol's framing was removed.
+	BytesDown int64
+	TooBig    []Message
+	Poison    []Message // skipped after MaxFailures failed deliveries
+	Sessions  int
+	Err       error
 }
 
 // Result is the outcome of a Run, one entry per account in the given order.
@@ -275,10 +307,33 @@ func (r Result) AtFetchLimit() bool {
 	return false
 }
 
+// AtBudget reports whether an account left messages on the server because
+// Options.Admit refused them (a budget or the largest message of the link).
+func (r Result) AtBudget() bool {
+	for _, a := range r.Accounts {
+		if len(a.Held) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// BytesDown is the octets retrieved in all (AccountResult.BytesDown).
+func (r Result) BytesDown() int64 {
+	var n int64
+	for _, a := range r.Accounts {
+		n += a.BytesDown
+	}
+	return n
+}
+
 // Counts are the figures for metrics.
 func (r Result) Counts() map[string]int64 {
-	c := map[string]int64{"messages": int64(r.Fetched()), "bytes": r.Bytes()}
+	c := map[string]int64{"messages": int64(r.Fetched()), "bytes": r.Bytes(), "bytes_down": r.BytesDown()}
 	for _, a := range r.Accounts {
+		if len(a.Held) > 0 {
+			c["held_for_link"] += int64(len(a.Held))
+		}
 		c["deleted"] += int64(a.Deleted)
 		c["failed"] += int64(a.Failed)
 		c["duplicates_skipped"] += int64(a.Duplicates)
@@ -328,6 +383,13 @@ func (a AccountResult) Summary() string {
 	if n := len(a.TooBig); n > 0 {
 		fmt.Fprintf(&b, "; %d too big, left on the server", n)
 	}
+	if n := len(a.Held); n > 0 {
+		var size int64
+		for _, m := range a.Held {
+			size += m.Size
+		}
+		fmt.Fprintf(&b, "; left %d message%s (%s) for an unmetered link: %s", n, plural(n), humanBytes(size), a.HeldWhy)
+	}
 	if n := len(a.Poison); n > 0 {
 		fmt.Fprintf(&b, "; %d skipped after %d failed deliveries (UID %s)", n, MaxFailures, uidList(a.Poison))
 	}
@@ -341,6 +403,14 @@ func (a AccountResult) Summary() string {
 		fmt.Fprintf(&b, "; error: %v", a.Err)
 	}
 	return b.String()
+}
+
+func sizeOf(ms []Message) int64 {
+	var n int64
+	for _, m := range ms {
+		n += m.Size
+	}
+	return n
 }
 
 func uidList(ms []Message) string {
@@ -650,13 +720,41 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 		}
 		candidates = append(candidates, m)
 	}
-	batch := candidates
-	if r.budget >= 0 && len(batch) > r.budget {
-		batch = batch[:r.budget]
-		r.res.AtFetchLimit = true
+	if e.opts.Order == SmallestFirst {
+		slices.SortStableFunc(candidates, func(x, y Message) int { return cmp.Compare(x.Size, y.Size) })
 	}
-	if a.CommitEvery > 0 && len(batch) > a.CommitEvery {
-		batch = batch[:a.CommitEvery]
+	// The batch: candidates in order up to fetchlimit and commit_every,
+	// each admitted by Options.Admit from its listed size before any byte
+	// of it is retrieved. A refused message is held on the server for
+	// another link; the next (bigger, in SmallestFirst) is still asked:
+	// Admit decides, not the order.
+	batch := make([]Message, 0, len(candidates))
+	held := 0
+	for _, m := range candidates {
+		if r.budget >= 0 && len(batch) == r.budget {
+			r.res.AtFetchLimit = true
+			break
+		}
+		if a.CommitEvery > 0 && len(batch) == a.CommitEvery {
+			break
+		}
+		if e.opts.Admit != nil {
+			if ok, why := e.opts.Admit(m.Size); !ok {
+				held++
+				r.tried[m.UID] = true // not asked again in a later session of this run
+				r.res.Held = append(r.res.Held, m)
+				if r.res.HeldWhy == "" {
+					r.res.HeldWhy = why
+				}
+				r.log.Info("message left on the server for an unmetered link", "uid", m.UID, "size", m.Size, "why", why)
+				continue
+			}
+		}
+		batch = append(batch, m)
+	}
+	if held > 0 {
+		r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("left %d message%s (%s) on the server for an unmetered link: %s",
+			len(r.res.Held), plural(len(r.res.Held)), humanBytes(sizeOf(r.res.Held)), r.res.HeldWhy)})
 	}
 	// What the session will retrieve is known: wait for a retrieval slot
 	// and set the deadline from the announced sizes (see deadline.go).
@@ -666,7 +764,7 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 	for _, m := range batch {
 		r.tried[m.UID] = true
 	}
-	r.res.Left = len(candidates) - len(batch)
+	r.res.Left = len(candidates) - len(batch) - held
 
 	delivered, pullErr := e.pull(ctx, r, mb, log, batch)
 	if r.budget >= 0 {
@@ -900,6 +998,11 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 			return errStopped
 		}
 		sp, err := spool.New(rd, e.spoolDir, memSpoolMax, &buf)
+		if sp != nil {
+			mu.Lock()
+			r.res.BytesDown += sp.Size()
+			mu.Unlock()
+		}
 		if err != nil {
 			return err
 		}

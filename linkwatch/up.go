@@ -233,3 +233,10 @@ func fresh(p netip.Prefix, sess map[netip.Prefix]bool) bool {
 	}
 	return family
 }
+
+// UsableIface names the watched link that is usable now ("" when none):
+// the interface a run started by hand is for.
+func UsableIface(st State, watch []string) string {
+	_, _, iface := upIface(st, watch)
+	return iface
+}

@@ -126,6 +126,12 @@ type Options struct {
 	// cancelled, stage timeout) may take to return before the runner
 	// abandons it (0: DefaultAbandonAfter).
 	AbandonAfter time.Duration
+	// Around, when set, is called as each run starts (the lock held,
+	// before the first stage) with the run's context and Request: the
+	// stages get the context it returns, and end is called with the run's
+	// report after the last stage returned. The meter counts a run's
+	// bytes on its link this way (package assemble).
+	Around func(ctx context.Context, req Request) (context.Context, func(RunReport))
 }
 
 // DefaultAbandonAfter is the default Options.AbandonAfter: longer than
@@ -356,6 +362,10 @@ func (r *Runner) Run(ctx context.Context, req Request) (RunReport, error) {
 	sink.Emit(event.Event{Type: event.RunStart, Cause: req.Cause, Text: req.Iface})
 
 	rctx = withRequest(rctx, req)
+	var end func(RunReport)
+	if r.opts.Around != nil {
+		rctx, end = r.opts.Around(rctx, req)
+	}
 	stopped := false
 	for _, step := range steps {
 		switch {
@@ -373,6 +383,9 @@ func (r *Runner) Run(ctx context.Context, req Request) (RunReport, error) {
 
 	rep.End = time.Now()
 	rep.Result, rep.Err = overall(rctx, rep.Stages)
+	if end != nil {
+		end(rep)
+	}
 	r.mu.Lock()
 	r.running = nil
 	for _, s := range rep.Stages {

@@ -91,13 +91,17 @@ func (a *App) fetchConfigured(names []string, wait bool) error {
 // the summary, and returns the run's exit status.
 func (a *App) runOneStage(stage pipeline.Stage, lock string, wait bool, cause string) error {
 	r := newRenderer(a.Stderr, a.Log)
-	runner := pipeline.New(pipeline.Options{
+	opts := pipeline.Options{
 		Steps:    []pipeline.Step{{Stage: stage}},
 		LockPath: lock,
 		Wait:     wait,
 		Sink:     r.Sink,
 		Logger:   a.Log,
-	})
+	}
+	if cfg, err := a.Config(); err == nil {
+		opts.Around = a.assembler().Around(cfg)
+	}
+	runner := pipeline.New(opts)
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: cause})
 	if errkind.KindOf(err) == errkind.Locked && len(rep.Stages) == 0 {
 		return err

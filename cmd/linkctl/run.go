@@ -59,6 +59,7 @@ func (a *App) RunPipeline(o RunOptions) error {
 		Wait:     o.Wait,
 		Sink:     r.Sink,
 		Logger:   a.Log,
+		Around:   a.assembler().Around(cfg),
 	})
 	defer exitOnSecondSignal(a.Ctx, a.Stderr)()
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: o.Cause, Iface: o.Iface})

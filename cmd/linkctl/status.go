@@ -15,6 +15,7 @@ import (
 	"github.com/linkctl/linkctl/daemon"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/linkwatch"
+	"github.com/linkctl/linkctl/meter"
 )
 
 func init() {
@@ -24,7 +25,10 @@ func init() {
 		Summary: "link state, current run, last run per stage",
 		Help: `Asks the daemon for the link state, the run in flight and its stages, whether a
 follow-up run is queued, when the next interval run is due, and how each stage ended
-last time. Without a daemon, shows the link state read from the kernel.
+last time. Without a daemon, shows the link state read from the kernel. With link policies in the config,
+shows each one too (read from state_dir, daemon or not): metered or not and why (the config, or
+NetworkManager for metered: auto), what it spent in its last run, today and this month, and its
+budgets.
 --json prints the same as one JSON object ("daemon": false when none runs).`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			asJSON := fs.Bool("json", false, "print JSON")
@@ -42,6 +46,9 @@ last time. Without a daemon, shows the link state read from the kernel.
 type statusOut struct {
 	Daemon bool `json:"daemon"`
 	daemon.Status
+	// Links are the link policies and their spending, read from
+	// state_dir (with or without a daemon).
+	Links []meter.PolicyStatus `json:"links,omitempty"`
 }
 
 func (a *App) status(asJSON bool) error {
@@ -77,6 +84,13 @@ func (a *App) status(asJSON bool) error {
 		}
 		out.Daemon = true
 	}
+	if len(cfg.Link.Policies) > 0 {
+		links, err := meter.New(a.assembler().MeterOptions(cfg)).Status(a.Ctx)
+		if err != nil {
+			return err
+		}
+		out.Links = links
+	}
 	if asJSON {
 		enc := json.NewEncoder(a.Stdout)
 		enc.SetIndent("", "  ")
@@ -109,6 +123,7 @@ func printStatus(w io.Writer, s statusOut, socket string) {
 		fmt.Fprintf(w, " since %s", at(s.Link.Since))
 	}
 	fmt.Fprintln(w)
+	printLinks(w, s.Links)
 	if !s.Daemon {
 		return
 	}
@@ -157,4 +172,38 @@ func printStatus(w io.Writer, s statusOut, socket string) {
 		}
 	}
 	printWatchers(w, s.Watchers, s.IdlePending)
+}
+
+// printLinks shows each link policy: metered or not and why, what it
+// spent this run, today and this month against its budgets.
+func printLinks(w io.Writer, links []meter.PolicyStatus) {
+	if len(links) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "links:")
+	of := func(spent, budget int64) string {
+		if budget <= 0 {
+			return meter.FormatBytes(spent) + " (no budget)"
+		}
+		return fmt.Sprintf("%s of %s", meter.FormatBytes(spent), meter.FormatBytes(budget))
+	}
+	for _, l := range links {
+		m := "unmetered"
+		if l.IsMetered {
+			m = "metered"
+		}
+		fmt.Fprintf(w, "  %-8s %s (metered: %s; %s)\n", l.Match, m, l.Metered, l.Why)
+		run := "run"
+		if l.InProgress {
+			run = "run (in progress)"
+		}
+		fmt.Fprintf(w, "           %s %s · day %s · month %s", run, of(l.Spent.Run, l.Budget.Run), of(l.Spent.Day, l.Budget.Day), of(l.Spent.Month, l.Budget.Month))
+		if l.MaxMessage > 0 {
+			fmt.Fprintf(w, " · max_message %s", meter.FormatBytes(l.MaxMessage))
+		}
+		fmt.Fprintln(w)
+		if r := l.Run; r != nil {
+			fmt.Fprintf(w, "           last run %s: %s\n", r.Start.Local().Format("2006-01-02 15:04:05"), r.Summary())
+		}
+	}
 }
