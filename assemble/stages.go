@@ -80,7 +80,7 @@ func (as *Assembler) FetchStage(name string, cfg *config.Config, only []string) 
 		opts, done := as.FetchOptions(cfg, only)
 		defer done()
 		res, err := fetch.Run(ctx, opts, sink)
-		rep := pipeline.Report{Summary: res.Summary(), Counts: res.Counts()}
+		rep := pipeline.Report{Summary: res.Summary(), Counts: res.Counts(), Accounts: res.AccountCounts()}
 		switch {
 		case err != nil:
 		case res.NoMail():

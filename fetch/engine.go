@@ -214,10 +214,17 @@ type AccountResult struct {
 	Account string
 	Fetched int   // delivered and recorded this run
 	Bytes   int64 // their size
-	Deleted int   // deletions sent and committed with QUIT/expunge
-	Kept    int   // already fetched, left on the server (keep)
-	Failed  int   // delivery attempts that failed this run
-	Left    int   // left for a later run by fetchlimit or an early stop
+	// BytesDown and BytesUp are the octets received from and sent to the
+	// server over all of this run's sessions (the protocol's octets:
+	// greeting, listing, messages, everything but TLS framing) when the
+	// source counts them (POP3, IMAP); else BytesDown is the size of
+	// what was delivered. This is what the account cost the link.
+	BytesDown int64
+	BytesUp   int64
+	Deleted   int // deletions sent and committed with QUIT/expunge
+	Kept      int // already fetched, left on the server (keep)
+	Failed    int // delivery attempts that failed this run
+	Left      int // left for a later run by fetchlimit or an early stop
 	// Duplicates were delivered before under another UID (a UIDVALIDITY
 	// change, a reused or renumbered UIDL): recorded, not delivered again.
 	Duplicates int
@@ -279,6 +286,8 @@ func (r Result) AtFetchLimit() bool {
 func (r Result) Counts() map[string]int64 {
 	c := map[string]int64{"messages": int64(r.Fetched()), "bytes": r.Bytes()}
 	for _, a := range r.Accounts {
+		c["bytes_down"] += a.BytesDown
+		c["bytes_up"] += a.BytesUp
 		c["deleted"] += int64(a.Deleted)
 		c["failed"] += int64(a.Failed)
 		c["duplicates_skipped"] += int64(a.Duplicates)
@@ -292,6 +301,24 @@ func (r Result) Counts() map[string]int64 {
 		}
 	}
 	return c
+}
+
+// AccountCounts are the figures of each account (pipeline.Report.Accounts):
+// messages, bytes, bytes_down, bytes_up.
+func (r Result) AccountCounts() map[string]map[string]int64 {
+	m := make(map[string]map[string]int64, len(r.Accounts))
+	for _, a := range r.Accounts {
+		c := m[a.Account]
+		if c == nil {
+			c = map[string]int64{}
+			m[a.Account] = c
+		}
+		c["messages"] += int64(a.Fetched)
+		c["bytes"] += a.Bytes
+		c["bytes_down"] += a.BytesDown
+		c["bytes_up"] += a.BytesUp
+	}
+	return m
 }
 
 // Summary is one line per account: "isp: 3 messages, 41 kB; 1 too big
@@ -551,6 +578,7 @@ func (e *engine) push(ctx context.Context, r *accountRun) {
 	pr, err := r.a.Push(ctx, r.sink)
 	r.res.Sessions = 1
 	r.res.Fetched, r.res.Bytes, r.res.Failed = pr.Messages, pr.Bytes, pr.Failed
+	r.res.BytesDown = pr.Bytes // the relay's SMTP transfer: at least the messages
 	if err != nil && ctx.Err() != nil && errkind.KindOf(err) == errkind.Internal {
 		err = errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name+" interrupted", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
 	}
@@ -575,6 +603,9 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 		return false, err
 	}
 	r.res.Sessions++
+	// Registered before the close below, so it runs after it: the QUIT
+	// or LOGOUT counts too.
+	defer r.countWire(mb)
 	closed := false
 	defer func() {
 		if !closed {
@@ -611,48 +642,37 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 	var toDelete, candidates []Message
 	for _, m := range list {
 		ent := log.Get(m.UID)
-		if !isIMAP && ent.Delivered && ent.Size > 0 && m.Size > 0 && ent.Size != m.Size && !r.tried[m.UID] {
-			// A POP3 UIDL we delivered now names a message of another
-			// size: the server reused it (RFC 1939 section 7 forbids
-			// that, servers do it). Deleting it unseen could lose mail:
-			// fetch it; its digest tells whether it is the old one.
+		v, reused := classify(a, m, ent, isIMAP, r.tried[m.UID], now)
+		if reused {
 			r.log.Warn("POP3 UIDL reused by the server for another message", "uid", m.UID, "size", m.Size, "recorded_size", ent.Size)
 			log.Reused(m.UID)
-			ent = seen.Entry{}
 		}
-		switch {
-		case r.tried[m.UID]:
-			continue
-		case ent.Delivered && !a.FetchAll:
-			if !a.Keep || (a.KeepDays > 0 && now.Sub(ent.FirstFetched) >= time.Duration(a.KeepDays)*24*time.Hour) {
-				toDelete = append(toDelete, m)
-			} else if !r.noted[m.UID] {
+		switch v {
+		case verdictDelete:
+			toDelete = append(toDelete, m)
+		case verdictKept:
+			if !r.noted[m.UID] {
 				r.noted[m.UID] = true
 				r.res.Kept++
 			}
-			continue
-		case m.Skip:
-			continue
-		case ent.Failures >= MaxFailures:
+		case verdictPoison:
 			if !r.noted[m.UID] {
 				r.noted[m.UID] = true
 				r.res.Poison = append(r.res.Poison, m)
 				r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("message UID %s skipped: its delivery failed %d times; it stays on the server", m.UID, ent.Failures)})
 			}
-			continue
-		case a.Limit > 0 && m.Size > a.Limit:
+		case verdictTooBig:
 			if !r.noted[m.UID] {
 				r.noted[m.UID] = true
 				r.res.TooBig = append(r.res.TooBig, m)
 				r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("message UID %s (%s) is over the limit of %s; it stays on the server", m.UID, humanBytes(m.Size), humanBytes(a.Limit))})
 			}
-			continue
+		case verdictFetch:
+			candidates = append(candidates, m)
 		}
-		candidates = append(candidates, m)
 	}
-	batch := candidates
-	if r.budget >= 0 && len(batch) > r.budget {
-		batch = batch[:r.budget]
+	batch, cut := fetchLimitCut(candidates, r.budget)
+	if cut {
 		r.res.AtFetchLimit = true
 	}
 	if a.CommitEvery > 0 && len(batch) > a.CommitEvery {
@@ -703,6 +723,61 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 		return false, r.lastDeliveryErr()
 	}
 	return more, nil
+}
+
+// verdict is what a run does with one listed message.
+type verdict int
+
+const (
+	verdictFetch  verdict = iota // new: retrieve, deliver, record
+	verdictDelete                // delivered before: delete without downloading
+	verdictKept                  // delivered before: left on the server (keep)
+	verdictSkip                  // not to fetch (unseen: true and \Seen), or handled earlier this run
+	verdictPoison                // its delivery failed MaxFailures times
+	verdictTooBig                // over the account's limit
+)
+
+// classify is the one decision of what a run does with a listed message,
+// given its seen-store entry: the run (session) and `linkctl plan`
+// (Plan) both call it, so that a plan says what a run would do. tried
+// says an earlier session of this run handled the UID. reused reports a
+// POP3 UIDL recorded as delivered that now names a message of another
+// size: the caller records that (the run) or only counts it (the plan).
+func classify(a Account, m Message, ent seen.Entry, isIMAP, tried bool, now time.Time) (v verdict, reused bool) {
+	if !isIMAP && ent.Delivered && ent.Size > 0 && m.Size > 0 && ent.Size != m.Size && !tried {
+		// A POP3 UIDL we delivered now names a message of another
+		// size: the server reused it (RFC 1939 section 7 forbids
+		// that, servers do it). Deleting it unseen could lose mail:
+		// fetch it; its digest tells whether it is the old one.
+		reused = true
+		ent = seen.Entry{}
+	}
+	switch {
+	case tried:
+		return verdictSkip, reused
+	case ent.Delivered && !a.FetchAll:
+		if !a.Keep || (a.KeepDays > 0 && now.Sub(ent.FirstFetched) >= time.Duration(a.KeepDays)*24*time.Hour) {
+			return verdictDelete, reused
+		}
+		return verdictKept, reused
+	case m.Skip:
+		return verdictSkip, reused
+	case ent.Failures >= MaxFailures:
+		return verdictPoison, reused
+	case a.Limit > 0 && m.Size > a.Limit:
+		return verdictTooBig, reused
+	}
+	return verdictFetch, reused
+}
+
+// fetchLimitCut is the part of candidates a session retrieves when
+// fetchlimit allows budget more messages (-1: no limit); cut says some
+// were left for a later run. Plan applies the same cut.
+func fetchLimitCut(candidates []Message, budget int) (batch []Message, cut bool) {
+	if budget >= 0 && len(candidates) > budget {
+		return candidates[:budget], true
+	}
+	return candidates, false
 }
 
 // uidValidityChanged notices an IMAP folder whose UIDVALIDITY is not the
@@ -931,6 +1006,23 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		return delivered, errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name, context.Cause(ctx))
 	}
 	return delivered, nil
+}
+
+// wireCounter is a Mailbox that counts the octets of its connection.
+type wireCounter interface {
+	WireBytes() (read, written int64)
+}
+
+// countWire adds a closed session's octets to the account's figures;
+// a source that does not count them adds the message sizes instead.
+func (r *accountRun) countWire(mb Mailbox) {
+	if wc, ok := mb.(wireCounter); ok {
+		rd, wr := wc.WireBytes()
+		r.res.BytesDown += rd
+		r.res.BytesUp += wr
+		return
+	}
+	r.res.BytesDown = max(r.res.BytesDown, r.res.Bytes)
 }
 
 func (r *accountRun) lastDeliveryErr() error {
