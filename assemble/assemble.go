@@ -178,6 +178,7 @@ func (as *Assembler) DaemonOptions(cfg *config.Config) daemon.Options {
 		Interval:      cfg.Link.Interval,
 		Idle:          as.IdleAccounts(cfg),
 		Logger:        as.Logger,
+		History:       as.Recorder(cfg),
 	}
 }
 

@@ -74,6 +74,7 @@ import (
 	"time"
 
 	"github.com/linkctl/linkctl/control"
+	"github.com/linkctl/linkctl/history"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/linkwatch"
@@ -121,6 +122,8 @@ type Options struct {
 	Notify  Notifier   // nil: $NOTIFY_SOCKET
 	Sink    event.Sink // also receives every event (the log renderer)
 	Logger  *slog.Logger
+	// History records every run (package history); nil: none.
+	History *history.Recorder
 }
 
 // DefaultGrace is the default Options.Grace: with the runner's
@@ -549,16 +552,22 @@ func (d *Daemon) startLocked() {
 			// Only the daemon's runs use the runner, one at a time: the
 			// steps set here are the ones Run takes.
 			d.runner.SetSteps(steps)
+			hist := d.opts.History.Begin(req.Iface)
 			rep, _ := d.runner.Run(d.runCtx, req)
-			d.finish(b, rep)
+			d.mu.Lock()
+			upSince := d.met.upSince
+			d.mu.Unlock()
+			rec := hist.End(rep, upSince)
+			d.finish(b, rep, rec)
 		}()
 		return
 	}
 }
 
-func (d *Daemon) finish(b *batch, rep pipeline.RunReport) {
+func (d *Daemon) finish(b *batch, rep pipeline.RunReport, rec history.Record) {
 	d.mu.Lock()
 	d.met.addRun(rep)
+	d.met.addRecord(rec)
 	if b.account != "" {
 		d.met.idleRun(rep)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/internal/errkind"
@@ -82,24 +83,27 @@ func (a *App) fetchConfigured(names []string, wait bool) error {
 		return errkind.New(errkind.Usage, false, "", "%s has no fetch accounts", cfg.File)
 	}
 	stage := a.assembler().FetchStage("fetch", cfg, names)
-	return a.runOneStage(stage, RunLockPath(cfg), wait, "linkctl fetch")
+	return a.runOneStage(stage, cfg, wait, "linkctl fetch")
 }
 
-// runOneStage runs stage alone under the run lock, rendering progress and
-// the summary, and returns the run's exit status.
-func (a *App) runOneStage(stage pipeline.Stage, lock string, wait bool, cause string) error {
+// runOneStage runs stage alone under cfg's run lock, rendering progress
+// and the summary, records the run in cfg's history, and returns the
+// run's exit status.
+func (a *App) runOneStage(stage pipeline.Stage, cfg *config.Config, wait bool, cause string) error {
 	r := newRenderer(a.Stderr, a.Log)
 	runner := pipeline.New(pipeline.Options{
 		Steps:    []pipeline.Step{{Stage: stage}},
-		LockPath: lock,
+		LockPath: RunLockPath(cfg),
 		Wait:     wait,
 		Sink:     r.Sink,
 		Logger:   a.Log,
 	})
+	hist := a.assembler().Recorder(cfg).Begin("")
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: cause})
 	if errkind.KindOf(err) == errkind.Locked && len(rep.Stages) == 0 {
 		return err
 	}
+	hist.End(rep, time.Time{})
 	printSummary(a.Stdout, rep)
 	if code := rep.ExitCode(); code != 0 {
 		return exitStatus(code)
@@ -125,5 +129,5 @@ func (a *App) fetchOneOff(o config.FetchFlags, wait bool) error {
 		return errkind.Wrap(errkind.Usage, false, "cannot create the state directory "+cfg.StateDir, err)
 	}
 	stage := a.assembler().FetchStage("fetch", cfg, nil)
-	return a.runOneStage(stage, RunLockPath(cfg), wait, "linkctl fetch --server "+o.Server)
+	return a.runOneStage(stage, cfg, wait, "linkctl fetch --server "+o.Server)
 }

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/pipeline"
@@ -61,10 +62,12 @@ func (a *App) RunPipeline(o RunOptions) error {
 		Logger:   a.Log,
 	})
 	defer exitOnSecondSignal(a.Ctx, a.Stderr)()
+	hist := a.assembler().Recorder(cfg).Begin(o.Iface)
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: o.Cause, Iface: o.Iface})
 	if errkind.KindOf(err) == errkind.Locked && len(rep.Stages) == 0 {
 		return err
 	}
+	hist.End(rep, time.Time{})
 	printSummary(a.Stdout, rep)
 	if code := rep.ExitCode(); code != 0 {
 		return exitStatus(code)
