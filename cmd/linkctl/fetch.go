@@ -98,7 +98,7 @@ func (a *App) runOneStage(stage pipeline.Stage, cfg *config.Config, wait bool, c
 		Sink:     r.Sink,
 		Logger:   a.Log,
 	})
-	hist := a.assembler().Recorder(cfg).Begin("")
+	hist := a.assembler().Recorder(cfg).Begin(upLink(cfg))
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: cause})
 	if errkind.KindOf(err) == errkind.Locked && len(rep.Stages) == 0 {
 		return err

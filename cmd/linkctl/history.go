@@ -7,8 +7,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/history"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/linkwatch"
 )
 
 func init() {
@@ -92,4 +94,15 @@ func printHistory(w io.Writer, recs []history.Record) {
 			}
 		}
 	}
+}
+
+// upLink is the watched link usable now ("" when none, or the kernel
+// cannot be asked): what an in-process run without an interface of its
+// own records as its link.
+func upLink(cfg *config.Config) string {
+	st, err := linkwatch.NetlinkReader{}.Read()
+	if err != nil {
+		return ""
+	}
+	return linkwatch.UpIface(st, cfg.Link.Watch)
 }

@@ -135,7 +135,10 @@ func printPlan(w io.Writer, p assemble.PlanReport) {
 	if link == "" {
 		link = "(any)"
 	}
-	if r := p.Rate; r != nil {
+	if r := p.Rate; r != nil && p.Fetch.Bytes == 0 {
+		fmt.Fprintf(w, "link %s: %s/s measured over %d run%s; nothing to fetch\n", link, hb(int64(r.BytesPerSecond)), r.Runs,
+			map[bool]string{true: "", false: "s"}[r.Runs == 1])
+	} else if r != nil {
 		fmt.Fprintf(w, "link %s: %s/s measured over %d run%s: about %s for the fetch\n", link, hb(int64(r.BytesPerSecond)), r.Runs,
 			map[bool]string{true: "", false: "s"}[r.Runs == 1], roundDur(time.Duration(r.FetchSeconds*float64(time.Second))))
 	} else {

@@ -62,7 +62,11 @@ func (a *App) RunPipeline(o RunOptions) error {
 		Logger:   a.Log,
 	})
 	defer exitOnSecondSignal(a.Ctx, a.Stderr)()
-	hist := a.assembler().Recorder(cfg).Begin(o.Iface)
+	link := o.Iface
+	if link == "" {
+		link = upLink(cfg)
+	}
+	hist := a.assembler().Recorder(cfg).Begin(link)
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: o.Cause, Iface: o.Iface})
 	if errkind.KindOf(err) == errkind.Locked && len(rep.Stages) == 0 {
 		return err
