@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/linkctl/linkctl/control"
 	"github.com/linkctl/linkctl/history"
@@ -59,6 +60,25 @@ func TestRunWritesHistoryAndByteMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(string(b), line+"\n") {
 			t.Errorf("metrics file lacks %q:\n%s", line, b)
+		}
+	}
+}
+
+// Every metric the daemon writes is documented in docs/metrics.md.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMetrics()
+	m.lastRunEnd = time.Unix(1, 0)
+	m.addRecord(history.Record{Exit: 0})
+	for _, line := range strings.Split(string(m.render(time.Now())), "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			name, _, _ = strings.Cut(name, " ")
+			if !strings.Contains(string(doc), "`"+name+"`") {
+				t.Errorf("metric %s is not in docs/metrics.md", name)
+			}
 		}
 	}
 }

@@ -32,8 +32,9 @@ type AccountPlan struct {
 	Listed Tally `json:"listed"`
 	// Fetch is what a run would download: new messages, within limit,
 	// within fetchlimit. Largest is the biggest of them.
-	Fetch   Tally    `json:"fetch"`
-	Largest *Message `json:"largest,omitempty"`
+	Fetch      Tally  `json:"fetch"`
+	Largest    int64  `json:"largest,omitempty"`
+	LargestUID string `json:"largest_uid,omitempty"`
 	// Seen were delivered before: Delete of them a run deletes without
 	// downloading them, the rest it keeps (keep).
 	Seen   Tally `json:"seen"`
@@ -163,9 +164,8 @@ func planAccount(ctx context.Context, a Account, dir string, now func() time.Tim
 	}
 	for _, m := range batch {
 		p.Fetch.add(m)
-		if p.Largest == nil || m.Size > p.Largest.Size {
-			mm := m
-			p.Largest = &mm
+		if p.LargestUID == "" || m.Size > p.Largest {
+			p.Largest, p.LargestUID = m.Size, m.UID
 		}
 	}
 	p.Messages = batch

@@ -94,7 +94,7 @@ func TestPlanMatchesRunDovecot(t *testing.T) {
 		if p.Fetch != again[i].Fetch || p.Seen != again[i].Seen {
 			t.Errorf("a second plan differs: %+v then %+v", p, again[i])
 		}
-		t.Logf("%s: listed %+v fetch %+v largest %d seen %+v too big %+v fetchlimit %+v", p.Account, p.Listed, p.Fetch, p.Largest.Size, p.Seen, p.TooBig, p.FetchLimit)
+		t.Logf("%s: listed %+v fetch %+v largest %d seen %+v too big %+v fetchlimit %+v", p.Account, p.Listed, p.Fetch, p.Largest, p.Seen, p.TooBig, p.FetchLimit)
 	}
 	a, b := plan[0], plan[1]
 	if a.Listed.Messages != 6 || a.Fetch.Messages != 4 || a.TooBig.Messages != 1 || a.FetchLimit.Messages != 1 || a.Seen.Messages != 0 {

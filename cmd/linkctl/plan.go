@@ -90,9 +90,7 @@ func printPlan(w io.Writer, p assemble.PlanReport) {
 			fmt.Fprint(w, "nothing new")
 		} else {
 			fmt.Fprintf(w, "%s to fetch", tally(a.Fetch))
-			if a.Largest != nil {
-				fmt.Fprintf(w, " (largest %s)", hb(a.Largest.Size))
-			}
+			fmt.Fprintf(w, " (largest %s)", hb(a.Largest))
 		}
 		var more []string
 		if a.Seen.Messages > 0 {
