@@ -68,6 +68,15 @@
 // to say the UIDs were renumbered) is recorded as delivered and not
 // delivered again; it is counted in AccountResult.Duplicates and logged.
 //
+// The classification is one function (classify, then fetchLimitCut for
+// fetchlimit); [Plan] calls it too, on a listing made the same way, so
+// that `linkctl plan` says what a run would do without retrieving or
+// changing anything (plan.go).
+//
+// Bytes: AccountResult.Bytes is the size of what was delivered;
+// BytesDown and BytesUp are the octets of the account's sessions with its
+// server (Mailbox WireBytes), what the account cost the link.
+//
 // commit_every N ends the session with QUIT after N messages and opens a
 // new one, so that a flaky link loses at most N messages' worth of DELEs.
 //
