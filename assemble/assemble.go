@@ -12,6 +12,11 @@
 // same for a SIGHUP. The connection of a mailbox account is described once
 // (imapOptions, dialer) and used by both the fetch stage and its watcher.
 //
+// Besides the stages: Plan (plan.go) gathers what `linkctl plan` prints
+// (fetch.Plan of the accounts, the flush driver's queue listing, the
+// link's rate from the run history, a Budget's remaining bytes), and
+// Recorder is the run history every run writes (package history).
+//
 // Nothing here fails on a validated config: the config package has already
 // refused every value that would not run, and assembly only copies typed
 // values. What can still fail is a resource, found when a stage runs (a
@@ -187,6 +192,7 @@ func (as *Assembler) DaemonOptions(cfg *config.Config) daemon.Options {
 		Dial:          as.DialOptions(cfg),
 		Logger:        as.Logger,
 		Around:        as.Around(cfg),
+		History:       as.Recorder(cfg),
 	}
 }
 

@@ -32,8 +32,11 @@ func (as *Assembler) DialOptions(cfg *config.Config) *dial.Options {
 	for _, w := range d.Never {
 		o.Never = append(o.Never, dial.Window{From: dial.Clock(w.From), To: dial.Clock(w.To)})
 	}
-	if as.Gate != nil {
+	switch {
+	case as.Gate != nil:
 		o.Gate = as.Gate
+	case as.Budgets(cfg) != nil:
+		o.Gate = as.Budgets(cfg)
 	}
 	if d.QueueAge > 0 || d.QueueCount > 0 {
 		fo := as.FlushOptions(cfg)

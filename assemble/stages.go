@@ -96,7 +96,7 @@ func (as *Assembler) FetchStage(name string, cfg *config.Config, only []string) 
 		for _, a := range res.Accounts {
 			mr.Count(name, a.Account, a.BytesDown)
 		}
-		rep := pipeline.Report{Summary: res.Summary(), Counts: res.Counts()}
+		rep := pipeline.Report{Summary: res.Summary(), Counts: res.Counts(), Accounts: res.AccountCounts()}
 		switch {
 		case err != nil:
 		case res.NoMail() && !res.AtBudget():

@@ -83,6 +83,7 @@ import (
 
 	"github.com/linkctl/linkctl/control"
 	"github.com/linkctl/linkctl/dial"
+	"github.com/linkctl/linkctl/history"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/linkwatch"
@@ -136,6 +137,8 @@ type Options struct {
 	Logger  *slog.Logger
 	// Around is the runner's pipeline.Options.Around (the meter).
 	Around func(ctx context.Context, req pipeline.Request) (context.Context, func(pipeline.RunReport))
+	// History records every run (package history); nil: none.
+	History *history.Recorder
 }
 
 // DefaultGrace is the default Options.Grace: with the runner's
@@ -572,16 +575,22 @@ func (d *Daemon) startLocked() {
 			// Only the daemon's runs use the runner, one at a time: the
 			// steps set here are the ones Run takes.
 			d.runner.SetSteps(steps)
+			hist := d.opts.History.Begin(req.Iface)
 			rep, _ := d.runner.Run(d.runCtx, req)
-			d.finish(b, rep)
+			d.mu.Lock()
+			upSince := d.met.upSince
+			d.mu.Unlock()
+			rec := hist.End(rep, upSince)
+			d.finish(b, rep, rec)
 		}()
 		return
 	}
 }
 
-func (d *Daemon) finish(b *batch, rep pipeline.RunReport) {
+func (d *Daemon) finish(b *batch, rep pipeline.RunReport, rec history.Record) {
 	d.mu.Lock()
 	d.met.addRun(rep)
+	d.met.addRecord(rec)
 	if b.account != "" {
 		d.met.idleRun(rep)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/renameio/v2"
 
+	"github.com/linkctl/linkctl/history"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/pipeline"
 )
@@ -26,12 +27,22 @@ type metrics struct {
 	upSince      time.Time           // zero while down
 	idleNotes    map[[2]string]int64 // account, folder -> IMAP watcher notifications
 	idleRuns     map[string]int64    // result -> idle-triggered fetch runs (also in runs)
+
+	// From the run history's records (history.Record):
+	runBytes     map[[2]string]int64 // direction, stage -> the last run's bytes
+	stageBytes   map[[2]string]int64 // direction, stage -> bytes summed over runs
+	accountBytes map[[2]string]int64 // direction, account -> bytes summed over runs
+	linkBytes    map[string]int64    // direction -> the link's counters over runs
+	lastExit     int
+	haveRecord   bool
 }
 
 func newMetrics() *metrics {
 	return &metrics{runs: map[string]int64{}, stageRuns: map[[2]string]int64{},
 		counts: map[[2]string]int64{}, stageLastEnd: map[string]time.Time{},
-		idleNotes: map[[2]string]int64{}, idleRuns: map[string]int64{}}
+		idleNotes: map[[2]string]int64{}, idleRuns: map[string]int64{},
+		runBytes: map[[2]string]int64{}, stageBytes: map[[2]string]int64{}, accountBytes: map[[2]string]int64{},
+		linkBytes: map[string]int64{}}
 }
 
 func (m *metrics) addRun(rep pipeline.RunReport) {
@@ -45,6 +56,29 @@ func (m *metrics) addRun(rep pipeline.RunReport) {
 		for k, v := range s.Counts {
 			m.counts[[2]string{s.Name, k}] += v
 		}
+	}
+}
+
+// addRecord takes the byte figures of a run's history record.
+func (m *metrics) addRecord(r history.Record) {
+	m.haveRecord, m.lastExit = true, r.Exit
+	clear(m.runBytes)
+	for _, s := range r.Stages {
+		if s.BytesDown == 0 && s.BytesUp == 0 {
+			continue
+		}
+		m.runBytes[[2]string{"down", s.Name}] = s.BytesDown
+		m.runBytes[[2]string{"up", s.Name}] = s.BytesUp
+		m.stageBytes[[2]string{"down", s.Name}] += s.BytesDown
+		m.stageBytes[[2]string{"up", s.Name}] += s.BytesUp
+	}
+	for _, a := range r.Accounts {
+		m.accountBytes[[2]string{"down", a.Name}] += a.BytesDown
+		m.accountBytes[[2]string{"up", a.Name}] += a.BytesUp
+	}
+	if r.LinkRX != nil && r.LinkTX != nil {
+		m.linkBytes["down"] += int64(*r.LinkRX)
+		m.linkBytes["up"] += int64(*r.LinkTX)
 	}
 }
 
@@ -110,6 +144,26 @@ func (m *metrics) render(now time.Time) []byte {
 		fmt.Fprintf(&b, "linkctl_last_run_timestamp_seconds %s\n", unixTime(m.lastRunEnd))
 		head("linkctl_last_run_duration_seconds", "gauge", "How long the last run took.")
 		fmt.Fprintf(&b, "linkctl_last_run_duration_seconds %.3f\n", m.lastRunDur.Seconds())
+	}
+	head("linkctl_run_bytes", "gauge", "Bytes the last run moved, as its stages counted them, by direction and stage.")
+	for _, k := range sortedPairs(m.runBytes) {
+		fmt.Fprintf(&b, "linkctl_run_bytes{direction=%s,stage=%s} %d\n", label(k[0]), label(k[1]), m.runBytes[k])
+	}
+	head("linkctl_stage_bytes_total", "counter", "Bytes moved by each stage, summed over runs, by direction and stage.")
+	for _, k := range sortedPairs(m.stageBytes) {
+		fmt.Fprintf(&b, "linkctl_stage_bytes_total{direction=%s,stage=%s} %d\n", label(k[0]), label(k[1]), m.stageBytes[k])
+	}
+	head("linkctl_account_bytes_total", "counter", "Bytes exchanged with each mail account's server, summed over runs, by direction and account.")
+	for _, k := range sortedPairs(m.accountBytes) {
+		fmt.Fprintf(&b, "linkctl_account_bytes_total{direction=%s,account=%s} %d\n", label(k[0]), label(k[1]), m.accountBytes[k])
+	}
+	head("linkctl_link_run_bytes_total", "counter", "The link's own counters (RX down, TX up) over the runs, whatever else used the link meanwhile.")
+	for _, k := range sortedKeys(m.linkBytes) {
+		fmt.Fprintf(&b, "linkctl_link_run_bytes_total{direction=%s} %d\n", label(k), m.linkBytes[k])
+	}
+	if m.haveRecord {
+		head("linkctl_last_run_exit_status", "gauge", "The exit status of the last run (as `linkctl run` would exit).")
+		fmt.Fprintf(&b, "linkctl_last_run_exit_status %d\n", m.lastExit)
 	}
 	head("linkctl_idle_notifications_total", "counter", "New-mail notifications from the IMAP watchers (IDLE or polling), by account and folder.")
 	for _, k := range sortedPairs(m.idleNotes) {

@@ -68,6 +68,15 @@
 // to say the UIDs were renumbered) is recorded as delivered and not
 // delivered again; it is counted in AccountResult.Duplicates and logged.
 //
+// The classification is one function (classify, then selectBatch for
+// fetchlimit); [Plan] calls it too, on a listing made the same way, so
+// that `linkctl plan` says what a run would do without retrieving or
+// changing anything (plan.go).
+//
+// Bytes: AccountResult.Bytes is the size of what was delivered;
+// BytesDown and BytesUp are the octets of the account's sessions with its
+// server (Mailbox WireBytes), what the account cost the link.
+//
 // commit_every N ends the session with QUIT after N messages and opens a
 // new one, so that a flaky link loses at most N messages' worth of DELEs.
 //
@@ -237,10 +246,17 @@ type AccountResult struct {
 	Account string
 	Fetched int   // delivered and recorded this run
 	Bytes   int64 // their size
-	Deleted int   // deletions sent and committed with QUIT/expunge
-	Kept    int   // already fetched, left on the server (keep)
-	Failed  int   // delivery attempts that failed this run
-	Left    int   // left for a later run by fetchlimit or an early stop
+	// BytesDown and BytesUp are the octets received from and sent to the
+	// server over all of this run's sessions (the protocol's octets:
+	// greeting, listing, messages, everything but TLS framing) when the
+	// source counts them (POP3, IMAP); else BytesDown is the size of
+	// what was delivered. This is what the account cost the link.
+	BytesDown int64
+	BytesUp   int64
+	Deleted   int // deletions sent and committed with QUIT/expunge
+	Kept      int // already fetched, left on the server (keep)
+	Failed    int // delivery attempts that failed this run
+	Left      int // left for a later run by fetchlimit or an early stop
 	// Duplicates were delivered before under another UID (a UIDVALIDITY
 	// change, a reused or renumbered UIDL): recorded, not delivered again.
 	Duplicates int
@@ -250,16 +266,12 @@ type AccountResult struct {
 	// Held are the messages Options.Admit refused: left on the server,
 	// never deleted, for a run on an unmetered link; HeldWhy is the
 	// reason given for the first of them.
-	Held    []Message
-	HeldWhy string
-	// BytesDown are the octets retrieved from the server this run (every
-	// message read in full or in part, delivered or not), as linkctl
-	// counted them after the protocol's framing was removed.
-	BytesDown int64
-	TooBig    []Message
-	Poison    []Message // skipped after MaxFailures failed deliveries
-	Sessions  int
-	Err       error
+	Held     []Message
+	HeldWhy  string
+	TooBig   []Message
+	Poison   []Message // skipped after MaxFailures failed deliveries
+	Sessions int
+	Err      error
 }
 
 // Result is the outcome of a Run, one entry per account in the given order.
@@ -329,11 +341,13 @@ func (r Result) BytesDown() int64 {
 
 // Counts are the figures for metrics.
 func (r Result) Counts() map[string]int64 {
-	c := map[string]int64{"messages": int64(r.Fetched()), "bytes": r.Bytes(), "bytes_down": r.BytesDown()}
+	c := map[string]int64{"messages": int64(r.Fetched()), "bytes": r.Bytes()}
 	for _, a := range r.Accounts {
 		if len(a.Held) > 0 {
 			c["held_for_link"] += int64(len(a.Held))
 		}
+		c["bytes_down"] += a.BytesDown
+		c["bytes_up"] += a.BytesUp
 		c["deleted"] += int64(a.Deleted)
 		c["failed"] += int64(a.Failed)
 		c["duplicates_skipped"] += int64(a.Duplicates)
@@ -347,6 +361,24 @@ func (r Result) Counts() map[string]int64 {
 		}
 	}
 	return c
+}
+
+// AccountCounts are the figures of each account (pipeline.Report.Accounts):
+// messages, bytes, bytes_down, bytes_up.
+func (r Result) AccountCounts() map[string]map[string]int64 {
+	m := make(map[string]map[string]int64, len(r.Accounts))
+	for _, a := range r.Accounts {
+		c := m[a.Account]
+		if c == nil {
+			c = map[string]int64{}
+			m[a.Account] = c
+		}
+		c["messages"] += int64(a.Fetched)
+		c["bytes"] += a.Bytes
+		c["bytes_down"] += a.BytesDown
+		c["bytes_up"] += a.BytesUp
+	}
+	return m
 }
 
 // Summary is one line per account: "isp: 3 messages, 41 kB; 1 too big
@@ -621,6 +653,7 @@ func (e *engine) push(ctx context.Context, r *accountRun) {
 	pr, err := r.a.Push(ctx, r.sink)
 	r.res.Sessions = 1
 	r.res.Fetched, r.res.Bytes, r.res.Failed = pr.Messages, pr.Bytes, pr.Failed
+	r.res.BytesDown = pr.Bytes // the relay's SMTP transfer: at least the messages
 	if err != nil && ctx.Err() != nil && errkind.KindOf(err) == errkind.Internal {
 		err = errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name+" interrupted", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
 	}
@@ -645,6 +678,9 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 		return false, err
 	}
 	r.res.Sessions++
+	// Registered before the close below, so it runs after it: the QUIT
+	// or LOGOUT counts too.
+	defer r.countWire(mb)
 	closed := false
 	defer func() {
 		if !closed {
@@ -681,78 +717,48 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 	var toDelete, candidates []Message
 	for _, m := range list {
 		ent := log.Get(m.UID)
-		if !isIMAP && ent.Delivered && ent.Size > 0 && m.Size > 0 && ent.Size != m.Size && !r.tried[m.UID] {
-			// A POP3 UIDL we delivered now names a message of another
-			// size: the server reused it (RFC 1939 section 7 forbids
-			// that, servers do it). Deleting it unseen could lose mail:
-			// fetch it; its digest tells whether it is the old one.
+		v, reused := classify(a, m, ent, isIMAP, r.tried[m.UID], now)
+		if reused {
 			r.log.Warn("POP3 UIDL reused by the server for another message", "uid", m.UID, "size", m.Size, "recorded_size", ent.Size)
 			log.Reused(m.UID)
-			ent = seen.Entry{}
 		}
-		switch {
-		case r.tried[m.UID]:
-			continue
-		case ent.Delivered && !a.FetchAll:
-			if !a.Keep || (a.KeepDays > 0 && now.Sub(ent.FirstFetched) >= time.Duration(a.KeepDays)*24*time.Hour) {
-				toDelete = append(toDelete, m)
-			} else if !r.noted[m.UID] {
+		switch v {
+		case verdictDelete:
+			toDelete = append(toDelete, m)
+		case verdictKept:
+			if !r.noted[m.UID] {
 				r.noted[m.UID] = true
 				r.res.Kept++
 			}
-			continue
-		case m.Skip:
-			continue
-		case ent.Failures >= MaxFailures:
+		case verdictPoison:
 			if !r.noted[m.UID] {
 				r.noted[m.UID] = true
 				r.res.Poison = append(r.res.Poison, m)
 				r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("message UID %s skipped: its delivery failed %d times; it stays on the server", m.UID, ent.Failures)})
 			}
-			continue
-		case a.Limit > 0 && m.Size > a.Limit:
+		case verdictTooBig:
 			if !r.noted[m.UID] {
 				r.noted[m.UID] = true
 				r.res.TooBig = append(r.res.TooBig, m)
 				r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("message UID %s (%s) is over the limit of %s; it stays on the server", m.UID, humanBytes(m.Size), humanBytes(a.Limit))})
 			}
-			continue
+		case verdictFetch:
+			candidates = append(candidates, m)
 		}
-		candidates = append(candidates, m)
 	}
-	if e.opts.Order == SmallestFirst {
-		slices.SortStableFunc(candidates, func(x, y Message) int { return cmp.Compare(x.Size, y.Size) })
+	batch, held, why, cut := selectBatch(candidates, e.opts.Order, r.budget, a.CommitEvery, e.opts.Admit)
+	if cut {
+		r.res.AtFetchLimit = true
 	}
-	// The batch: candidates in order up to fetchlimit and commit_every,
-	// each admitted by Options.Admit from its listed size before any byte
-	// of it is retrieved. A refused message is held on the server for
-	// another link; the next (bigger, in SmallestFirst) is still asked:
-	// Admit decides, not the order.
-	batch := make([]Message, 0, len(candidates))
-	held := 0
-	for _, m := range candidates {
-		if r.budget >= 0 && len(batch) == r.budget {
-			r.res.AtFetchLimit = true
-			break
-		}
-		if a.CommitEvery > 0 && len(batch) == a.CommitEvery {
-			break
-		}
-		if e.opts.Admit != nil {
-			if ok, why := e.opts.Admit(m.Size); !ok {
-				held++
-				r.tried[m.UID] = true // not asked again in a later session of this run
-				r.res.Held = append(r.res.Held, m)
-				if r.res.HeldWhy == "" {
-					r.res.HeldWhy = why
-				}
-				r.log.Info("message left on the server for an unmetered link", "uid", m.UID, "size", m.Size, "why", why)
-				continue
-			}
-		}
-		batch = append(batch, m)
+	for _, m := range held {
+		r.tried[m.UID] = true // not asked again in a later session of this run
+		r.log.Info("message left on the server for an unmetered link", "uid", m.UID, "size", m.Size, "why", why)
 	}
-	if held > 0 {
+	r.res.Held = append(r.res.Held, held...)
+	if r.res.HeldWhy == "" {
+		r.res.HeldWhy = why
+	}
+	if len(held) > 0 {
 		r.sink.Emit(event.Event{Type: event.Note, Text: fmt.Sprintf("left %d message%s (%s) on the server for an unmetered link: %s",
 			len(r.res.Held), plural(len(r.res.Held)), humanBytes(sizeOf(r.res.Held)), r.res.HeldWhy)})
 	}
@@ -764,7 +770,7 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 	for _, m := range batch {
 		r.tried[m.UID] = true
 	}
-	r.res.Left = len(candidates) - len(batch) - held
+	r.res.Left = len(candidates) - len(batch) - len(held)
 
 	delivered, pullErr := e.pull(ctx, r, mb, log, batch)
 	if r.budget >= 0 {
@@ -801,6 +807,86 @@ func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err err
 		return false, r.lastDeliveryErr()
 	}
 	return more, nil
+}
+
+// verdict is what a run does with one listed message.
+type verdict int
+
+const (
+	verdictFetch  verdict = iota // new: retrieve, deliver, record
+	verdictDelete                // delivered before: delete without downloading
+	verdictKept                  // delivered before: left on the server (keep)
+	verdictSkip                  // not to fetch (unseen: true and \Seen), or handled earlier this run
+	verdictPoison                // its delivery failed MaxFailures times
+	verdictTooBig                // over the account's limit
+)
+
+// classify is the one decision of what a run does with a listed message,
+// given its seen-store entry: the run (session) and `linkctl plan`
+// (Plan) both call it, so that a plan says what a run would do. tried
+// says an earlier session of this run handled the UID. reused reports a
+// POP3 UIDL recorded as delivered that now names a message of another
+// size: the caller records that (the run) or only counts it (the plan).
+func classify(a Account, m Message, ent seen.Entry, isIMAP, tried bool, now time.Time) (v verdict, reused bool) {
+	if !isIMAP && ent.Delivered && ent.Size > 0 && m.Size > 0 && ent.Size != m.Size && !tried {
+		// A POP3 UIDL we delivered now names a message of another
+		// size: the server reused it (RFC 1939 section 7 forbids
+		// that, servers do it). Deleting it unseen could lose mail:
+		// fetch it; its digest tells whether it is the old one.
+		reused = true
+		ent = seen.Entry{}
+	}
+	switch {
+	case tried:
+		return verdictSkip, reused
+	case ent.Delivered && !a.FetchAll:
+		if !a.Keep || (a.KeepDays > 0 && now.Sub(ent.FirstFetched) >= time.Duration(a.KeepDays)*24*time.Hour) {
+			return verdictDelete, reused
+		}
+		return verdictKept, reused
+	case m.Skip:
+		return verdictSkip, reused
+	case ent.Failures >= MaxFailures:
+		return verdictPoison, reused
+	case a.Limit > 0 && m.Size > a.Limit:
+		return verdictTooBig, reused
+	}
+	return verdictFetch, reused
+}
+
+// selectBatch is the part of candidates a session retrieves: in server
+// order or smallest first (Options.Order), at most limit messages
+// (fetchlimit's remainder, -1: none) and commitEvery (0: all), each
+// admitted by admit (nil: all) from its listed size before any byte of it
+// is retrieved. A refused message is held on the server for another link,
+// with the first reason given; the next (bigger, smallest first) is still
+// asked: admit decides, not the order. cut says fetchlimit left messages
+// for a later run. Plan applies the same selection.
+func selectBatch(candidates []Message, order Order, limit, commitEvery int, admit func(size int64) (bool, string)) (batch, held []Message, why string, cut bool) {
+	if order == SmallestFirst {
+		candidates = slices.Clone(candidates)
+		slices.SortStableFunc(candidates, func(x, y Message) int { return cmp.Compare(x.Size, y.Size) })
+	}
+	batch = make([]Message, 0, len(candidates))
+	for _, m := range candidates {
+		if limit >= 0 && len(batch) == limit {
+			return batch, held, why, true
+		}
+		if commitEvery > 0 && len(batch) == commitEvery {
+			break
+		}
+		if admit != nil {
+			if ok, w := admit(m.Size); !ok {
+				held = append(held, m)
+				if why == "" {
+					why = w
+				}
+				continue
+			}
+		}
+		batch = append(batch, m)
+	}
+	return batch, held, why, false
 }
 
 // uidValidityChanged notices an IMAP folder whose UIDVALIDITY is not the
@@ -998,11 +1084,6 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 			return errStopped
 		}
 		sp, err := spool.New(rd, e.spoolDir, memSpoolMax, &buf)
-		if sp != nil {
-			mu.Lock()
-			r.res.BytesDown += sp.Size()
-			mu.Unlock()
-		}
 		if err != nil {
 			return err
 		}
@@ -1034,6 +1115,23 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		return delivered, errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name, context.Cause(ctx))
 	}
 	return delivered, nil
+}
+
+// wireCounter is a Mailbox that counts the octets of its connection.
+type wireCounter interface {
+	WireBytes() (read, written int64)
+}
+
+// countWire adds a closed session's octets to the account's figures;
+// a source that does not count them adds the message sizes instead.
+func (r *accountRun) countWire(mb Mailbox) {
+	if wc, ok := mb.(wireCounter); ok {
+		rd, wr := wc.WireBytes()
+		r.res.BytesDown += rd
+		r.res.BytesUp += wr
+		return
+	}
+	r.res.BytesDown = max(r.res.BytesDown, r.res.Bytes)
 }
 
 func (r *accountRun) lastDeliveryErr() error {

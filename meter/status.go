@@ -93,3 +93,47 @@ func firstMatch(glob string) string {
 	}
 	return ""
 }
+
+// Left is what the budgets of iface's link leave for the next run: the
+// least of its run budget and what the day's and the month's have left
+// (never below 0), and which of them that is. ok is false when iface
+// matches no policy, its link is not metered now, or it has no budget:
+// then nothing limits a run. dial asks it before it dials; plan, to say
+// what a run would leave behind.
+func (m *Meter) Left(ctx context.Context, iface string) (left int64, which string, ok bool) {
+	p, found := PolicyFor(m.opts.Policies, iface)
+	if !found {
+		return 0, "", false
+	}
+	if metered, _ := m.metered(ctx, p, iface); !metered {
+		return 0, "", false
+	}
+	f, err := load(m.opts.StateDir)
+	if err != nil {
+		// An unreadable store: assume nothing is left rather than spend
+		// past a budget nobody can check.
+		return 0, "spending record (" + err.Error() + ")", p.Run > 0 || p.Day > 0 || p.Month > 0
+	}
+	var day, month int64
+	if s := f.Policies[p.Match]; s != nil {
+		now := m.opts.Now()
+		if s.Day == dayOf(now) {
+			day = s.DayBytes
+		}
+		if s.Month == monthOf(now) {
+			month = s.MonthBytes
+		}
+	}
+	try := func(name string, budget, used int64) {
+		if budget <= 0 {
+			return
+		}
+		if l := max(budget-used, 0); !ok || l < left {
+			left, which, ok = l, name, true
+		}
+	}
+	try("run", p.Run, 0)
+	try("day", p.Day, day)
+	try("month", p.Month, month)
+	return left, which, ok
+}

@@ -150,6 +150,8 @@ type StageReport struct {
 	Start   time.Time        `json:"start"`
 	End     time.Time        `json:"end"`
 	Counts  map[string]int64 `json:"counts,omitempty"`
+	// Accounts: figures per account (Report.Accounts).
+	Accounts map[string]map[string]int64 `json:"accounts,omitempty"`
 	// Abandoned: the stage did not return in time after its context was
 	// done (Err says so); its goroutine may still be running.
 	Abandoned bool `json:"abandoned,omitempty"`
@@ -499,7 +501,7 @@ func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, st
 
 	res, err, abandoned := r.runBounded(sctx, rs, name, step.Stage, sink.With(name, ""))
 	rep.End = time.Now()
-	rep.Summary, rep.Counts = res.Summary, res.Counts
+	rep.Summary, rep.Counts, rep.Accounts = res.Summary, res.Counts, res.Accounts
 	switch {
 	case abandoned != "":
 		rep.Result, rep.Kind, rep.Err, rep.Abandoned = event.Temporary, errkind.Internal, abandoned, true

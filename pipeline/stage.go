@@ -26,6 +26,9 @@ type Report struct {
 	Result  event.Result     // event.OK when empty
 	Summary string           // one line for the summary and status ("3 messages, 41 kB")
 	Counts  map[string]int64 // named figures for metrics: "messages", "bytes", "deferred", ...
+	// Accounts are figures per account (fetch: "messages", "bytes",
+	// "bytes_down", "bytes_up"), for the run history and metrics.
+	Accounts map[string]map[string]int64
 }
 
 // Func adapts a function to a Stage.

@@ -38,7 +38,7 @@ func register(c *command) { commands[c.Name] = c }
 
 // commandOrder is the order of DESIGN.md's command line, for --help.
 var commandOrder = []string{"daemon", "up", "down", "run", "etrn", "fetch", "flush", "status", "quit",
-	"check", "import-fetchmailrc", "init", "demo", "version"}
+	"plan", "history", "check", "import-fetchmailrc", "init", "demo", "version"}
 
 // Commands returns the visible subcommands in help order (for completions
 // and the man page).

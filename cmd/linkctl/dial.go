@@ -70,8 +70,8 @@ func (a *App) dial() error {
 		fmt.Fprintf(a.Stderr, "linkctl dial: the link is already up (%s): nothing to dial; 'linkctl up' runs the pipeline\n", reason)
 		return nil
 	}
-	if g := a.assembler().Gate; g != nil {
-		if why, spent := g.Spent(cfg.Dial.Interface); spent {
+	if o := a.assembler().DialOptions(cfg); o != nil && o.Gate != nil {
+		if why, spent := o.Gate.Spent(cfg.Dial.Interface); spent {
 			return errkind.New(errkind.Usage, true, "dial", "budget spent: %s", why)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/internal/errkind"
@@ -84,28 +85,29 @@ func (a *App) fetchConfigured(names []string, wait bool) error {
 		return errkind.New(errkind.Usage, false, "", "%s has no fetch accounts", cfg.File)
 	}
 	stage := a.assembler().FetchStage("fetch", cfg, names)
-	return a.runOneStage(stage, RunLockPath(cfg), wait, "linkctl fetch")
+	return a.runOneStage(stage, cfg, wait, "linkctl fetch")
 }
 
-// runOneStage runs stage alone under the run lock, rendering progress and
-// the summary, and returns the run's exit status.
-func (a *App) runOneStage(stage pipeline.Stage, lock string, wait bool, cause string) error {
+// runOneStage runs stage alone under cfg's run lock, rendering progress
+// and the summary, records the run in cfg's history, and returns the
+// run's exit status.
+func (a *App) runOneStage(stage pipeline.Stage, cfg *config.Config, wait bool, cause string) error {
 	r := newRenderer(a.Stderr, a.Log)
 	opts := pipeline.Options{
 		Steps:    []pipeline.Step{{Stage: stage}},
-		LockPath: lock,
+		LockPath: RunLockPath(cfg),
 		Wait:     wait,
 		Sink:     r.Sink,
 		Logger:   a.Log,
-	}
-	if cfg, err := a.Config(); err == nil {
-		opts.Around = a.assembler().Around(cfg)
+		Around:   a.assembler().Around(cfg),
 	}
 	runner := pipeline.New(opts)
+	hist := a.assembler().Recorder(cfg).Begin(upLink(cfg))
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: cause})
 	if errkind.KindOf(err) == errkind.Locked && len(rep.Stages) == 0 {
 		return err
 	}
+	hist.End(rep, time.Time{})
 	printSummary(a.Stdout, rep)
 	if code := rep.ExitCode(); code != 0 {
 		return exitStatus(code)
@@ -131,5 +133,5 @@ func (a *App) fetchOneOff(o config.FetchFlags, wait bool) error {
 		return errkind.Wrap(errkind.Usage, false, "cannot create the state directory "+cfg.StateDir, err)
 	}
 	stage := a.assembler().FetchStage("fetch", cfg, nil)
-	return a.runOneStage(stage, RunLockPath(cfg), wait, "linkctl fetch --server "+o.Server)
+	return a.runOneStage(stage, cfg, wait, "linkctl fetch --server "+o.Server)
 }

@@ -36,7 +36,7 @@ flush.timeout, 5 no MTA found, 10 the MTA's command failed.`,
 				if *noWait {
 					opts.Wait = flush.WaitNone
 				}
-				return a.runOneStage(assemble.FlushStage("flush", opts), RunLockPath(cfg), *waitLock, "linkctl flush")
+				return a.runOneStage(assemble.FlushStage("flush", opts), cfg, *waitLock, "linkctl flush")
 			}
 		},
 	})

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/pipeline"
@@ -62,10 +63,16 @@ func (a *App) RunPipeline(o RunOptions) error {
 		Around:   a.assembler().Around(cfg),
 	})
 	defer exitOnSecondSignal(a.Ctx, a.Stderr)()
+	link := o.Iface
+	if link == "" {
+		link = upLink(cfg)
+	}
+	hist := a.assembler().Recorder(cfg).Begin(link)
 	rep, err := runner.Run(a.Ctx, pipeline.Request{Cause: o.Cause, Iface: o.Iface})
 	if errkind.KindOf(err) == errkind.Locked && len(rep.Stages) == 0 {
 		return err
 	}
+	hist.End(rep, time.Time{})
 	printSummary(a.Stdout, rep)
 	if code := rep.ExitCode(); code != 0 {
 		return exitStatus(code)

@@ -151,6 +151,36 @@ func (s *Store) Mailbox(key string) (*Log, error) {
 	return l, nil
 }
 
+// Peek reads the record of key as it is on disk, without creating,
+// locking or changing anything: for `linkctl plan`, which must not touch
+// the state a run (even one in progress, holding the lock) relies on. A
+// torn last record is ignored, as a load does. No record is an empty Log.
+// The returned Log answers Get and friends; it must not be written to.
+func (s *Store) Peek(key string) (*Log, error) {
+	return Peek(s.dir, key)
+}
+
+// Peek is Store.Peek on the store in dir (<stateDir>/seen) without
+// opening it: a plan must not even create the directory.
+func Peek(dir, key string) (*Log, error) {
+	l := newLog("", key, DefaultOrphanDigests)
+	f, err := os.Open(filepath.Join(dir, FileName(key)))
+	if errors.Is(err, os.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Internal, false, "seen-store "+dir+": cannot read the record of "+key, err)
+	}
+	defer f.Close()
+	l.f = f
+	_, err = l.load()
+	l.f = nil
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Internal, false, "seen-store "+dir+": cannot read the record of "+key, err)
+	}
+	return l, nil
+}
+
 // Close commits and closes every open Log.
 func (s *Store) Close() error {
 	s.mu.Lock()

@@ -475,3 +475,44 @@ func TestOrphanDigests(t *testing.T) {
 		t.Errorf("file of 100 orphans is %d bytes: not compacted", fi.Size())
 	}
 }
+
+// Peek reads a record while a run holds its lock, creates nothing, and
+// ignores a torn last line, leaving it for the run's own load to cut.
+func TestPeek(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if l, err := st.Peek("pop3:u@h:110"); err != nil || l.Len() != 0 {
+		t.Fatalf("peek of no record: %v, %v", l, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "seen")); len(ents) != 0 {
+		t.Fatalf("peek created %v", ents)
+	}
+	l, err := st.Mailbox("pop3:u@h:110") // locked from here on
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Delivered("a", time.Unix(100, 0))
+	l.Delivered("b", time.Unix(200, 0))
+	if err := l.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "seen", FileName("pop3:u@h:110"))
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("D c 300 12"))
+	f.Close()
+	before, _ := os.ReadFile(path)
+	p, err := Peek(filepath.Join(dir, "seen"), "pop3:u@h:110")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Seen("a") || !p.Seen("b") || p.Seen("c") {
+		t.Errorf("peek: a %v b %v c %v", p.Seen("a"), p.Seen("b"), p.Seen("c"))
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Error("peek changed the file")
+	}
+}
