@@ -407,7 +407,7 @@ func (cl *Client) SelectList(ctx context.Context, folder string) (Selected, []En
 	}
 	if over {
 		return s, nil, errkind.New(errkind.Protocol, false, "imap "+cl.opts.Addr+" UID FETCH 1:*",
-			"server listed more than %d messages in %s (it announced EXISTS %d); raise the account's message limit if the folder is really that large",
+			"server listed more than %d messages in %s (it announced EXISTS %d); raise the account's max_messages if the folder is really that large",
 			max, folder, s.Messages)
 	}
 	if s.UIDValidity == 0 {

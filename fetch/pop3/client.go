@@ -671,7 +671,7 @@ func (c *Client) listTooMany() string {
 	if c.count >= 0 {
 		s += fmt.Sprintf(" (STAT said %d)", c.count)
 	}
-	return s + "; linkctl lists at most that many per mailbox (raise the account's message limit if the maildrop really holds more)"
+	return s + "; linkctl lists at most that many per mailbox (raise the account's max_messages if the maildrop really holds more)"
 }
 
 // UIDL lists the unique-ids (RFC 1939 section 7), checked: each id 1-70
