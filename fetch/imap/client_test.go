@@ -238,7 +238,7 @@ func TestBadOptionsRefusedBeforeDialing(t *testing.T) {
 			return nil, nil
 		}
 		if _, err := Dial(ctxT(t), o); errkind.KindOf(err) != tc.want {
-			t.Errorf("%+v: %v (%v), want a %v error", tc.o, err, errkind.KindOf(err), tc.want)
+			t.Errorf("%+v: %v (kind %v), want kind %v", tc.o, err, errkind.KindOf(err), tc.want)
 		}
 	}
 }
