@@ -39,7 +39,7 @@ func password(ac config.Account) func(ctx context.Context) (string, error) {
 // description for its fetch (every folder) and its IDLE watchers.
 func (as *Assembler) imapOptions(ac config.Account) imap.Options {
 	return imap.Options{
-		Addr: ac.Server, TLS: ac.TLS, TLSConfig: tlsConfig(ac.Trust, ac.Server), User: ac.User, Password: password(ac), Auth: string(ac.Auth),
+		Addr: ac.Server, TLS: ac.TLS, TLSConfig: tlsConfig(ac.Trust, ac.Server), User: ac.User, Password: password(ac), Auth: ac.Auth,
 		Compress: ac.Compress, Timeout: ac.Timeout, Logger: as.Logger, Dial: dialer(ac),
 		MaxMessages: ac.MaxMessages,
 	}
@@ -89,7 +89,7 @@ func (as *Assembler) Accounts(ac config.Account, tgt deliver.Target) []fetch.Acc
 		return out
 	}
 	src := fetch.POP3Source{Addr: ac.Server, TLS: ac.TLS, TLSConfig: tlsConfig(ac.Trust, ac.Server), User: ac.User, Password: password(ac),
-		Auth: string(ac.Auth), Timeout: ac.Timeout, Logger: as.Logger, Dial: dialer(ac), PreAuth: ac.PreAuth,
+		Auth: ac.Auth, Timeout: ac.Timeout, Logger: as.Logger, Dial: dialer(ac), PreAuth: ac.PreAuth,
 		MaxMessages: ac.MaxMessages}
 	base.Open = src.Open
 	return []fetch.Account{base}

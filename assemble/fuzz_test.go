@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/linkctl/linkctl/config"
+	"github.com/linkctl/linkctl/internal/authmech"
 )
 
 // seedConfigs are configs that use every kind of stage, account and
@@ -102,12 +103,11 @@ func checkAssembles(t *testing.T, cfg *config.Config) {
 			if a.User == "" && !a.PreAuth {
 				bad("pop3 without user")
 			}
-			if !slices.Contains([]config.Auth{config.AuthAuto, config.AuthPassword, config.AuthAPOP, config.AuthPlain,
-				config.AuthLogin, config.AuthXOAuth2, config.AuthOAuthBearer, config.AuthExternal}, a.Auth) {
+			if !slices.Contains(authmech.All(), a.Auth) {
 				bad("pop3 auth " + string(a.Auth))
 			}
 		case config.IMAP:
-			if a.Auth == config.AuthAPOP || a.Auth == "" {
+			if a.Auth == config.AuthAPOP || !slices.Contains(authmech.All(), a.Auth) {
 				bad("imap auth " + string(a.Auth))
 			}
 			if a.Expunge != "auto" && a.Expunge != "all" {

@@ -19,7 +19,9 @@
 //     recorded and validation goes on with the default, so later problems
 //     are found too.
 //  3. Typed. With no problem the result is a *Config (types.go): TLS
-//     mode, protocol and auth as types, every server a resolved host:port,
+//     mode, protocol and auth as types (TLS mode and auth are the stages'
+//     own, netconn.TLSMode and authmech.Mech, parsed here once), every
+//     server a resolved host:port that the stages take as it is,
 //     durations and sizes as numbers, every default applied (the Default*
 //     constants and DefaultPort live here and nowhere else). Package
 //     assemble translates it into each stage's own options; stages never

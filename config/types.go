@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
 
@@ -28,20 +29,22 @@ const (
 	ODMR Proto = "odmr" // RFC 2645 on-demand mail relay (ATRN)
 )
 
-// Auth is how an account logs in. Only mechanisms that the protocol
-// clients implement are accepted by validation, so every value here runs.
-type Auth string
+// Auth is how an account logs in: the stages' own type, so the value
+// validated here is the value a stage switches over, never a string parsed
+// again. Only mechanisms that the protocol clients implement are accepted
+// by validation, so every value here runs.
+type Auth = authmech.Mech
 
 // The mechanisms of `auth:`.
 const (
-	AuthAuto        Auth = "auto"     // the best the server offers
-	AuthPassword    Auth = "password" // POP3 USER/PASS, IMAP LOGIN
-	AuthAPOP        Auth = "apop"     // POP3 only (RFC 1939 section 7)
-	AuthPlain       Auth = "plain"    // SASL PLAIN (RFC 4616)
-	AuthLogin       Auth = "login"    // SASL LOGIN
-	AuthXOAuth2     Auth = "xoauth2"
-	AuthOAuthBearer Auth = "oauthbearer" // RFC 7628
-	AuthExternal    Auth = "external"    // already authenticated (a plugin, a tunnel)
+	AuthAuto        = authmech.Auto     // the best the server offers
+	AuthPassword    = authmech.Password // POP3 USER/PASS, IMAP LOGIN
+	AuthAPOP        = authmech.APOP     // POP3 only (RFC 1939 section 7)
+	AuthPlain       = authmech.Plain    // SASL PLAIN (RFC 4616)
+	AuthLogin       = authmech.Login    // SASL LOGIN
+	AuthXOAuth2     = authmech.XOAuth2
+	AuthOAuthBearer = authmech.OAuthBearer // RFC 7628
+	AuthExternal    = authmech.External    // already authenticated (a plugin, a tunnel)
 )
 
 // Config is a validated configuration: every default applied, every value

@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
 
@@ -305,7 +306,7 @@ func (c *checker) etrnServer(r *rawETRNServer, p string) ETRNServer {
 	}
 	mode, written := c.tls(r.TLS, p+".tls")
 	if !written {
-		mode = defaultTLS(host, port, 465, 25, netconn.TLSStartTLS)
+		mode = defaultTLS(host, port, DefaultPort("smtp", TLSImplicit), DefaultPort("smtp", TLSStartTLS), netconn.TLSStartTLS)
 	}
 	s.TLS = mode
 	if ok {
@@ -535,19 +536,9 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 
 	a.User = c.str(r.User, p+".user", "")
 	a.Password = c.secret(r.Password, r.PasswordFile, r.PasswordCommand, p)
-	authValues := []string{string(AuthAuto), string(AuthPassword), string(AuthAPOP), string(AuthPlain), string(AuthLogin),
-		string(AuthXOAuth2), string(AuthOAuthBearer), string(AuthExternal)}
-	if s, _ := c.scalar(r.Auth, p+".auth", ""); strings.EqualFold(s, "cram-md5") {
-		// Neither the POP3 nor the IMAP client speaks CRAM-MD5, and it adds
-		// nothing over TLS (RFC 8314 section 1: PLAIN inside TLS); refused
-		// here, so that check and a run agree.
-		c.add(r.Auth, p+".auth", "cram-md5 is not supported for fetching", "expected plain or login over TLS (or apop for pop3), or auto")
-		a.Auth = AuthAuto
-	} else {
-		a.Auth = Auth(c.oneOf(r.Auth, p+".auth", string(AuthAuto), authValues...))
-	}
+	a.Auth = c.auth(r.Auth, p+".auth")
 	if a.Auth == AuthAPOP && a.Proto != POP3 {
-		c.add(r.Auth, p+".auth", "apop is for pop3 only", "expected one of: "+strings.Join(authValues, ", "))
+		c.add(r.Auth, p+".auth", "apop is for pop3 only", "expected one of: "+strings.Join(authmech.Names(), ", "))
 	}
 	// A plugin without a password (or auth: external) runs the server as
 	// the user already: no login (fetchmail's auth ssh). A plugin with a
@@ -671,16 +662,38 @@ func (c *checker) account(r *rawAccount, p string, def Deliver) Account {
 	return a
 }
 
+// auth reads `auth:` (auto when absent) with the parser of package
+// authmech, whose type the stages take: what passes here is what they
+// switch over.
+func (c *checker) auth(n *yaml.Node, path string) Auth {
+	expected := "expected one of: " + strings.Join(authmech.Names(), ", ")
+	s, ok := c.scalar(n, path, expected)
+	if !ok {
+		return AuthAuto
+	}
+	if strings.EqualFold(s, "cram-md5") {
+		// Neither the POP3 nor the IMAP client speaks CRAM-MD5, and it adds
+		// nothing over TLS (RFC 8314 section 1: PLAIN inside TLS); refused
+		// here, so that check and a run agree.
+		c.add(n, path, "cram-md5 is not supported for fetching", "expected plain or login over TLS (or apop for pop3), or auto")
+		return AuthAuto
+	}
+	m, err := authmech.Parse(s)
+	if err != nil {
+		c.add(n, path, fmt.Sprintf("invalid value %q", s), expected)
+		return AuthAuto
+	}
+	return m
+}
+
 // accountTLS is an account's TLS mode when the config does not say.
 func accountTLS(proto Proto, host string, port int) TLSMode {
 	switch proto {
-	case POP3:
-		return defaultTLS(host, port, 995, 110, TLSImplicit)
-	case IMAP:
-		return defaultTLS(host, port, 993, 143, TLSImplicit)
+	case POP3, IMAP:
+		return defaultTLS(host, port, DefaultPort(string(proto), TLSImplicit), DefaultPort(string(proto), TLSStartTLS), TLSImplicit)
 	}
 	// odmr: SMTP-like, STARTTLS on its own port (RFC 2645)
-	return defaultTLS(host, port, 0, 366, TLSStartTLS)
+	return defaultTLS(host, port, 0, DefaultPort(string(ODMR), TLSStartTLS), TLSStartTLS)
 }
 
 // validHeaderName: RFC 5322 section 2.2, printable ASCII except colon.

@@ -19,7 +19,7 @@ import (
 // Server is one relay that holds mail for us, and what to ask it.
 type Server struct {
 	Name      string          // shown in events ("" means Addr as dialled)
-	Addr      string          // host[:port]; port 25, or 465 with TLSImplicit, when absent
+	Addr      string          // host:port, resolved by the config (which alone knows the default ports)
 	Domains   []string        // ETRN arguments: node, @domain or #queue
 	TLS       netconn.TLSMode // "" means starttls
 	TLSConfig *tls.Config     // roots, ServerName; nil: system roots, host of Addr
@@ -38,15 +38,7 @@ func (s Server) label() string {
 	if s.Name != "" {
 		return s.Name
 	}
-	return s.DialAddr()
-}
-
-// DialAddr returns Addr with the default port for the TLS mode.
-func (s Server) DialAddr() string {
-	if s.TLS == netconn.TLSImplicit {
-		return netconn.HostPort(s.Addr, 465)
-	}
-	return netconn.HostPort(s.Addr, 25)
+	return s.Addr
 }
 
 // DomainResult is the relay's answer for one ETRN argument.
@@ -83,7 +75,13 @@ func (r ServerResult) Accepted() (accepted, started int) {
 // says goodbye. The connection is closed when ctx ends. trace receives the
 // transcript (AUTH redacted); logger may be nil.
 func Ask(ctx context.Context, srv Server, trace func(string), logger *slog.Logger) ServerResult {
-	addr := srv.DialAddr()
+	addr := srv.Addr
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		// The config resolves every relay to host:port (config.DefaultPort,
+		// the one place ports are defaulted): a bare host is a caller's bug,
+		// not a network failure to retry.
+		return failAll(addr, srv, errkind.New(errkind.Internal, false, "etrn "+addr, "address without a port reached the ETRN stage (the config resolves host:port): %v", err))
+	}
 	conn, err := netconn.Dial(ctx, addr, tlsMode(srv.TLS), netconn.TLSConfig(srv.TLSConfig, addr), srv.Timeout)
 	if err != nil {
 		return failAll(addr, srv, err)
@@ -109,7 +107,7 @@ func tlsMode(m netconn.TLSMode) netconn.TLSMode {
 // EHLO, STARTTLS (unless srv.TLS is implicit or none), EHLO again, AUTH
 // when a user is set, one ETRN per domain, QUIT.
 func AskConn(ctx context.Context, conn net.Conn, srv Server, trace func(string), logger *slog.Logger) ServerResult {
-	addr := srv.DialAddr()
+	addr := srv.Addr
 	c, err := NewClient(conn, ClientOptions{Server: addr, Timeout: srv.Timeout, Trace: trace, Logger: logger})
 	if err != nil {
 		return failAll(addr, srv, err)

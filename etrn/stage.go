@@ -127,10 +127,10 @@ func RunStage(ctx context.Context, opts StageOptions, sink event.Sink) (Result, 
 			case sem <- struct{}{}:
 				defer func() { <-sem }()
 			case <-ctx.Done():
-				res.Servers[i] = failAll(srv.DialAddr(), srv, errkind.Wrap(errkind.Network, true, "etrn "+srv.DialAddr(), context.Cause(ctx)))
+				res.Servers[i] = failAll(srv.Addr, srv, errkind.Wrap(errkind.Network, true, "etrn "+srv.Addr, context.Cause(ctx)))
 				return
 			}
-			addr := srv.DialAddr()
+			addr := srv.Addr
 			probe := &probes[i]
 			trace := func(l string) {
 				probe.line(l, time.Now())

@@ -249,8 +249,16 @@ func TestImplicitTLS(t *testing.T) {
 	if l := <-got; strings.Join(l, " ") != "EHLO AUTH ETRN QUIT" {
 		t.Errorf("client sent %v, want EHLO AUTH ETRN QUIT (no STARTTLS)", l)
 	}
-	if (Server{Addr: "relay.test", TLS: netconn.TLSImplicit}).DialAddr() != "relay.test:465" {
-		t.Error("implicit TLS does not default to port 465")
+}
+
+// TestAskTakesResolvedAddress: the config alone defaults ports
+// (config.DefaultPort); a relay given as a bare host is the caller's bug
+// (errkind.Internal, permanent), reported before any dial, where the stage
+// used to pick port 25 or 465 itself.
+func TestAskTakesResolvedAddress(t *testing.T) {
+	res := Ask(context.Background(), Server{Addr: "127.0.0.1", Domains: []string{"example.org"}, TLS: netconn.TLSImplicit, Timeout: time.Second}, nil, nil)
+	if errkind.KindOf(res.Err) != errkind.Internal || errkind.IsTemporary(res.Err) {
+		t.Fatalf("bare host: %v (%v), want a permanent internal error", res.Err, errkind.KindOf(res.Err))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/errkind"
 )
 
@@ -12,11 +13,11 @@ import (
 // user can act on: bearer tokens expire within the hour, so the token
 // comes from password_command, a helper that must print a fresh one on
 // every run. Other errors, and other mechanisms, pass unchanged.
-func oauthRefused(proto, addr, user, auth string, err error) error {
-	mech := strings.ToUpper(auth)
-	if err == nil || (mech != "XOAUTH2" && mech != "OAUTHBEARER") || errkind.KindOf(err) != errkind.Auth {
+func oauthRefused(proto, addr, user string, auth authmech.Mech, err error) error {
+	if err == nil || !auth.OAuth() || errkind.KindOf(err) != errkind.Auth {
 		return err
 	}
+	mech := strings.ToUpper(string(auth))
 	return errkind.Wrap(errkind.Auth, false, proto+" "+addr,
 		fmt.Errorf("the OAuth2 token for %s was refused (%s; expired or revoked?): check the token helper, password_command must print a fresh access token each time it runs: %w", user, mech, err))
 }

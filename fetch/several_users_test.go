@@ -24,7 +24,7 @@ func TestSeveralUsersOnOneServer(t *testing.T) {
 		srv := &pop3test.Server{User: u, Pass: "pw-" + u}
 		srv.Add([]byte("Message-ID: <" + u + "-1@test>\n\nfor " + u + "\n"))
 		drops[u] = srv
-		src := POP3Source{Addr: "pop.example.net", TLS: netconn.TLSNone, User: u, Password: pw("pw-" + u), Timeout: 5 * time.Second,
+		src := POP3Source{Addr: "pop.example.net:110", TLS: netconn.TLSNone, User: u, Password: pw("pw-" + u), Timeout: 5 * time.Second,
 			Dial: func(context.Context) (net.Conn, error) { return srv.Pipe(), nil }}
 		accts = append(accts, Account{Name: u + "@pop.example.net", Proto: "pop3", Server: "pop.example.net",
 			Open: src.Open, Target: tgt, To: []string{u + "-local"}, Keep: true})

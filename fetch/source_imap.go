@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/linkctl/linkctl/fetch/imap"
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
@@ -19,12 +20,12 @@ import (
 // it. The zero values of the optional fields mean: Folder INBOX, Auth
 // auto, Expunge auto, Compress auto, Timeout netconn.DefaultTimeout.
 type IMAPSource struct {
-	Addr      string // host:port
+	Addr      string // host:port, resolved by the config (which alone knows the default ports)
 	TLS       netconn.TLSMode
 	TLSConfig *tls.Config
 	User      string
 	Password  func(ctx context.Context) (string, error)
-	Auth      string // auto | login | plain | xoauth2 | oauthbearer
+	Auth      authmech.Mech // as imap.Options.Auth: validated by the config, "" means auto
 	Folder    string
 	Unseen    bool   // list only messages without \Seen
 	Keep      bool   // the account keeps mail (the engine decides; Delete still deletes what it is given)
@@ -76,16 +77,6 @@ func ParseIMAPKey(key string) (prefix string, uidValidity uint32, ok bool) {
 	return key[:i+len(";UIDVALIDITY=")], uint32(n), true
 }
 
-// addr returns Addr with the default port for the TLS mode (RFC 8314: 993
-// for implicit TLS, else 143).
-func (s IMAPSource) addr() string {
-	port := 143
-	if s.TLS == netconn.TLSImplicit {
-		port = 993
-	}
-	return netconn.HostPort(s.Addr, port)
-}
-
 // Open connects, logs in, selects the folder and lists it (one round trip
 // for SELECT and the listing, see imap.Client.SelectList). An empty TLS
 // mode means STARTTLS, required. The returned Mailbox also implements
@@ -98,7 +89,9 @@ func (s IMAPSource) Open(ctx context.Context) (Mailbox, error) {
 	if s.TLS == "" {
 		s.TLS = netconn.TLSStartTLS
 	}
-	s.Addr = s.addr()
+	if err := needPort("imap", s.Addr); err != nil {
+		return nil, err
+	}
 	log := s.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

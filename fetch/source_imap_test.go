@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -318,11 +319,23 @@ func TestIMAPSourceTLSRequiredByDefault(t *testing.T) {
 	if _, err := src.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "STARTTLS") {
 		t.Fatalf("plaintext server with TLS unset: %v, want a STARTTLS error", err)
 	}
-	if got := (IMAPSource{Addr: "mail.example.net", TLS: netconn.TLSImplicit}).addr(); got != "mail.example.net:993" {
-		t.Fatalf("implicit TLS default port: %s", got)
-	}
-	if got := (IMAPSource{Addr: "mail.example.net"}).addr(); got != "mail.example.net:143" {
-		t.Fatalf("default port: %s", got)
+}
+
+// TestSourcesTakeResolvedAddresses: the config alone defaults ports
+// (config.DefaultPort); a source given a bare host reports the caller's
+// bug (errkind.Internal) before dialing, where it used to pick a port of
+// its own.
+func TestSourcesTakeResolvedAddresses(t *testing.T) {
+	dialed := false
+	dial := func(context.Context) (net.Conn, error) { dialed = true; return nil, errors.New("dialed") }
+	for name, open := range map[string]func(context.Context) (Mailbox, error){
+		"imap": IMAPSource{Addr: "mail.example.net", TLS: netconn.TLSImplicit, User: "u", Password: pw("p"), Dial: dial}.Open,
+		"pop3": POP3Source{Addr: "mail.example.net", TLS: netconn.TLSImplicit, User: "u", Password: pw("p"), Dial: dial}.Open,
+	} {
+		_, err := open(context.Background())
+		if errkind.KindOf(err) != errkind.Internal || dialed {
+			t.Errorf("%s source with a bare host: %v (%v), dialed %v; want an internal error before dialing", name, err, errkind.KindOf(err), dialed)
+		}
 	}
 }
 

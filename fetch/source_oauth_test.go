@@ -11,6 +11,7 @@ import (
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/fetch/imap/imaptest"
 	"github.com/linkctl/linkctl/fetch/pop3/pop3test"
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
@@ -24,8 +25,8 @@ import (
 func TestOAuth2ExpiredThenFreshToken(t *testing.T) {
 	const fresh, expired = "ya29.fresh-Token", "ya29.expired-Token"
 	for _, proto := range []string{"pop3", "imap"} {
-		for _, mech := range []string{"xoauth2", "oauthbearer"} {
-			t.Run(proto+"/"+mech, func(t *testing.T) {
+		for _, mech := range []authmech.Mech{authmech.XOAuth2, authmech.OAuthBearer} {
+			t.Run(proto+"/"+string(mech), func(t *testing.T) {
 				dir := t.TempDir()
 				tokenFile := filepath.Join(dir, "token")
 				os.WriteFile(tokenFile, []byte(expired+"\n"), 0o600)

@@ -37,7 +37,7 @@ func TestDovecotPOP3PluginDiesMidMessage(t *testing.T) {
 	tgt := &fakeTarget{}
 	dir := t.TempDir()
 	account := func(argv []string) Account {
-		src := POP3Source{Addr: "pop.example.net", TLS: netconn.TLSNone, User: "user", PreAuth: true, Timeout: 20 * time.Second,
+		src := POP3Source{Addr: "pop.example.net:110", TLS: netconn.TLSNone, User: "user", PreAuth: true, Timeout: 20 * time.Second,
 			Dial: func(ctx context.Context) (net.Conn, error) { return netconn.Plugin(ctx, argv, "pop.example.net", "") }}
 		return Account{Name: "tunnel", Proto: "pop3", Server: "pop.example.net", Open: src.Open, Target: tgt, To: []string{"user"}}
 	}

@@ -48,7 +48,7 @@ func TestPluginDiesMidMessage(t *testing.T) {
 	os.WriteFile(script, []byte(halfPOP3), 0o700)
 	cmdLog := filepath.Join(dir, "commands")
 	argv := []string{"/bin/sh", script, cmdLog}
-	src := POP3Source{Addr: "pop.example.net", TLS: netconn.TLSNone, User: "alice", Password: pw("pw"), Auth: "password",
+	src := POP3Source{Addr: "pop.example.net:110", TLS: netconn.TLSNone, User: "alice", Password: pw("pw"), Auth: "password",
 		Timeout: 5 * time.Second,
 		Dial: func(ctx context.Context) (net.Conn, error) {
 			return netconn.Plugin(ctx, argv, "pop.example.net", "110")

@@ -8,11 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/linkctl/linkctl/fetch/pop3"
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
@@ -21,17 +21,18 @@ import (
 // session (implicit TLS, or STLS which must then be offered: no
 // downgrade), logs in, and hands the session to the engine.
 type POP3Source struct {
-	Addr      string          // host[:port]; the port defaults to 110, or 995 for implicit TLS
+	Addr      string          // host:port, resolved by the config (which alone knows the default ports)
 	TLS       netconn.TLSMode // "" means starttls: secure by default
 	TLSConfig *tls.Config     // nil: system roots, ServerName from Addr
 	User      string
 	// Password returns the password or OAuth token; it is asked for only
 	// when needed, at login.
 	Password func(ctx context.Context) (string, error)
-	// Auth is auto|password|apop|plain|login|xoauth2|oauthbearer. auto
-	// uses SASL PLAIN when the server lists it, USER/PASS otherwise; APOP
-	// only when asked for.
-	Auth    string
+	// Auth is how to log in, as the config validated it ("" means auto).
+	// auto uses SASL PLAIN when the server lists it, USER/PASS otherwise;
+	// APOP only when asked for; external means PreAuth. A value outside
+	// authmech.All is an internal error.
+	Auth    authmech.Mech
 	Timeout time.Duration // inactivity timeout (netconn.DefaultTimeout when 0)
 	Window  int           // pipelining window (pop3.DefaultWindow when 0)
 	// MaxMessages bounds the maildrop's listing (pop3.DefaultMaxMessages
@@ -46,38 +47,48 @@ type POP3Source struct {
 	// the user, fetchmail's "auth ssh"), so no USER/PASS/AUTH is sent.
 	// POP3 has no PREAUTH greeting (unlike IMAP, RFC 3501 section 7.1.4):
 	// the config says so instead, and Dovecot then sends no greeting at
-	// all, so none is read (pop3.Options.NoGreeting).
+	// all, so none is read (pop3.Options.NoGreeting). Auth external
+	// means the same.
 	PreAuth bool
 }
 
-// addr returns Addr with the default port for the TLS mode.
-func (s POP3Source) addr() string {
-	port := 110
-	if s.TLS == netconn.TLSImplicit {
-		port = 995
-	}
-	return netconn.HostPort(s.Addr, port)
-}
+// preAuth reports whether the stream arrives logged in.
+func (s POP3Source) preAuth() bool { return s.PreAuth || s.Auth == authmech.External }
 
 // Key is the seen-store key: "pop3:user@host:port".
-func (s POP3Source) Key() string { return "pop3:" + s.User + "@" + s.addr() }
+func (s POP3Source) Key() string { return "pop3:" + s.User + "@" + s.Addr }
+
+// needPort refuses an address without a port: the config resolves every
+// server to host:port (config.DefaultPort, the one place ports are
+// defaulted), so a bare host here is a caller's bug, not a network failure
+// to retry.
+func needPort(proto, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return errkind.New(errkind.Internal, false, proto+" "+addr, "address without a port reached the %s source (the config resolves host:port): %v", proto, err)
+	}
+	return nil
+}
 
 // Open connects and logs in. The returned Mailbox also implements, for
 // progress, interface{ BytesRead() int64 } and interface{ WireBytes()
 // (read, written int64) } (octets on the connection, TLS included) and
 // interface{ MessageBytes() int64 } (message octets handed to fn).
 func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
-	addr := s.addr()
+	addr := s.Addr
+	if err := needPort("pop3", addr); err != nil {
+		return nil, err
+	}
 	mode := s.TLS
 	switch mode {
 	case "":
 		mode = netconn.TLSStartTLS
 	case netconn.TLSStartTLS, netconn.TLSImplicit, netconn.TLSNone:
 	default:
-		// Never fall through to plaintext on a mode nobody checked.
-		return nil, errkind.New(errkind.Usage, false, "pop3 "+addr, "unknown tls mode %q (expected starttls, implicit or none)", mode)
+		// Never fall through to plaintext on a mode nobody checked; the
+		// config validated it, so this is a bug.
+		return nil, errkind.New(errkind.Internal, false, "pop3 "+addr, "tls mode %q reached the POP3 source unvalidated (expected starttls, implicit or none)", mode)
 	}
-	if s.User == "" && !s.PreAuth {
+	if s.User == "" && !s.preAuth() {
 		return nil, errkind.New(errkind.Usage, false, "pop3 "+addr, "no user configured")
 	}
 	log := s.Logger
@@ -109,7 +120,7 @@ func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
 	stop := netconn.CloseOnDone(ctx, raw)
 	defer stop()
 
-	c, err := pop3.New(raw, pop3.Options{Timeout: s.Timeout, Window: s.Window, Server: addr, Logger: log, NoGreeting: s.PreAuth,
+	c, err := pop3.New(raw, pop3.Options{Timeout: s.Timeout, Window: s.Window, Server: addr, Logger: log, NoGreeting: s.preAuth(),
 		MaxMessages: s.MaxMessages})
 	if err != nil {
 		return nil, ctxErr(ctx, err)
@@ -138,41 +149,43 @@ func (s POP3Source) login(ctx context.Context, c *pop3.Client, mode netconn.TLSM
 			return err
 		}
 	}
-	if s.PreAuth {
+	if s.preAuth() {
 		return nil // the CAPA above was already the logged-in one
 	}
 	if s.Password == nil {
-		return errkind.New(errkind.Usage, false, "pop3 "+s.addr(), "no password configured for %s", s.User)
+		return errkind.New(errkind.Usage, false, "pop3 "+s.Addr, "no password configured for %s", s.User)
 	}
 	secret, err := s.Password(ctx)
 	if err != nil {
-		return fmt.Errorf("pop3 %s: cannot get the password for %s: %w", s.addr(), s.User, err)
+		return fmt.Errorf("pop3 %s: cannot get the password for %s: %w", s.Addr, s.User, err)
 	}
-	auth := strings.ToLower(s.Auth)
-	if auth == "" || auth == "auto" {
-		auth = "password"
+	mech := s.Auth
+	if mech == "" || mech == authmech.Auto {
+		mech = authmech.Password
 		if caps.HasSASL("PLAIN") {
-			auth = "plain" // one round trip instead of two
+			mech = authmech.Plain // one round trip instead of two
 		}
 	}
-	switch auth {
-	case "password":
+	switch mech {
+	case authmech.Password:
 		err = c.Login(s.User, secret)
-	case "apop":
+	case authmech.APOP:
 		err = c.APOP(s.User, secret)
-	case "plain":
+	case authmech.Plain:
 		err = c.Auth(pop3.PlainAuth(s.User, secret), true)
-	case "login":
+	case authmech.Login:
 		err = c.Auth(pop3.LoginAuth(s.User, secret), true)
-	case "xoauth2":
+	case authmech.XOAuth2:
 		err = c.Auth(pop3.XOAuth2Auth(s.User, secret), true)
-	case "oauthbearer":
+	case authmech.OAuthBearer:
 		err = c.Auth(pop3.OAuthBearerAuth(s.User, secret), true)
 	default:
-		return errkind.New(errkind.Usage, false, "pop3 "+s.addr(), "unknown auth %q (expected auto, password, apop, plain, login, xoauth2 or oauthbearer)", s.Auth)
+		// The config parsed auth into authmech.All, and external returned
+		// above (preAuth): any other value is a bug, not the user's.
+		return errkind.New(errkind.Internal, false, "pop3 "+s.Addr, "auth %q reached the POP3 login (expected auto, password, apop, plain, login, xoauth2 or oauthbearer)", s.Auth)
 	}
 	if err != nil {
-		return oauthRefused("pop3", s.addr(), s.User, auth, err)
+		return oauthRefused("pop3", s.Addr, s.User, mech, err)
 	}
 	// RFC 2449 section 5: the capabilities may change after login
 	// (PIPELINING, for one, is often announced only then). When the

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/logx"
 	"github.com/linkctl/linkctl/internal/netconn"
@@ -106,8 +107,8 @@ func TestPOP3SourceDovecot(t *testing.T) {
 		}
 	})
 
-	for _, auth := range []string{"auto", "password", "plain", "login", "apop"} {
-		t.Run("auth-"+auth, func(t *testing.T) {
+	for _, auth := range []authmech.Mech{authmech.Auto, authmech.Password, authmech.Plain, authmech.Login, authmech.APOP} {
+		t.Run("auth-"+string(auth), func(t *testing.T) {
 			s := src
 			s.Auth = auth
 			mb, msgs := open(t, s)

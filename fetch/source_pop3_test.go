@@ -27,7 +27,7 @@ func pw(s string) func(context.Context) (string, error) {
 // plainSource is a POP3Source on srv over net.Pipe, without TLS.
 func plainSource(srv *pop3test.Server) POP3Source {
 	return POP3Source{
-		Addr: "pop.test", TLS: netconn.TLSNone, User: srv.User, Password: pw(srv.Pass),
+		Addr: "pop.test:110", TLS: netconn.TLSNone, User: srv.User, Password: pw(srv.Pass),
 		Timeout: 5 * time.Second,
 		Dial:    func(context.Context) (net.Conn, error) { return srv.Pipe(), nil },
 	}
@@ -158,18 +158,27 @@ func TestPOP3SourceBadTLSMode(t *testing.T) {
 	dialed := false
 	src.Dial = func(context.Context) (net.Conn, error) { dialed = true; return srv.Pipe(), nil }
 	_, err := src.Open(context.Background())
-	if errkind.KindOf(err) != errkind.Usage || dialed {
+	// The config validates tls: into a netconn.TLSMode: another value is
+	// a bug, not the user's config error.
+	if errkind.KindOf(err) != errkind.Internal || dialed {
 		t.Fatalf("err %v, dialed %v", err, dialed)
 	}
 }
 
+// TestPOP3SourceBadAuthName: auth reaches the source as the config
+// validated it (authmech.Mech); a value outside authmech.All is a bug
+// reported as such, where it used to be a run-time "unknown auth" usage
+// error (exit 5) that `linkctl check` had not shown. Nothing is sent.
 func TestPOP3SourceBadAuthName(t *testing.T) {
 	srv := &pop3test.Server{User: "alice", Pass: "pw"}
 	src := plainSource(srv)
 	src.Auth = "kerberos"
 	_, err := src.Open(context.Background())
-	if errkind.KindOf(err) != errkind.Usage {
-		t.Fatalf("err %v", err)
+	if errkind.KindOf(err) != errkind.Internal {
+		t.Fatalf("err %v (%v), want an internal error", err, errkind.KindOf(err))
+	}
+	if b := string(srv.ClientBytes()); strings.Contains(b, "USER") || strings.Contains(b, "AUTH ") || strings.Contains(b, "pw") {
+		t.Errorf("client sent a login with an unknown mechanism: %q", b)
 	}
 }
 
@@ -177,7 +186,7 @@ func TestPOP3SourceBadAuthName(t *testing.T) {
 // an error and never sees the user name or password.
 func TestPOP3SourceSTLSMissing(t *testing.T) {
 	s := scripted.Start(t, []string{"S: +OK ready", "C: CAPA", "S: +OK", "S: USER", "S: SASL PLAIN", "S: .", "C: never"})
-	src := POP3Source{Addr: "pop.example.net", User: "alice", Password: pw("pw"), Timeout: time.Second,
+	src := POP3Source{Addr: "pop.example.net:110", User: "alice", Password: pw("pw"), Timeout: time.Second,
 		Dial: func(context.Context) (net.Conn, error) { return s.Conn, nil }}
 	_, err := src.Open(context.Background())
 	if errkind.KindOf(err) != errkind.Protocol || !strings.Contains(err.Error(), "STLS") {
@@ -306,7 +315,7 @@ func TestPOP3SourceCutEverywhere(t *testing.T) {
 		if full < 0 {
 			cc.n = 1 << 30 // first round: measure the session
 		}
-		src := POP3Source{Addr: "pop.test", TLS: netconn.TLSNone, User: "u", Password: pw("p"), Timeout: 5 * time.Second,
+		src := POP3Source{Addr: "pop.test:110", TLS: netconn.TLSNone, User: "u", Password: pw("p"), Timeout: 5 * time.Second,
 			Dial: func(context.Context) (net.Conn, error) { cc.Conn = srv.Pipe(); return cc, nil }}
 		ctx := context.Background()
 		committed := false

@@ -70,7 +70,7 @@ func (a *App) etrnByHand(srv etrn.Server) error {
 	if a.Verbose >= 1 {
 		trace = func(l string) { fmt.Fprintln(a.Stdout, "  "+l) }
 	}
-	addr := srv.DialAddr()
+	addr := srv.Addr // host:port, resolved by the config
 	mode := srv.TLS
 	fmt.Fprintf(a.Stdout, "ETRN at %s (tls: %s)\n", addr, mode)
 	res := etrn.Ask(a.Ctx, srv, trace, nil)

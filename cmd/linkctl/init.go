@@ -130,11 +130,12 @@ func (a *App) initConfig(o *initAnswers, path string, nonInteractive, force, che
 		}
 	}
 	yaml := o.yaml(false)
-	if _, err := config.Parse(path, yaml); err != nil {
+	cfg, err := config.Parse(path, yaml)
+	if err != nil {
 		return errkind.Wrap(errkind.Usage, false, "these answers do not make a valid config", err)
 	}
 	if check {
-		a.reachability(o)
+		a.reachability(cfg)
 	}
 	if p != nil {
 		// The preview is what a shoulder or a terminal's scrollback sees:
@@ -178,15 +179,8 @@ func shQuote(s string) string {
 
 // reachability tries a TCP connection to every server: a hint, not a
 // verdict (the link may well be down while the config is written).
-func (a *App) reachability(o *initAnswers) {
-	var hosts []string
-	if o.etrnServer != "" {
-		hosts = append(hosts, withPort(o.etrnServer, "25"))
-	}
-	for _, ac := range o.accounts {
-		hosts = append(hosts, withPort(ac.server, defaultPort(ac)))
-	}
-	for _, h := range hosts {
+func (a *App) reachability(cfg *config.Config) {
+	for _, h := range probeAddrs(cfg) {
 		ctx, cancel := context.WithTimeout(a.Ctx, 5*time.Second)
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", h)
@@ -200,23 +194,18 @@ func (a *App) reachability(o *initAnswers) {
 	}
 }
 
-func withPort(hostport, port string) string {
-	if _, _, err := net.SplitHostPort(hostport); err == nil {
-		return hostport
+// probeAddrs are the addresses the config written will dial, as the
+// config resolved them (its ports, defaulted in one place), so the probe
+// tries the port the daemon will use.
+func probeAddrs(cfg *config.Config) []string {
+	var hosts []string
+	for _, s := range cfg.ETRN.Servers {
+		hosts = append(hosts, s.Server)
 	}
-	return net.JoinHostPort(hostport, port)
-}
-
-func defaultPort(ac initAccount) string {
-	switch {
-	case ac.proto == "imap" && ac.tls == "implicit":
-		return "993"
-	case ac.proto == "imap":
-		return "143"
-	case ac.tls == "implicit":
-		return "995"
+	for _, ac := range cfg.Fetch.Accounts {
+		hosts = append(hosts, ac.Server)
 	}
-	return "110"
+	return hosts
 }
 
 // yaml writes the answers as a linkctl.yaml; preview shows a typed

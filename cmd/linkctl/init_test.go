@@ -279,3 +279,22 @@ func TestInitNonInteractiveDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestInitProbesTheConfiguredPort: init's reachability check tries the
+// address the written config will dial, port included, as the config
+// resolved it. It used to default ports itself: a POP3 server without
+// --tls was probed on 110 while the config (implicit TLS) fetches on 995.
+func TestInitProbesTheConfiguredPort(t *testing.T) {
+	cfg, err := config.Parse("/etc/linkctl/t.yaml", []byte(`etrn: {servers: [{server: mx.example.net, domains: [example.org]}]}
+fetch:
+  accounts:
+    - {proto: pop3, server: pop.example.net, user: u, password_file: /p, to: me}
+    - {proto: imap, server: imap.example.net, tls: starttls, user: u, password_file: /p, to: me}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(probeAddrs(cfg), " "), "mx.example.net:25 pop.example.net:995 imap.example.net:143"; got != want {
+		t.Errorf("probed %s, want %s", got, want)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
@@ -33,11 +34,13 @@ type Options struct {
 	// Password returns the password (or the OAuth token for xoauth2 and
 	// oauthbearer); called once per login, never logged.
 	Password func(ctx context.Context) (string, error)
-	// Auth is auto (LOGIN, or AUTHENTICATE PLAIN when the server says
-	// LOGINDISABLED), login (or password), plain, xoauth2, oauthbearer, or
-	// external: the connection (a plugin, a tunnel) must arrive already
-	// authenticated, with a PREAUTH greeting.
-	Auth string
+	// Auth is auto (also when empty: LOGIN, or AUTHENTICATE PLAIN when the
+	// server says LOGINDISABLED), login (or password), plain, xoauth2,
+	// oauthbearer, or external: the connection (a plugin, a tunnel) must
+	// arrive already authenticated, with a PREAUTH greeting. The config
+	// validated it; apop (POP3's) or a value outside authmech.All is an
+	// internal error.
+	Auth authmech.Mech
 	// Compress is auto (COMPRESS=DEFLATE when offered), on (required) or
 	// off.
 	Compress string
@@ -58,23 +61,26 @@ type Options struct {
 }
 
 // validate rejects option values no server could make sense of, before
-// any connection is made.
+// any connection is made. TLS and Auth are typed values that the config
+// validated: one outside their sets is a bug in the caller (errkind.Internal),
+// never a usage error of the user's.
 func (o *Options) validate() error {
 	op := "imap " + o.Addr
 	switch o.TLS {
 	case netconn.TLSImplicit, netconn.TLSStartTLS, netconn.TLSNone:
 	default:
-		return errkind.New(errkind.Usage, false, op, "unknown tls mode %q (expected implicit, starttls or none)", o.TLS)
+		return errkind.New(errkind.Internal, false, op, "tls mode %q reached the IMAP client unvalidated (expected implicit, starttls or none)", o.TLS)
 	}
 	switch strings.ToLower(o.Compress) {
 	case "", "auto", "on", "off":
 	default:
 		return errkind.New(errkind.Usage, false, op, "unknown compress %q (expected auto, on or off)", o.Compress)
 	}
-	switch strings.ToLower(o.Auth) {
-	case "", "auto", "login", "password", "plain", "xoauth2", "oauthbearer", "external":
+	switch o.Auth {
+	case "", authmech.Auto, authmech.Password, authmech.Login, authmech.Plain, authmech.XOAuth2, authmech.OAuthBearer, authmech.External:
 	default:
-		return errkind.New(errkind.Usage, false, op, "unknown auth %q for IMAP (expected auto, login, plain, xoauth2 or oauthbearer)", o.Auth)
+		// apop is POP3's (RFC 1939 section 7): validation refuses it for IMAP.
+		return errkind.New(errkind.Internal, false, op, "auth %q reached the IMAP client (expected auto, password, login, plain, xoauth2, oauthbearer or external)", o.Auth)
 	}
 	return nil
 }

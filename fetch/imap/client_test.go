@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
@@ -217,18 +218,27 @@ func TestFetchCallbackErrorKeepsSession(t *testing.T) {
 	}
 }
 
+// TestBadOptionsRefusedBeforeDialing: nothing is dialed with options no
+// server could make sense of. A TLS mode or an auth mechanism the config
+// cannot produce (it validated them into typed values) is a bug (errkind.Internal),
+// not the user's config error (exit 5) that the client used to report.
 func TestBadOptionsRefusedBeforeDialing(t *testing.T) {
-	for _, o := range []Options{
-		{Addr: "x:143", TLS: "maybe"},
-		{Addr: "x:143", TLS: netconn.TLSNone, Compress: "yes"},
-		{Addr: "x:143", TLS: netconn.TLSNone, Auth: "apop"},
+	for _, tc := range []struct {
+		o    Options
+		want errkind.Kind
+	}{
+		{Options{Addr: "x:143", TLS: "maybe"}, errkind.Internal},
+		{Options{Addr: "x:143", TLS: netconn.TLSNone, Compress: "yes"}, errkind.Usage},
+		{Options{Addr: "x:143", TLS: netconn.TLSNone, Auth: authmech.APOP}, errkind.Internal},
+		{Options{Addr: "x:143", TLS: netconn.TLSNone, Auth: "cram-md5"}, errkind.Internal},
 	} {
+		o := tc.o
 		o.Dial = func(context.Context) (net.Conn, error) {
 			t.Fatal("dialed with bad options")
 			return nil, nil
 		}
-		if _, err := Dial(ctxT(t), o); errkind.KindOf(err) != errkind.Usage {
-			t.Errorf("%+v: %v, want a usage error", o, err)
+		if _, err := Dial(ctxT(t), o); errkind.KindOf(err) != tc.want {
+			t.Errorf("%+v: %v (kind %v), want kind %v", tc.o, err, errkind.KindOf(err), tc.want)
 		}
 	}
 }

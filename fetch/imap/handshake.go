@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-sasl"
+	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/logx"
 	"github.com/linkctl/linkctl/internal/netconn"
@@ -55,7 +56,7 @@ func (h *handshake) run(ctx context.Context) (*handshakeResult, error) {
 	switch o.TLS {
 	case netconn.TLSImplicit, netconn.TLSStartTLS, netconn.TLSNone:
 	default:
-		return nil, errkind.New(errkind.Usage, false, h.op("connect"), "unknown TLS mode %q (expected implicit, starttls or none)", o.TLS)
+		return nil, errkind.New(errkind.Internal, false, h.op("connect"), "tls mode %q reached the IMAP client unvalidated (expected implicit, starttls or none)", o.TLS)
 	}
 	if o.TLS == netconn.TLSImplicit {
 		tc, err := netconn.Handshake(ctx, h.wire, netconn.TLSConfig(o.TLSConfig, o.Addr), o.timeout())
@@ -103,7 +104,7 @@ func (h *handshake) run(ctx context.Context) (*handshakeResult, error) {
 		}
 	}
 
-	if !preauth && strings.EqualFold(o.Auth, "external") {
+	if !preauth && o.Auth == authmech.External {
 		return nil, errkind.New(errkind.Auth, false, h.op("login"),
 			"auth: external expects a pre-authenticated session (a PREAUTH greeting), but the server asks for a login")
 	}
@@ -348,21 +349,21 @@ func (h *handshake) authenticate(ctx context.Context) error {
 			return err
 		}
 	}
-	method := strings.ToLower(o.Auth)
+	method := o.Auth
 	switch method {
-	case "", "auto":
+	case "", authmech.Auto:
 		// LOGIN works everywhere it is allowed; RFC 3501 section 6.2.3
 		// LOGINDISABLED means the server wants AUTHENTICATE instead.
-		method = "login"
+		method = authmech.Login
 		if h.has("LOGINDISABLED") {
 			if !h.has("AUTH=PLAIN") {
 				return errkind.New(errkind.Auth, false, h.op("LOGIN"),
 					"server refuses LOGIN (LOGINDISABLED) and offers no AUTH=PLAIN: it may require TLS (tls: starttls or implicit) or another auth method")
 			}
-			method = "plain"
+			method = authmech.Plain
 		}
-	case "password":
-		method = "login"
+	case authmech.Password:
+		method = authmech.Login
 	}
 	if o.Password == nil {
 		return errkind.New(errkind.Usage, false, h.op("LOGIN"), "no password or token configured for %s", o.User)
@@ -372,16 +373,16 @@ func (h *handshake) authenticate(ctx context.Context) error {
 		return errkind.Wrap(errkind.Auth, false, h.op("password for "+o.User), err)
 	}
 	switch method {
-	case "login":
+	case authmech.Login:
 		if h.has("LOGINDISABLED") {
 			return errkind.New(errkind.Auth, false, h.op("LOGIN"), "server refuses LOGIN (LOGINDISABLED): use auth: plain, or TLS")
 		}
 		return h.login(o.User, secret)
-	case "plain":
+	case authmech.Plain:
 		return h.sasl("PLAIN", sasl.NewPlainClient("", o.User, secret))
-	case "xoauth2":
+	case authmech.XOAuth2:
 		return h.sasl("XOAUTH2", xoauth2Client{user: o.User, token: secret})
-	case "oauthbearer":
+	case authmech.OAuthBearer:
 		host, port := o.Addr, 0
 		if hs, ps, err := net.SplitHostPort(o.Addr); err == nil {
 			host = hs
@@ -389,7 +390,9 @@ func (h *handshake) authenticate(ctx context.Context) error {
 		}
 		return h.sasl("OAUTHBEARER", sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: o.User, Token: secret, Host: host, Port: port}))
 	}
-	return errkind.New(errkind.Usage, false, h.op("login"), "unknown auth method %q (expected auto, login, plain, xoauth2 or oauthbearer)", o.Auth)
+	// Options.validate let no other value through, and external logs in
+	// before this (PREAUTH) or fails above.
+	return errkind.New(errkind.Internal, false, h.op("login"), "auth %q reached the IMAP login (expected auto, password, login, plain, xoauth2 or oauthbearer)", o.Auth)
 }
 
 // login sends LOGIN (RFC 3501 section 6.2.3), quoting each argument or, when
