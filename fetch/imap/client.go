@@ -180,8 +180,12 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		},
 	})
 	if err := cl.c.WaitGreeting(); err != nil {
+		// The greeting is ours: what failed is the server's stream right
+		// after it (a cut, or a corrupt COMPRESS stream go-imap's reader
+		// met at once), classified as any command's failure.
+		err = cl.err(ctx, "session", err)
 		cl.Close()
-		return nil, errkind.Wrap(errkind.Internal, false, "imap "+o.Addr+" session", err)
+		return nil, err
 	}
 	wire.disarm()
 	log.Debug("IMAP session ready", "server", o.Addr, "user", o.User, "tls", h.tls, "compress", res.compressed)
