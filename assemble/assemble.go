@@ -89,7 +89,7 @@ func RunLockPath(cfg *config.Config) string { return filepath.Join(cfg.StateDir,
 func (as *Assembler) Steps(cfg *config.Config, only []string) ([]pipeline.Step, error) {
 	for _, name := range only {
 		if !slices.Contains(StageNames(cfg.Pipeline), name) {
-			return nil, errkind.New(errkind.Usage, false, "", "no stage %q in the pipeline of %s (it has: %s)",
+			return nil, errkind.Permanent(errkind.Usage, "", "no stage %q in the pipeline of %s (it has: %s)",
 				name, cfg.File, strings.Join(StageNames(cfg.Pipeline), ", "))
 		}
 	}
@@ -143,7 +143,7 @@ func (as *Assembler) Stage(cfg *config.Config, s config.Step) pipeline.Stage {
 		return as.DropStage(name, cfg)
 	}
 	return pipeline.Func{StageName: name, Fn: func(context.Context, event.Sink) (pipeline.Report, error) {
-		return pipeline.Report{}, errkind.New(errkind.Internal, false, "", "%s:%d: no builder for stage %q", cfg.File, s.Line, s.Stage)
+		return pipeline.Report{}, errkind.Permanent(errkind.Internal, "", "%s:%d: no builder for stage %q", cfg.File, s.Line, s.Stage)
 	}}
 }
 

@@ -73,7 +73,7 @@ func (as *Assembler) Around(cfg *config.Config) func(context.Context, pipeline.R
 // error that kept the meter from starting.
 func meterFor(ctx context.Context) (*meter.Run, error) {
 	if err, ok := ctx.Value(meterErrKey{}).(error); ok {
-		return nil, errkind.Wrap(errkind.KindOf(err), false, "fetch", err)
+		return nil, errkind.WrapPermanent(errkind.KindOf(err), "fetch", err)
 	}
 	return meter.RunFrom(ctx), nil
 }

@@ -40,15 +40,15 @@ func Load(path string) (*Config, error) {
 		return nil, readError(path, err)
 	}
 	if len(data) > MaxSize {
-		return nil, errkind.New(errkind.Usage, false, "", "%s: larger than %d bytes (expected a linkctl YAML config)", path, MaxSize)
+		return nil, errkind.Permanent(errkind.Usage, "", "%s: larger than %d bytes (expected a linkctl YAML config)", path, MaxSize)
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "cannot stat config "+path, err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "cannot stat config "+path, err)
 	}
 	cfg, problems := parse(path, data, absDir(path), ownerOf(fi))
 	if len(problems) > 0 {
-		return nil, errkind.Wrap(errkind.Usage, false, "", problems)
+		return nil, errkind.WrapPermanent(errkind.Usage, "", problems)
 	}
 	if err := checkFileMode(fi, path, cfg); err != nil {
 		return nil, err
@@ -59,11 +59,11 @@ func Load(path string) (*Config, error) {
 func readError(path string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return errkind.Wrap(errkind.Usage, false, "", &quietErr{path + ": no such config file (expected a linkctl.yaml: start from the README's minimal config, or pass -c FILE)", err})
+		return errkind.WrapPermanent(errkind.Usage, "", &quietErr{path + ": no such config file (expected a linkctl.yaml: start from the README's minimal config, or pass -c FILE)", err})
 	case errors.Is(err, fs.ErrPermission):
-		return errkind.Wrap(errkind.Permission, false, "", &quietErr{path + ": cannot read the config: permission denied (run linkctl as the file's owner, or fix its mode)", err})
+		return errkind.WrapPermanent(errkind.Permission, "", &quietErr{path + ": cannot read the config: permission denied (run linkctl as the file's owner, or fix its mode)", err})
 	}
-	return errkind.Wrap(errkind.Usage, false, "cannot read config "+path, err)
+	return errkind.WrapPermanent(errkind.Usage, "cannot read config "+path, err)
 }
 
 // quietErr shows its own message but still unwraps to the cause, so
@@ -85,7 +85,7 @@ func checkFileMode(fi fs.FileInfo, path string, cfg *Config) error {
 		return nil
 	}
 	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
-		return errkind.New(errkind.Permission, false, "",
+		return errkind.Permanent(errkind.Permission, "",
 			"%s: contains a password but is readable by group/others (mode %04o); run: chmod 600 %s", path, perm, path)
 	}
 	return nil
@@ -119,7 +119,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	cfg, problems := parse(name, data, absDir(name), owner)
 	if len(problems) > 0 {
-		return nil, errkind.Wrap(errkind.Usage, false, "", problems)
+		return nil, errkind.WrapPermanent(errkind.Usage, "", problems)
 	}
 	return cfg, nil
 }

@@ -141,7 +141,7 @@ func OneOffETRN(f ETRNFlags) (*Config, error) {
 func oneOff(cmd string, doc yamlMap, flagOf map[string]string, pre Errors) (*Config, error) {
 	data, err := yaml.Marshal(doc.node())
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, cmd, err)
+		return nil, errkind.WrapPermanent(errkind.Internal, cmd, err)
 	}
 	dir, err := os.Getwd()
 	if err != nil {
@@ -165,7 +165,7 @@ func oneOff(cmd string, doc yamlMap, flagOf map[string]string, pre Errors) (*Con
 			p.Path = fl
 		}
 	}
-	return nil, errkind.Wrap(errkind.Usage, false, "", problems)
+	return nil, errkind.WrapPermanent(errkind.Usage, "", problems)
 }
 
 // yamlMap is an ordered mapping whose zero values are left out, so that

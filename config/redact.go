@@ -337,10 +337,10 @@ func (c *Config) Redacted() ([]byte, error) {
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(o); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "cannot print the config", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "cannot print the config", err)
 	}
 	if err := enc.Close(); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "cannot print the config", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "cannot print the config", err)
 	}
 	return buf.Bytes(), nil
 }

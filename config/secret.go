@@ -36,7 +36,7 @@ func (s Secret) Get(ctx context.Context) (string, error) {
 	case len(s.Command) > 0:
 		return s.fromCommand(ctx)
 	}
-	return "", errkind.New(errkind.Usage, false, "", "no password configured (expected password_file, password_command or password)")
+	return "", errkind.Permanent(errkind.Usage, "", "no password configured (expected password_file, password_command or password)")
 }
 
 func firstLine(b []byte) string {
@@ -51,31 +51,31 @@ func (s Secret) fromFile() (string, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return "", errkind.New(errkind.Usage, false, "", "password_file %s does not exist (expected a file holding the password, mode 0600)", s.File)
+			return "", errkind.Permanent(errkind.Usage, "", "password_file %s does not exist (expected a file holding the password, mode 0600)", s.File)
 		case errors.Is(err, fs.ErrPermission):
-			return "", errkind.New(errkind.Permission, false, "", "password_file %s: permission denied (run linkctl as the user owning it)", s.File)
+			return "", errkind.Permanent(errkind.Permission, "", "password_file %s: permission denied (run linkctl as the user owning it)", s.File)
 		}
-		return "", errkind.Wrap(errkind.Usage, false, "cannot read password_file "+s.File, err)
+		return "", errkind.WrapPermanent(errkind.Usage, "cannot read password_file "+s.File, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", errkind.Wrap(errkind.Internal, false, "cannot stat password_file "+s.File, err)
+		return "", errkind.WrapPermanent(errkind.Internal, "cannot stat password_file "+s.File, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return "", errkind.New(errkind.Usage, false, "", "password_file %s is not a regular file", s.File)
+		return "", errkind.Permanent(errkind.Usage, "", "password_file %s is not a regular file", s.File)
 	}
 	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
-		return "", errkind.New(errkind.Permission, false, "",
+		return "", errkind.Permanent(errkind.Permission, "",
 			"password_file %s is readable by group/others (mode %04o); run: chmod 600 %s", s.File, perm, s.File)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSecret))
 	if err != nil {
-		return "", errkind.Wrap(errkind.Usage, false, "cannot read password_file "+s.File, err)
+		return "", errkind.WrapPermanent(errkind.Usage, "cannot read password_file "+s.File, err)
 	}
 	pw := firstLine(b)
 	if pw == "" {
-		return "", errkind.New(errkind.Usage, false, "", "password_file %s: the first line is empty (expected the password on it)", s.File)
+		return "", errkind.Permanent(errkind.Usage, "", "password_file %s: the first line is empty (expected the password on it)", s.File)
 	}
 	return pw, nil
 }
@@ -112,17 +112,17 @@ func (s Secret) fromCommand(ctx context.Context) (string, error) {
 		var ee *exec.ExitError
 		switch {
 		case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
-			return "", errkind.New(errkind.Usage, false, "", "password_command %s: program not found (expected an installed program; argv form, no shell)", name)
+			return "", errkind.Permanent(errkind.Usage, "", "password_command %s: program not found (expected an installed program; argv form, no shell)", name)
 		case ctx.Err() == context.DeadlineExceeded && errors.Is(context.Cause(ctx), context.DeadlineExceeded):
-			return "", errkind.New(errkind.Auth, true, "", "password_command %s: no answer within %s%s", name, SecretCommandTimeout, msg)
+			return "", errkind.Temporary(errkind.Auth, "", "password_command %s: no answer within %s%s", name, SecretCommandTimeout, msg)
 		case errors.As(err, &ee):
 			// Exit 75 (EX_TEMPFAIL) means "try again later", as for an MDA.
 			return "", errkind.New(errkind.Auth, ee.ExitCode() == 75, "", "password_command %s failed: %s%s", name, ee.ProcessState.String(), msg)
 		}
-		return "", errkind.New(errkind.Auth, true, "", "password_command %s: %s%s", name, scrub(err.Error(), pw), msg)
+		return "", errkind.Temporary(errkind.Auth, "", "password_command %s: %s%s", name, scrub(err.Error(), pw), msg)
 	}
 	if pw == "" {
-		return "", errkind.New(errkind.Auth, false, "", "password_command %s printed nothing on its first line (expected the password on stdout)%s", name, quoteStderr(stderr.String(), ""))
+		return "", errkind.Permanent(errkind.Auth, "", "password_command %s printed nothing on its first line (expected the password on stdout)%s", name, quoteStderr(stderr.String(), ""))
 	}
 	return pw, nil
 }
@@ -157,7 +157,7 @@ func (c *Config) CheckSecretFiles() error {
 			return
 		}
 		if _, err := s.fromFile(); err != nil {
-			errs = append(errs, errkind.Wrap(errkind.KindOf(err), false, where, err))
+			errs = append(errs, errkind.WrapPermanent(errkind.KindOf(err), where, err))
 		}
 	}
 	for _, s := range c.ETRN.Servers {
@@ -169,7 +169,7 @@ func (c *Config) CheckSecretFiles() error {
 	if len(errs) == 0 {
 		return nil
 	}
-	return errkind.Wrap(errkind.KindOf(errs[0]), false, "", errors.Join(errs...))
+	return errkind.WrapPermanent(errkind.KindOf(errs[0]), "", errors.Join(errs...))
 }
 
 // Account returns the account called name.

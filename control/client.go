@@ -31,10 +31,9 @@ func Do(ctx context.Context, path string, req Request, onEvent func(event.Event)
 			return Response{}, ErrNoDaemon
 		}
 		if errors.Is(err, os.ErrPermission) {
-			return Response{}, errkind.Wrap(errkind.Permission, false,
-				"connect to the daemon at "+path, errors.New("permission denied: run as root or as the daemon's user"))
+			return Response{}, errkind.WrapPermanent(errkind.Permission, "connect to the daemon at "+path, errors.New("permission denied: run as root or as the daemon's user"))
 		}
-		return Response{}, errkind.Wrap(errkind.Network, true, "connect to the daemon at "+path, err)
+		return Response{}, errkind.WrapTemporary(errkind.Network, "connect to the daemon at "+path, err)
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -57,12 +56,12 @@ func Do(ctx context.Context, path string, req Request, onEvent func(event.Event)
 				return Response{}, context.Cause(ctx)
 			}
 			if werr != nil {
-				return Response{}, errkind.Wrap(errkind.Network, true, "send the request to the daemon", werr)
+				return Response{}, errkind.WrapTemporary(errkind.Network, "send the request to the daemon", werr)
 			}
 			if err == nil {
 				err = errors.New("the daemon closed the connection before its reply")
 			}
-			return Response{}, errkind.Wrap(errkind.Network, true, "read the daemon's reply", err)
+			return Response{}, errkind.WrapTemporary(errkind.Network, "read the daemon's reply", err)
 		}
 		r, err := ParseResponse(sc.Bytes())
 		if err != nil {

@@ -89,20 +89,20 @@ var (
 func ParseRequest(line []byte) (Request, error) {
 	var req Request
 	if len(line) > MaxRequest {
-		return req, errkind.New(errkind.Protocol, false, "control request", "longer than %d bytes", MaxRequest)
+		return req, errkind.Permanent(errkind.Protocol, "control request", "longer than %d bytes", MaxRequest)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(line)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return Request{}, errkind.Wrap(errkind.Protocol, false, "control request", err)
+		return Request{}, errkind.WrapPermanent(errkind.Protocol, "control request", err)
 	}
 	if dec.More() {
-		return Request{}, errkind.New(errkind.Protocol, false, "control request", "trailing data after the request")
+		return Request{}, errkind.Permanent(errkind.Protocol, "control request", "trailing data after the request")
 	}
 	switch req.Op {
 	case OpUp, OpDown, OpStatus, OpQuit, OpDial:
 	default:
-		return Request{}, errkind.New(errkind.Usage, false, "control request", "unknown op %q (want up, down, status, quit or dial)", req.Op)
+		return Request{}, errkind.Permanent(errkind.Usage, "control request", "unknown op %q (want up, down, status, quit or dial)", req.Op)
 	}
 	if err := checkIface(req.Iface); err != nil {
 		return Request{}, err
@@ -115,11 +115,11 @@ func ParseRequest(line []byte) (Request, error) {
 // strange reaches logs or LINKCTL_IFACE.
 func checkIface(s string) error {
 	if len(s) > 15 {
-		return errkind.New(errkind.Usage, false, "control request", "interface name %.20q too long (15 bytes at most)", s)
+		return errkind.Permanent(errkind.Usage, "control request", "interface name %.20q too long (15 bytes at most)", s)
 	}
 	for _, c := range []byte(s) {
 		if c <= ' ' || c == '/' || c == ':' || c >= 0x7f {
-			return errkind.New(errkind.Usage, false, "control request", "interface name %q has a character not allowed in one", s)
+			return errkind.Permanent(errkind.Usage, "control request", "interface name %q has a character not allowed in one", s)
 		}
 	}
 	return nil
@@ -129,13 +129,13 @@ func checkIface(s string) error {
 func ParseResponse(line []byte) (Response, error) {
 	var r Response
 	if len(line) > MaxResponse {
-		return r, errkind.New(errkind.Protocol, false, "control response", "longer than %d bytes", MaxResponse)
+		return r, errkind.Permanent(errkind.Protocol, "control response", "longer than %d bytes", MaxResponse)
 	}
 	if err := json.Unmarshal(line, &r); err != nil {
-		return Response{}, errkind.Wrap(errkind.Protocol, false, "control response", err)
+		return Response{}, errkind.WrapPermanent(errkind.Protocol, "control response", err)
 	}
 	if r.Exit < 0 || r.Exit > 255 {
-		return Response{}, errkind.New(errkind.Protocol, false, "control response", "exit status %d out of range", r.Exit)
+		return Response{}, errkind.Permanent(errkind.Protocol, "control response", "exit status %d out of range", r.Exit)
 	}
 	return r, nil
 }

@@ -52,15 +52,15 @@ func Listen(path string, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, errkind.Wrap(errkind.Permission, false, "create the control socket's directory", err)
+		return nil, errkind.WrapPermanent(errkind.Permission, "create the control socket's directory", err)
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, errkind.New(errkind.Usage, false, "control socket "+path, "exists and is not a socket: remove it or change control_socket")
+			return nil, errkind.Permanent(errkind.Usage, "control socket "+path, "exists and is not a socket: remove it or change control_socket")
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
-			return nil, errkind.New(errkind.Locked, false, "control socket "+path, "another daemon is listening on it")
+			return nil, errkind.Permanent(errkind.Locked, "control socket "+path, "another daemon is listening on it")
 		}
 		os.Remove(path) // stale: nobody answers
 	}
@@ -71,11 +71,11 @@ func Listen(path string, log *slog.Logger) (*Server, error) {
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	syscall.Umask(old)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Permission, false, "listen on the control socket "+path, err)
+		return nil, errkind.WrapPermanent(errkind.Permission, "listen on the control socket "+path, err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
-		return nil, errkind.Wrap(errkind.Permission, false, "chmod the control socket "+path, err)
+		return nil, errkind.WrapPermanent(errkind.Permission, "chmod the control socket "+path, err)
 	}
 	return &Server{ln: ln, path: path, uid: os.Geteuid(), log: log}, nil
 }

@@ -222,7 +222,7 @@ func Run(ctx context.Context, opts Options) error {
 // New takes the daemon lock and opens the control socket.
 func New(opts Options) (*Daemon, error) {
 	if opts.Watcher == nil {
-		return nil, errkind.New(errkind.Internal, false, "daemon", "no link watcher")
+		return nil, errkind.Permanent(errkind.Internal, "daemon", "no link watcher")
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, notify: opts.Notify, quitReq: make(chan struct{}, 1),
 		runDone: make(chan struct{}, 1), interval: opts.Interval, met: newMetrics(),
@@ -376,7 +376,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		dropped := d.queue.drop(false)
 		running := d.cur != nil
 		d.mu.Unlock()
-		fail(dropped, errkind.New(errkind.Internal, true, "", "the daemon is stopping"))
+		fail(dropped, errkind.Temporary(errkind.Internal, "", "the daemon is stopping"))
 		d.stopWatchers(causeShutdown())
 		stopT()
 		d.notify("STOPPING=1\nSTATUS=stopping: " + why)
@@ -441,7 +441,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		case <-grace:
 			d.log.Warn("grace period over: cancelling the run in flight", "grace", d.opts.Grace)
-			d.runner.Cancel(errkind.New(errkind.Internal, true, "", "shutdown"))
+			d.runner.Cancel(errkind.Temporary(errkind.Internal, "", "shutdown"))
 		case <-d.runDone:
 			d.mu.Lock()
 			done := d.stopping && d.cur == nil
@@ -459,15 +459,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) exitNow(cancelRuns context.CancelCauseFunc, why string) {
 	d.notify("STOPPING=1\nSTATUS=exiting: " + why)
 	d.stopWatchers(causeShutdown())
-	d.runner.Cancel(errkind.New(errkind.Internal, true, "", "shutdown"))
-	cancelRuns(errkind.New(errkind.Internal, true, "", "shutdown"))
+	d.runner.Cancel(errkind.Temporary(errkind.Internal, "", "shutdown"))
+	cancelRuns(errkind.Temporary(errkind.Internal, "", "shutdown"))
 	d.mu.Lock()
 	if !d.stopping {
 		d.stopping, d.stopAt = true, time.Now()
 	}
 	dropped := d.queue.drop(false)
 	d.mu.Unlock()
-	fail(dropped, errkind.New(errkind.Internal, true, "", "the daemon exited"))
+	fail(dropped, errkind.Temporary(errkind.Internal, "", "the daemon exited"))
 	// Cancelled stages return within moments (the exec stage's own grace
 	// aside); give them that, not more.
 	done := make(chan struct{})
@@ -512,8 +512,8 @@ func (d *Daemon) onEdge(e linkwatch.Edge) {
 		return
 	}
 	d.stopWatchers(causeLinkDown())
-	fail(dropped, errkind.New(errkind.Network, true, "", "link down"))
-	if running && d.runner.Cancel(errkind.New(errkind.Network, true, "", "link down")) {
+	fail(dropped, errkind.Temporary(errkind.Network, "", "link down"))
+	if running && d.runner.Cancel(errkind.Temporary(errkind.Network, "", "link down")) {
 		d.log.Warn("link down: cancelling the run in flight", "reason", e.Reason)
 	}
 	d.status("")
@@ -562,7 +562,7 @@ func (d *Daemon) startLocked() {
 			acct := d.idleAccountLocked(b.account)
 			if acct == nil || acct.Fetch == nil {
 				// Reloaded away: its mail is the pipeline's now.
-				fail([]*batch{b}, errkind.New(errkind.Internal, true, "", "account %s is no longer watched", b.account))
+				fail([]*batch{b}, errkind.Temporary(errkind.Internal, "", "account %s is no longer watched", b.account))
 				continue
 			}
 			steps = []pipeline.Step{{Stage: acct.Fetch, Timeout: acct.Timeout}}
@@ -720,7 +720,7 @@ func (d *Daemon) reload() (intervalChanged bool) {
 	if restart {
 		// The new watchers' first connections do not notify: one catch-up
 		// fetch per account covers mail that arrived in between.
-		d.stopWatchers(errkind.New(errkind.Internal, true, "", "config reloaded"))
+		d.stopWatchers(errkind.Temporary(errkind.Internal, "", "config reloaded"))
 		d.startWatchers(true)
 	}
 	return intervalChanged
@@ -769,8 +769,8 @@ func (d *Daemon) handle(ctx context.Context, req control.Request, send func(even
 		d.mu.Lock()
 		dropped := d.queue.drop(false) // the watchers stay: the link state is the watcher's
 		d.mu.Unlock()
-		fail(dropped, errkind.New(errkind.Network, true, "", "link down"))
-		if d.runner.Cancel(errkind.New(errkind.Network, true, "", "link down")) {
+		fail(dropped, errkind.Temporary(errkind.Network, "", "link down"))
+		if d.runner.Cancel(errkind.Temporary(errkind.Network, "", "link down")) {
 			d.log.Warn("linkctl down: cancelling the run in flight", "iface", req.Iface)
 			return control.Reply{Text: "the run in flight was cancelled"}
 		}

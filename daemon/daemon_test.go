@@ -53,7 +53,7 @@ func (g *gate) stage() pipeline.Stage {
 			return pipeline.Report{Summary: "done", Counts: map[string]int64{"messages": 2, "bytes": 300}}, nil
 		case <-ctx.Done():
 			g.cause <- context.Cause(ctx)
-			return pipeline.Report{}, errkind.Wrap(errkind.Network, true, g.name, context.Cause(ctx))
+			return pipeline.Report{}, errkind.WrapTemporary(errkind.Network, g.name, context.Cause(ctx))
 		}
 	}}
 }
@@ -244,7 +244,7 @@ func TestTriggersCoalesceIntoOneFollowUp(t *testing.T) {
 func TestUpWaitStreamsTheRunAndExitsWithItsStatus(t *testing.T) {
 	g := newGate("fetch")
 	failing := pipeline.Func{StageName: "etrn", Fn: func(ctx context.Context, sink event.Sink) (pipeline.Report, error) {
-		return pipeline.Report{}, errkind.New(errkind.Refused, false, "etrn mail.example.net", "458 unable to queue")
+		return pipeline.Report{}, errkind.Permanent(errkind.Refused, "etrn mail.example.net", "458 unable to queue")
 	}}
 	h := start(t, []pipeline.Step{{Stage: g.stage(), OnError: pipeline.Continue}, {Stage: failing}}, nil)
 	go func() { wait(t, g.started, "run"); g.release <- struct{}{} }()

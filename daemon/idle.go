@@ -96,8 +96,8 @@ type watchSet struct {
 }
 
 // causeLinkDown and causeShutdown are the cancellation causes.
-func causeLinkDown() error { return errkind.New(errkind.Network, true, "", "link down") }
-func causeShutdown() error { return errkind.New(errkind.Internal, true, "", "shutdown") }
+func causeLinkDown() error { return errkind.Temporary(errkind.Network, "", "link down") }
+func causeShutdown() error { return errkind.Temporary(errkind.Internal, "", "shutdown") }
 
 // startWatchers starts the watchers of the configured idle accounts if the
 // link is up and none run. catchUp queues a fetch of each account.

@@ -257,7 +257,7 @@ func TestIdleWatchersStopOnShutdown(t *testing.T) {
 func TestIdleWatcherThatGivesUpShowsInStatus(t *testing.T) {
 	work := newGate("fetch")
 	imap := newFakeIMAP()
-	imap.fail = errkind.New(errkind.Auth, false, "imap 127.0.0.1:143", "LOGIN refused: NO [AUTHENTICATIONFAILED]")
+	imap.fail = errkind.Permanent(errkind.Auth, "imap 127.0.0.1:143", "LOGIN refused: NO [AUTHENTICATIONFAILED]")
 	h := start(t, nil, func(o *Options) { o.Idle = []IdleAccount{imap.account("work", work, "INBOX")} })
 	h.edge(up("ppp0"))
 	st := waitFor(t, h.d, "the watcher to give up", func(s Status) bool {

@@ -17,12 +17,12 @@ import (
 // state_dir, and writes our pid into it for the message the next one shows.
 func lockStateDir(dir string) (release func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, errkind.Wrap(errkind.Permission, false, "create state_dir "+dir, err)
+		return nil, errkind.WrapPermanent(errkind.Permission, "create state_dir "+dir, err)
 	}
 	path := filepath.Join(dir, "daemon.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Permission, false, "open "+path, err)
+		return nil, errkind.WrapPermanent(errkind.Permission, "open "+path, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		b, _ := os.ReadFile(path)
@@ -32,10 +32,10 @@ func lockStateDir(dir string) (release func(), err error) {
 			if pid == "" {
 				pid = "?"
 			}
-			return nil, errkind.New(errkind.Locked, false, "",
+			return nil, errkind.Permanent(errkind.Locked, "",
 				"another linkctl daemon (pid %s) already runs for state_dir %s: stop it first (linkctl quit)", pid, dir)
 		}
-		return nil, errkind.Wrap(errkind.Internal, false, "lock "+path, err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "lock "+path, err)
 	}
 	f.Truncate(0)
 	fmt.Fprintf(f, "%d\n", os.Getpid())

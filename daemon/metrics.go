@@ -188,7 +188,7 @@ func (m *metrics) render(now time.Time) []byte {
 // so node_exporter never reads half a file.
 func writeMetrics(path string, data []byte) error {
 	if err := renameio.WriteFile(path, data, 0o644); err != nil {
-		return errkind.Wrap(errkind.Internal, true, "write metrics_file "+path, err)
+		return errkind.WrapTemporary(errkind.Internal, "write metrics_file "+path, err)
 	}
 	return nil
 }

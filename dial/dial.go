@@ -419,7 +419,7 @@ var ErrBusy = errors.New("no dial")
 // and a spent budget do.
 func (p *Policy) DialNow(ctx context.Context) (string, error) {
 	if why := p.blocked(p.opts.Now(), false); why != "" {
-		return "", errkind.Wrap(errkind.Usage, true, "dial", fmt.Errorf("%w: %s", ErrBusy, why))
+		return "", errkind.WrapTemporary(errkind.Usage, "dial", fmt.Errorf("%w: %s", ErrBusy, why))
 	}
 	if err := p.attempt(ctx, "linkctl dial"); err != nil {
 		return "", err
@@ -432,7 +432,7 @@ func (p *Policy) attempt(ctx context.Context, cause string) error {
 	p.mu.Lock()
 	if p.dialing {
 		p.mu.Unlock()
-		return errkind.Wrap(errkind.Usage, true, "dial", fmt.Errorf("%w: a dial is already in progress", ErrBusy))
+		return errkind.WrapTemporary(errkind.Usage, "dial", fmt.Errorf("%w: a dial is already in progress", ErrBusy))
 	}
 	p.dialing = true
 	start := p.opts.Now()
@@ -468,12 +468,12 @@ func (p *Policy) attempt(ctx context.Context, cause string) error {
 func Attempt(ctx context.Context, argv []string, up <-chan struct{}, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	if len(argv) == 0 {
-		return 0, errkind.New(errkind.Usage, false, "dial", "no dial command")
+		return 0, errkind.Permanent(errkind.Usage, "dial", "no dial command")
 	}
 	op := "dial: " + strings.Join(argv, " ")
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
-		return 0, errkind.New(errkind.Usage, false, op, "%s not found in $PATH: install it or give its full path in dial.command", argv[0])
+		return 0, errkind.Permanent(errkind.Usage, op, "%s not found in $PATH: install it or give its full path in dial.command", argv[0])
 	}
 	cmd := exec.Command(path, argv[1:]...)
 	out := &capBuffer{max: 4096}
@@ -482,7 +482,7 @@ func Attempt(ctx context.Context, argv []string, up <-chan struct{}, timeout tim
 	// pppd) must not keep Wait from returning.
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
-		return 0, errkind.Wrap(errkind.Network, true, op, err)
+		return 0, errkind.WrapTemporary(errkind.Network, op, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }() // also reaps a command left running
@@ -506,14 +506,14 @@ func Attempt(ctx context.Context, argv []string, up <-chan struct{}, timeout tim
 				if errors.As(err, &ee) {
 					code = ee.ExitCode()
 				}
-				return time.Since(start), errkind.New(errkind.Network, true, op, "exit status %d: %q", code, out.String())
+				return time.Since(start), errkind.Temporary(errkind.Network, op, "exit status %d: %q", code, out.String())
 			}
 		case <-ctx.Done():
 			kill()
-			return time.Since(start), errkind.Wrap(errkind.Network, true, op, context.Cause(ctx))
+			return time.Since(start), errkind.WrapTemporary(errkind.Network, op, context.Cause(ctx))
 		case <-t.C:
 			kill()
-			return time.Since(start), errkind.New(errkind.Network, true, op,
+			return time.Since(start), errkind.Temporary(errkind.Network, op,
 				"the link did not come up within %s (dial.appear_timeout)", timeout)
 		}
 	}

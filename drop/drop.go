@@ -109,7 +109,7 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if (len(opts.Command) == 0) == (opts.Interface == "") {
-		return Result{}, errkind.New(errkind.Usage, false, "drop",
+		return Result{}, errkind.Permanent(errkind.Usage, "drop",
 			"set exactly one of drop.command and drop.interface")
 	}
 	idle := opts.Idle
@@ -170,7 +170,7 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 		select {
 		case <-ctx.Done():
 			return Result{Summary: "link kept: " + causeText(ctx)},
-				errkind.Wrap(errkind.Network, true, "drop: waiting for the link to go idle", context.Cause(ctx))
+				errkind.WrapTemporary(errkind.Network, "drop: waiting for the link to go idle", context.Cause(ctx))
 		case <-tick.C:
 		}
 	}
@@ -196,10 +196,10 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return Result{}, errkind.New(errkind.Usage, false, "drop",
+			return Result{}, errkind.Permanent(errkind.Usage, "drop",
 				"no interface %q: check drop.interface (ip link lists them)", opts.Interface)
 		}
-		return Result{}, errkind.Wrap(errkind.Internal, true, "drop: find interface "+opts.Interface, err)
+		return Result{}, errkind.WrapTemporary(errkind.Internal, "drop: find interface "+opts.Interface, err)
 	}
 	// For PPP this only clears IFF_UP; pppd keeps the call. Users of
 	// dial-up set drop.command (poff) instead.
@@ -237,17 +237,17 @@ func runHangup(ctx context.Context, argv []string, timeout time.Duration) error 
 		return nil
 	}
 	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, unix.ENOENT) {
-		return errkind.New(errkind.Usage, false, op, "%s not found: install it or fix drop.command", argv[0])
+		return errkind.Permanent(errkind.Usage, op, "%s not found: install it or fix drop.command", argv[0])
 	}
 	msg := strings.TrimSpace(stderr.String())
 	if ctx.Err() != nil {
-		return errkind.New(errkind.Internal, true, op, "did not finish within %s: %s", timeout, quote(msg))
+		return errkind.Temporary(errkind.Internal, op, "did not finish within %s: %s", timeout, quote(msg))
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return errkind.New(errkind.Internal, ee.ExitCode() == 75, op, "exit status %d: %s", ee.ExitCode(), quote(msg))
 	}
-	return errkind.Wrap(errkind.Internal, false, op, err)
+	return errkind.WrapPermanent(errkind.Internal, op, err)
 }
 
 func quote(s string) string {
@@ -305,7 +305,7 @@ func sessionsBusy(list sessions.Lister, opts Options) string {
 func InboundSessions(h *netlink.Handle, ports []int, countLoopback bool) (int, error) {
 	s, err := sessions.ListIn(h, sessions.Filter{LocalPorts: ports, Loopback: countLoopback})
 	if err != nil {
-		return 0, errkind.Wrap(errkind.Internal, true, "list TCP sessions (sock_diag)", err)
+		return 0, errkind.WrapTemporary(errkind.Internal, "list TCP sessions (sock_diag)", err)
 	}
 	return len(s), nil
 }

@@ -54,13 +54,13 @@ func ClassifyFor(f Family, server, arg string, r Reply) (Outcome, error) {
 	case r.Code == 459:
 		// RFC 1985 section 5: "Node not allowed". A 4xx code, but asking
 		// again will not help until the relay's configuration changes.
-		return Refused, errkind.New(errkind.Refused, false, op, "%s: %s", r.String(), Reading(arg, r))
+		return Refused, errkind.Permanent(errkind.Refused, op, "%s: %s", r.String(), Reading(arg, r))
 	case r.Code == 530:
-		return Refused, errkind.New(errkind.Auth, false, op, "%s: %s", r.String(), Reading(arg, r))
+		return Refused, errkind.Permanent(errkind.Auth, op, "%s: %s", r.String(), Reading(arg, r))
 	case r.Class() == 4:
-		return TryLater, errkind.New(errkind.Refused, true, op, "%s: %s", r.String(), Reading(arg, r))
+		return TryLater, errkind.Temporary(errkind.Refused, op, "%s: %s", r.String(), Reading(arg, r))
 	}
-	return Refused, errkind.New(errkind.Refused, false, op, "%s: %s", r.String(), Reading(arg, r))
+	return Refused, errkind.Permanent(errkind.Refused, op, "%s: %s", r.String(), Reading(arg, r))
 }
 
 // Family is the kind of MTA a relay runs, as far as its greeting or its

@@ -80,7 +80,7 @@ func Ask(ctx context.Context, srv Server, trace func(string), logger *slog.Logge
 		// The config resolves every relay to host:port (config.DefaultPort,
 		// the one place ports are defaulted): a bare host is a caller's bug,
 		// not a network failure to retry.
-		return failAll(addr, srv, errkind.New(errkind.Internal, false, "etrn "+addr, "address without a port reached the ETRN stage (the config resolves host:port): %v", err))
+		return failAll(addr, srv, errkind.Permanent(errkind.Internal, "etrn "+addr, "address without a port reached the ETRN stage (the config resolves host:port): %v", err))
 	}
 	conn, err := netconn.Dial(ctx, addr, tlsMode(srv.TLS), netconn.TLSConfig(srv.TLSConfig, addr), srv.Timeout)
 	if err != nil {
@@ -91,7 +91,7 @@ func Ask(ctx context.Context, srv Server, trace func(string), logger *slog.Logge
 	defer stop()
 	res := AskConn(ctx, conn, srv, trace, logger)
 	if ctx.Err() != nil && res.Err != nil {
-		res.Err = errkind.Wrap(errkind.Network, true, "etrn "+addr, fmt.Errorf("%w (%v)", context.Cause(ctx), res.Err))
+		res.Err = errkind.WrapTemporary(errkind.Network, "etrn "+addr, fmt.Errorf("%w (%v)", context.Cause(ctx), res.Err))
 	}
 	return res
 }
@@ -137,7 +137,7 @@ func AskConn(ctx context.Context, conn net.Conn, srv Server, trace func(string),
 		if srv.Password != nil {
 			if pass, err = srv.Password(ctx); err != nil {
 				c.Close()
-				return failAll(addr, srv, errkind.Wrap(errkind.Auth, false, "etrn "+addr+": password for "+srv.User, err))
+				return failAll(addr, srv, errkind.WrapPermanent(errkind.Auth, "etrn "+addr+": password for "+srv.User, err))
 			}
 		}
 		if err := c.Auth(AuthOptions{User: srv.User, Password: pass, AllowPlaintext: mode == netconn.TLSNone}); err != nil {
@@ -149,7 +149,7 @@ func AskConn(ctx context.Context, conn net.Conn, srv Server, trace func(string),
 	// reply. Without it, ETRN would at best be answered 500/502.
 	if ok, _ := c.Extension("ETRN"); !ok && !srv.Force {
 		c.Quit()
-		return failAll(addr, srv, errkind.New(errkind.Refused, false, "etrn "+addr,
+		return failAll(addr, srv, errkind.Permanent(errkind.Refused, "etrn "+addr,
 			"the server does not offer ETRN (not in its EHLO reply); ETRN not sent (--force sends it anyway)"))
 	}
 	res := ServerResult{Server: addr}

@@ -127,7 +127,7 @@ func RunStage(ctx context.Context, opts StageOptions, sink event.Sink) (Result, 
 			case sem <- struct{}{}:
 				defer func() { <-sem }()
 			case <-ctx.Done():
-				res.Servers[i] = failAll(srv.Addr, srv, errkind.Wrap(errkind.Network, true, "etrn "+srv.Addr, context.Cause(ctx)))
+				res.Servers[i] = failAll(srv.Addr, srv, errkind.WrapTemporary(errkind.Network, "etrn "+srv.Addr, context.Cause(ctx)))
 				return
 			}
 			addr := srv.Addr

@@ -192,7 +192,7 @@ func (c *sessionClock) err() error {
 	c.mu.Lock()
 	phase, budget, since := c.phase, c.budget, c.since
 	c.mu.Unlock()
-	return errkind.New(errkind.Network, true, "account "+c.r.a.Name,
+	return errkind.Temporary(errkind.Network, "account "+c.r.a.Name,
 		"session deadline %v exceeded while %s (server still not done after %v)", budget, phase, time.Since(since).Round(time.Second))
 }
 

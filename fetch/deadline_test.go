@@ -36,7 +36,7 @@ func (m *scriptedMailbox) List(ctx context.Context) ([]Message, error) {
 		for ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
-		return nil, errkind.Wrap(errkind.Network, true, "scripted LIST", context.Cause(ctx))
+		return nil, errkind.WrapTemporary(errkind.Network, "scripted LIST", context.Cause(ctx))
 	}
 	return m.list, nil
 }
@@ -47,7 +47,7 @@ func (m *scriptedMailbox) Retrieve(ctx context.Context, msgs []Message, fn func(
 			m.junk += 4096 // untagged responses, read and dropped
 			time.Sleep(100 * time.Microsecond)
 		}
-		return errkind.Wrap(errkind.Network, true, "scripted FETCH", context.Cause(ctx))
+		return errkind.WrapTemporary(errkind.Network, "scripted FETCH", context.Cause(ctx))
 	}
 	for _, x := range msgs {
 		if err := fn(x, &pacedReader{ctx: ctx, b: m.body, rate: m.rate}); err != nil {

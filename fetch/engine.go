@@ -492,7 +492,7 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 	// Every account starts at once: connecting, logging in and listing
 	// need no slot (see pool), so a stalled server delays nobody.
 	e.run = newDeadline(ctx, e.lim.runTimeout, func() error {
-		return errkind.New(errkind.Network, true, "fetch", "run deadline %v exceeded", e.lim.runTimeout)
+		return errkind.Temporary(errkind.Network, "fetch", "run deadline %v exceeded", e.lim.runTimeout)
 	})
 	defer e.run.stop()
 	var wg sync.WaitGroup
@@ -567,7 +567,7 @@ func newEngine(opts Options) (*engine, error) {
 	}
 	if e.store == nil {
 		if opts.StateDir == "" {
-			return nil, errkind.New(errkind.Usage, false, "fetch", "no state_dir for the seen-store")
+			return nil, errkind.Permanent(errkind.Usage, "fetch", "no state_dir for the seen-store")
 		}
 		st, err := seen.Open(opts.StateDir)
 		if err != nil {
@@ -630,11 +630,11 @@ func (e *engine) account(ctx context.Context, index int, a Account, sink event.S
 			err = r.clock.err()
 		case err != nil && e.run.expired():
 			r.log.Debug("run deadline", "source err", err)
-			err = errkind.Wrap(errkind.Network, true, "account "+a.Name, context.Cause(ctx))
+			err = errkind.WrapTemporary(errkind.Network, "account "+a.Name, context.Cause(ctx))
 		}
 		if err != nil && ctx.Err() != nil && errkind.KindOf(err) == errkind.Internal {
 			// A source that did not classify its cancellation.
-			err = errkind.Wrap(errkind.Network, true, "fetch "+a.Name+" interrupted", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+			err = errkind.WrapTemporary(errkind.Network, "fetch "+a.Name+" interrupted", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
 		}
 		if err != nil {
 			r.res.Err = err
@@ -655,7 +655,7 @@ func (e *engine) push(ctx context.Context, r *accountRun) {
 	r.res.Fetched, r.res.Bytes, r.res.Failed = pr.Messages, pr.Bytes, pr.Failed
 	r.res.BytesDown = pr.Bytes // the relay's SMTP transfer: at least the messages
 	if err != nil && ctx.Err() != nil && errkind.KindOf(err) == errkind.Internal {
-		err = errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name+" interrupted", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+		err = errkind.WrapTemporary(errkind.Network, "fetch "+r.a.Name+" interrupted", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
 	}
 	if err != nil {
 		r.res.Err = err
@@ -668,10 +668,10 @@ func (e *engine) push(ctx context.Context, r *accountRun) {
 func (e *engine) session(ctx context.Context, r *accountRun) (more bool, err error) {
 	a := r.a
 	if a.Multidrop == nil && slices.Contains(a.To, "*") {
-		return false, errkind.New(errkind.Usage, false, "fetch "+a.Name, `to: "*" needs multidrop (an envelope header and localdomains)`)
+		return false, errkind.Permanent(errkind.Usage, "fetch "+a.Name, `to: "*" needs multidrop (an envelope header and localdomains)`)
 	}
 	if a.Open == nil || a.Target == nil {
-		return false, errkind.New(errkind.Usage, false, "fetch "+a.Name, "account has no source or no delivery target")
+		return false, errkind.Permanent(errkind.Usage, "fetch "+a.Name, "account has no source or no delivery target")
 	}
 	mb, err := a.Open(ctx)
 	if err != nil {
@@ -1103,7 +1103,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 	}
 	if errors.Is(err, errStopped) {
 		if ctx.Err() != nil {
-			return delivered, errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name, context.Cause(ctx))
+			return delivered, errkind.WrapTemporary(errkind.Network, "fetch "+r.a.Name, context.Cause(ctx))
 		}
 		r.res.Left += len(batch) - len(delivered) - failed
 		return delivered, fmt.Errorf("stopped after %d failed deliveries in a row: %w", maxConsecutiveFailures, r.lastErr)
@@ -1112,7 +1112,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		return delivered, err
 	}
 	if ctx.Err() != nil {
-		return delivered, errkind.Wrap(errkind.Network, true, "fetch "+r.a.Name, context.Cause(ctx))
+		return delivered, errkind.WrapTemporary(errkind.Network, "fetch "+r.a.Name, context.Cause(ctx))
 	}
 	return delivered, nil
 }

@@ -258,8 +258,8 @@ func TestFetchDeliveryRefused(t *testing.T) {
 		err  error
 		temp bool
 	}{
-		{"4xx", errkind.Wrap(errkind.Delivery, true, "SMTP DATA", &smtp.SMTPError{Code: 451, Message: "try later"}), true},
-		{"5xx", errkind.Wrap(errkind.Delivery, false, "SMTP DATA", &smtp.SMTPError{Code: 554, Message: "no"}), false},
+		{"4xx", errkind.WrapTemporary(errkind.Delivery, "SMTP DATA", &smtp.SMTPError{Code: 451, Message: "try later"}), true},
+		{"5xx", errkind.WrapPermanent(errkind.Delivery, "SMTP DATA", &smtp.SMTPError{Code: 554, Message: "no"}), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newRunEnv(t, 4)
@@ -289,7 +289,7 @@ func TestFetchPoisonMessage(t *testing.T) {
 	e := newRunEnv(t, 2)
 	e.tgt.fail = func(id string, _ int) error {
 		if id == "<m0@test>" {
-			return errkind.Wrap(errkind.Delivery, false, "SMTP DATA", &smtp.SMTPError{Code: 554, Message: "content rejected"})
+			return errkind.WrapPermanent(errkind.Delivery, "SMTP DATA", &smtp.SMTPError{Code: 554, Message: "content rejected"})
 		}
 		return nil
 	}
@@ -321,7 +321,7 @@ func TestFetchTargetDownStopsEarly(t *testing.T) {
 	e := newRunEnv(t, 40)
 	e.opts.Workers = 1
 	e.tgt.fail = func(string, int) error {
-		return errkind.New(errkind.Delivery, true, "SMTP connect", "connection refused")
+		return errkind.Temporary(errkind.Delivery, "SMTP connect", "connection refused")
 	}
 	for range MaxFailures + 1 {
 		res, err := e.run()
@@ -427,7 +427,7 @@ func TestFetchAccountsIndependent(t *testing.T) {
 		}
 	}
 	bad := newFakeServer("bad")
-	bad.openErr = errkind.New(errkind.Auth, false, "pop3 PASS", "-ERR [AUTH] invalid password")
+	bad.openErr = errkind.Permanent(errkind.Auth, "pop3 PASS", "-ERR [AUTH] invalid password")
 	good := newFakeServer("good")
 	good.add(msgText(1, ""))
 	good.add(msgText(2, ""))

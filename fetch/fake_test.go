@@ -90,7 +90,7 @@ func (m *fakeMailbox) List(ctx context.Context) ([]Message, error) {
 	return out, nil
 }
 
-var errCut = errkind.New(errkind.Network, true, "fake", "connection reset by peer")
+var errCut = errkind.Temporary(errkind.Network, "fake", "connection reset by peer")
 
 func (m *fakeMailbox) Retrieve(ctx context.Context, msgs []Message, fn func(Message, io.Reader) error) error {
 	for i, x := range msgs {

@@ -91,7 +91,7 @@ func (md *Multidrop) recipients(h headerInfo, to []string) ([]string, error) {
 	}
 	if len(out) == 0 {
 		nr := &NoRecipientError{Header: md.Envelope, Found: h.Envelope}
-		return nil, errkind.Wrap(errkind.Delivery, false, "multidrop", nr)
+		return nil, errkind.WrapPermanent(errkind.Delivery, "multidrop", nr)
 	}
 	return out, nil
 }

@@ -18,6 +18,6 @@ func oauthRefused(proto, addr, user string, auth authmech.Mech, err error) error
 		return err
 	}
 	mech := strings.ToUpper(string(auth))
-	return errkind.Wrap(errkind.Auth, false, proto+" "+addr,
+	return errkind.WrapPermanent(errkind.Auth, proto+" "+addr,
 		fmt.Errorf("the OAuth2 token for %s was refused (%s; expired or revoked?): check the token helper, password_command must print a fresh access token each time it runs: %w", user, mech, err))
 }

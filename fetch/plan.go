@@ -86,7 +86,7 @@ func Plan(ctx context.Context, opts Options) []AccountPlan {
 		go func() {
 			defer wg.Done()
 			sctx, cancel := context.WithTimeoutCause(ctx, lim.floor,
-				errkind.New(errkind.Network, true, "plan "+a.Name, "no listing within %v", lim.floor))
+				errkind.Temporary(errkind.Network, "plan "+a.Name, "no listing within %v", lim.floor))
 			defer cancel()
 			p := planAccount(sctx, a, dir, now, opts.Order)
 			if p.Err != nil {
@@ -105,7 +105,7 @@ func Plan(ctx context.Context, opts Options) []AccountPlan {
 func planAccount(ctx context.Context, a Account, dir string, now func() time.Time, order Order) AccountPlan {
 	p := AccountPlan{Account: a.Name, Proto: a.Proto, Server: a.Server}
 	if a.Open == nil {
-		p.Err = errkind.New(errkind.Usage, false, "plan "+a.Name, "a push account (ODMR): the relay decides what it sends, nothing to list")
+		p.Err = errkind.Permanent(errkind.Usage, "plan "+a.Name, "a push account (ODMR): the relay decides what it sends, nothing to list")
 		return p
 	}
 	mb, err := a.Open(ctx)

@@ -99,7 +99,7 @@ func (s IMAPSource) Open(ctx context.Context) (Mailbox, error) {
 	switch strings.ToLower(s.Expunge) {
 	case "", "auto", "all":
 	default:
-		return nil, errkind.New(errkind.Usage, false, "imap "+s.Addr, "unknown expunge %q (expected auto or all)", s.Expunge)
+		return nil, errkind.Permanent(errkind.Usage, "imap "+s.Addr, "unknown expunge %q (expected auto or all)", s.Expunge)
 	}
 	cl, err := imap.Dial(ctx, imap.Options{
 		Addr: s.Addr, TLS: s.TLS, TLSConfig: s.TLSConfig, User: s.User, Password: s.Password,
@@ -160,7 +160,7 @@ func (m *imapMailbox) List(ctx context.Context) ([]Message, error) {
 		if sel.UIDValidity != m.sel.UIDValidity {
 			// Key() was handed out with the old number: the seen-store
 			// must not mix the two numberings.
-			return nil, errkind.New(errkind.Protocol, true, "imap "+m.src.Addr+" SELECT "+m.src.Folder,
+			return nil, errkind.Temporary(errkind.Protocol, "imap "+m.src.Addr+" SELECT "+m.src.Folder,
 				"UIDVALIDITY changed during the session (%d to %d): try again", m.sel.UIDValidity, sel.UIDValidity)
 		}
 		entries = e

@@ -64,7 +64,7 @@ func (s POP3Source) Key() string { return "pop3:" + s.User + "@" + s.Addr }
 // to retry.
 func needPort(proto, addr string) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return errkind.New(errkind.Internal, false, proto+" "+addr, "address without a port reached the %s source (the config resolves host:port): %v", proto, err)
+		return errkind.Permanent(errkind.Internal, proto+" "+addr, "address without a port reached the %s source (the config resolves host:port): %v", proto, err)
 	}
 	return nil
 }
@@ -86,10 +86,10 @@ func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
 	default:
 		// Never fall through to plaintext on a mode nobody checked; the
 		// config validated it, so this is a bug.
-		return nil, errkind.New(errkind.Internal, false, "pop3 "+addr, "tls mode %q reached the POP3 source unvalidated (expected starttls, implicit or none)", mode)
+		return nil, errkind.Permanent(errkind.Internal, "pop3 "+addr, "tls mode %q reached the POP3 source unvalidated (expected starttls, implicit or none)", mode)
 	}
 	if s.User == "" && !s.preAuth() {
-		return nil, errkind.New(errkind.Usage, false, "pop3 "+addr, "no user configured")
+		return nil, errkind.Permanent(errkind.Usage, "pop3 "+addr, "no user configured")
 	}
 	log := s.Logger
 	if log == nil {
@@ -100,7 +100,7 @@ func (s POP3Source) Open(ctx context.Context) (Mailbox, error) {
 	if s.Dial != nil {
 		conn, err = s.Dial(ctx)
 		if err != nil {
-			return nil, errkind.Wrap(errkind.Network, true, "pop3 "+addr+": cannot connect", err)
+			return nil, errkind.WrapTemporary(errkind.Network, "pop3 "+addr+": cannot connect", err)
 		}
 	} else {
 		conn, err = netconn.Dial(ctx, addr, netconn.TLSNone, nil, s.Timeout)
@@ -153,7 +153,7 @@ func (s POP3Source) login(ctx context.Context, c *pop3.Client, mode netconn.TLSM
 		return nil // the CAPA above was already the logged-in one
 	}
 	if s.Password == nil {
-		return errkind.New(errkind.Usage, false, "pop3 "+s.Addr, "no password configured for %s", s.User)
+		return errkind.Permanent(errkind.Usage, "pop3 "+s.Addr, "no password configured for %s", s.User)
 	}
 	secret, err := s.Password(ctx)
 	if err != nil {
@@ -182,7 +182,7 @@ func (s POP3Source) login(ctx context.Context, c *pop3.Client, mode netconn.TLSM
 	default:
 		// The config parsed auth into authmech.All, and external returned
 		// above (preAuth): any other value is a bug, not the user's.
-		return errkind.New(errkind.Internal, false, "pop3 "+s.Addr, "auth %q reached the POP3 login (expected auto, password, apop, plain, login, xoauth2 or oauthbearer)", s.Auth)
+		return errkind.Permanent(errkind.Internal, "pop3 "+s.Addr, "auth %q reached the POP3 login (expected auto, password, apop, plain, login, xoauth2 or oauthbearer)", s.Auth)
 	}
 	if err != nil {
 		return oauthRefused("pop3", s.Addr, s.User, mech, err)
@@ -199,7 +199,7 @@ func ctxErr(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() == nil {
 		return err
 	}
-	return errkind.Wrap(errkind.Network, true, "pop3", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+	return errkind.WrapTemporary(errkind.Network, "pop3", fmt.Errorf("%w (%v)", context.Cause(ctx), err))
 }
 
 // pop3Mailbox is an open POP3 session as a fetch.Mailbox.

@@ -143,7 +143,7 @@ func TestPOP3SourcePasswordError(t *testing.T) {
 	srv := &pop3test.Server{User: "alice", Pass: "pw"}
 	src := plainSource(srv)
 	src.Password = func(context.Context) (string, error) {
-		return "", errkind.New(errkind.Usage, false, "password_command", "exit 1")
+		return "", errkind.Permanent(errkind.Usage, "password_command", "exit 1")
 	}
 	_, err := src.Open(context.Background())
 	if errkind.KindOf(err) != errkind.Usage {

@@ -97,7 +97,7 @@ func NewDriver(mta string, flush, list []string) (Driver, error) {
 // (exim -C FILE, sendmail -C FILE, postqueue -c DIR).
 func NewDriverAt(mta, binary string, args, flush, list []string) (Driver, error) {
 	if (binary != "" || len(args) > 0) && (mta == "" || mta == Auto || mta == Command) {
-		return Driver{}, errkind.New(errkind.Usage, false, "flush: mta "+cmp.Or(mta, Auto),
+		return Driver{}, errkind.Permanent(errkind.Usage, "flush: mta "+cmp.Or(mta, Auto),
 			"command and args need a named mta (postfix, sendmail, exim or opensmtpd); with mta: command give flush_command and list_command")
 	}
 	pick := func(def string) string { return cmp.Or(binary, def) }
@@ -115,7 +115,7 @@ func NewDriverAt(mta, binary string, args, flush, list []string) (Driver, error)
 				return d, err
 			}
 		}
-		return Driver{}, errkind.New(errkind.Usage, false, "flush: mta auto",
+		return Driver{}, errkind.Permanent(errkind.Usage, "flush: mta auto",
 			"found none of postqueue, exim4, exim, smtpctl, sendmail in $PATH or %s; install the MTA or set flush.mta: command with flush_command and list_command",
 			strings.Join(searchDirs, ", "))
 	case Postfix:
@@ -145,11 +145,11 @@ func NewDriverAt(mta, binary string, args, flush, list []string) (Driver, error)
 			BeforeFlush: opensmtpdResume(argv(bin))}, nil
 	case Command:
 		if len(flush) == 0 {
-			return Driver{}, errkind.New(errkind.Usage, false, "flush: mta command", "flush_command is empty: give the argv that starts a queue run")
+			return Driver{}, errkind.Permanent(errkind.Usage, "flush: mta command", "flush_command is empty: give the argv that starts a queue run")
 		}
 		return Driver{Name: Command, Flush: flush, List: list, Parse: ParseAuto}, nil
 	}
-	return Driver{}, errkind.New(errkind.Usage, false, "flush", "unknown mta %q (expected auto, postfix, sendmail, exim, opensmtpd or command)", mta)
+	return Driver{}, errkind.Permanent(errkind.Usage, "flush", "unknown mta %q (expected auto, postfix, sendmail, exim, opensmtpd or command)", mta)
 }
 
 func eximReasons(base []string) func(context.Context, *Runner, string) map[string]string {
@@ -174,12 +174,12 @@ type Runner struct {
 // temporary, any other failure permanent; stderr is quoted in the error.
 func (r *Runner) Run(ctx context.Context, argv []string) ([]byte, error) {
 	if len(argv) == 0 {
-		return nil, errkind.New(errkind.Usage, false, "flush", "empty command")
+		return nil, errkind.Permanent(errkind.Usage, "flush", "empty command")
 	}
 	op := "flush: " + strings.Join(argv, " ")
 	path, err := lookPath(argv[0])
 	if err != nil {
-		return nil, errkind.New(errkind.Usage, false, op, "%s not found in $PATH or %s: is the MTA installed? (set flush.mta to the one you run)",
+		return nil, errkind.Permanent(errkind.Usage, op, "%s not found in $PATH or %s: is the MTA installed? (set flush.mta to the one you run)",
 			argv[0], strings.Join(searchDirs, ", "))
 	}
 	timeout := r.Timeout
@@ -204,9 +204,9 @@ func (r *Runner) Run(ctx context.Context, argv []string) ([]byte, error) {
 	}
 	switch {
 	case cctx.Err() != nil && ctx.Err() == nil:
-		return nil, errkind.New(errkind.Delivery, true, op, "no answer after %v (stderr: %q)", timeout, msg)
+		return nil, errkind.Temporary(errkind.Delivery, op, "no answer after %v (stderr: %q)", timeout, msg)
 	case ctx.Err() != nil:
-		return nil, errkind.Wrap(errkind.Delivery, true, op, context.Cause(ctx))
+		return nil, errkind.WrapTemporary(errkind.Delivery, op, context.Cause(ctx))
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -214,7 +214,7 @@ func (r *Runner) Run(ctx context.Context, argv []string) ([]byte, error) {
 		// sysexits.h EX_TEMPFAIL: the MTA says "try again later".
 		return nil, errkind.New(errkind.Delivery, code == 75, op, "exit status %d: %q", code, msg)
 	}
-	return nil, errkind.Wrap(errkind.Delivery, false, op, fmt.Errorf("%w (stderr: %q)", err, msg))
+	return nil, errkind.WrapPermanent(errkind.Delivery, op, fmt.Errorf("%w (stderr: %q)", err, msg))
 }
 
 func firstLine(s string) string {

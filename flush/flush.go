@@ -255,7 +255,7 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 	start := time.Now()
 	if d.BeforeFlush != nil {
 		if err := d.BeforeFlush(ctx, lister); err != nil {
-			return res, errkind.Wrap(errkind.Delivery, true, "flush: "+d.Name, err)
+			return res, errkind.WrapTemporary(errkind.Delivery, "flush: "+d.Name, err)
 		}
 	}
 	if _, err := flusher.Run(ctx, d.Flush); err != nil {
@@ -284,7 +284,7 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 			case <-ctx.Done():
 				t.Stop()
 				res.Elapsed = time.Since(start)
-				return res, errkind.Wrap(errkind.Delivery, true, "flush: waiting for the queue to drain", context.Cause(ctx))
+				return res, errkind.WrapTemporary(errkind.Delivery, "flush: waiting for the queue to drain", context.Cause(ctx))
 			case <-t.C:
 			}
 			poll = min(poll*3/2, 10*time.Second)
@@ -361,7 +361,7 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 			poll = max(min(poll, opts.Settle-now.Sub(idleSince)+10*time.Millisecond), 10*time.Millisecond)
 		}
 		if now.Sub(start) >= opts.Timeout {
-			return res, errkind.New(errkind.Network, true, "flush: "+d.Name,
+			return res, errkind.Temporary(errkind.Network, "flush: "+d.Name,
 				"outbound queue not drained after %v: %d of %d message(s) still waiting for delivery (link too slow? raise flush.timeout)",
 				opts.Timeout, res.Waiting, res.Before)
 		}
@@ -377,7 +377,7 @@ var ErrDeferred = errors.New("outbound mail still deferred")
 func deferredErr(res Result) error {
 	// The summary names the MTA, the counts and the reasons: the run's
 	// report shows this error in place of the summary.
-	return errkind.Wrap(errkind.Deferred, true, "flush", fmt.Errorf("%w: %s", ErrDeferred, res.Summary()))
+	return errkind.WrapTemporary(errkind.Deferred, "flush", fmt.Errorf("%w: %s", ErrDeferred, res.Summary()))
 }
 
 func listQueue(ctx context.Context, r *Runner, d Driver) ([]Message, error) {
@@ -390,7 +390,7 @@ func listQueue(ctx context.Context, r *Runner, d Driver) ([]Message, error) {
 		}
 		part, err := d.Parse(out)
 		if err != nil {
-			return nil, errkind.Wrap(errkind.Protocol, false, "flush: "+strings.Join(argv, " "), err)
+			return nil, errkind.WrapPermanent(errkind.Protocol, "flush: "+strings.Join(argv, " "), err)
 		}
 		for _, m := range part {
 			if !seen[m.ID] {
@@ -425,7 +425,7 @@ func List(ctx context.Context, opts Options) ([]Message, error) {
 		}
 	}
 	if len(d.List) == 0 {
-		return nil, errkind.New(errkind.Usage, false, "flush: "+d.Name, "no list command: set flush.list_command to read the queue")
+		return nil, errkind.Permanent(errkind.Usage, "flush: "+d.Name, "no list command: set flush.list_command to read the queue")
 	}
 	return listQueue(ctx, &Runner{Env: opts.Env, Timeout: opts.ExecTimeout}, d)
 }

@@ -123,29 +123,29 @@ func (s *Store) bounds() (records, bytes int) {
 func (s *Store) Append(r Record) error {
 	line, err := json.Marshal(r)
 	if err != nil {
-		return errkind.Wrap(errkind.Internal, false, "history", err)
+		return errkind.WrapPermanent(errkind.Internal, "history", err)
 	}
 	line = append(line, '\n')
 	maxRec, maxBytes := s.bounds()
 	if len(line) > min(maxLine, maxBytes/2) {
-		return errkind.New(errkind.Internal, false, "history", "record of %d bytes is too big to keep", len(line))
+		return errkind.Permanent(errkind.Internal, "history", "record of %d bytes is too big to keep", len(line))
 	}
 	op := "history " + s.Path
 	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
-		return errkind.Wrap(errkind.Internal, false, op, err)
+		return errkind.WrapPermanent(errkind.Internal, op, err)
 	}
 	f, err := os.OpenFile(s.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return errkind.Wrap(errkind.Internal, false, op+": cannot open", err)
+		return errkind.WrapPermanent(errkind.Internal, op+": cannot open", err)
 	}
 	defer f.Close()
 	// Blocking: another process's append is one short write.
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return errkind.Wrap(errkind.Internal, true, op+": cannot lock", err)
+		return errkind.WrapTemporary(errkind.Internal, op+": cannot lock", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
-		return errkind.Wrap(errkind.Internal, false, op, err)
+		return errkind.WrapPermanent(errkind.Internal, op, err)
 	}
 	size := st.Size()
 	// Records are alike in size: more than twice maxRec of this one's
@@ -153,7 +153,7 @@ func (s *Store) Append(r Record) error {
 	if size+int64(len(line)) > int64(maxBytes) || size > 2*int64(maxRec)*int64(len(line)) {
 		recs, err := readAll(f)
 		if err != nil {
-			return errkind.Wrap(errkind.Internal, false, op+": cannot read", err)
+			return errkind.WrapPermanent(errkind.Internal, op+": cannot read", err)
 		}
 		recs = append(recs, line)
 		if err := s.rewrite(keep(recs, maxRec, maxBytes/2)); err != nil {
@@ -167,10 +167,10 @@ func (s *Store) Append(r Record) error {
 		line = append([]byte{'\n'}, line...)
 	}
 	if _, err := f.Write(line); err != nil {
-		return errkind.Wrap(errkind.Internal, true, op+": cannot write", err)
+		return errkind.WrapTemporary(errkind.Internal, op+": cannot write", err)
 	}
 	if err := f.Sync(); err != nil {
-		return errkind.Wrap(errkind.Internal, true, op+": cannot sync", err)
+		return errkind.WrapTemporary(errkind.Internal, op+": cannot sync", err)
 	}
 	return nil
 }
@@ -193,7 +193,7 @@ func (s *Store) rewrite(lines [][]byte) error {
 	op := "history " + s.Path
 	t, err := renameio.NewPendingFile(s.Path, renameio.WithPermissions(0o600))
 	if err != nil {
-		return errkind.Wrap(errkind.Internal, true, op+": cannot rewrite", err)
+		return errkind.WrapTemporary(errkind.Internal, op+": cannot rewrite", err)
 	}
 	defer t.Cleanup()
 	w := bufio.NewWriter(t)
@@ -201,10 +201,10 @@ func (s *Store) rewrite(lines [][]byte) error {
 		w.Write(l)
 	}
 	if err := w.Flush(); err != nil {
-		return errkind.Wrap(errkind.Internal, true, op+": cannot rewrite", err)
+		return errkind.WrapTemporary(errkind.Internal, op+": cannot rewrite", err)
 	}
 	if err := t.CloseAtomicallyReplace(); err != nil {
-		return errkind.Wrap(errkind.Internal, true, op+": cannot rewrite", err)
+		return errkind.WrapTemporary(errkind.Internal, op+": cannot rewrite", err)
 	}
 	// renameio fsyncs the file; the rename needs the directory's.
 	if d, err := os.Open(filepath.Dir(s.Path)); err == nil {
@@ -268,7 +268,7 @@ func (s *Store) Read(n int) ([]Record, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "history "+s.Path+": cannot open", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "history "+s.Path+": cannot open", err)
 	}
 	defer f.Close()
 	var recs []Record
@@ -279,7 +279,7 @@ func (s *Store) Read(n int) ([]Record, error) {
 		}
 	})
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "history "+s.Path+": cannot read", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "history "+s.Path+": cannot read", err)
 	}
 	if n > 0 && len(recs) > n {
 		recs = recs[len(recs)-n:]

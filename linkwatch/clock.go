@@ -21,7 +21,7 @@ import (
 func clockJumps(ctx context.Context) (<-chan struct{}, error) {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_REALTIME, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "timerfd_create", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "timerfd_create", err)
 	}
 	arm := func() error {
 		far := time.Now().AddDate(100, 0, 0).Unix()
@@ -30,7 +30,7 @@ func clockJumps(ctx context.Context) (<-chan struct{}, error) {
 	}
 	if err := arm(); err != nil {
 		unix.Close(fd)
-		return nil, errkind.Wrap(errkind.Internal, false, "timerfd_settime", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "timerfd_settime", err)
 	}
 	// A non-blocking fd given to os.NewFile is served by the runtime's
 	// poller, so Read parks the goroutine and Close wakes it.

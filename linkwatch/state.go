@@ -174,7 +174,7 @@ func (r NetlinkReader) Read() (State, error) {
 			return st, err
 		}
 	}
-	return State{}, errkind.Wrap(errkind.Internal, true, "read link state", err)
+	return State{}, errkind.WrapTemporary(errkind.Internal, "read link state", err)
 }
 
 func readOnce(h *netlink.Handle) (State, error) {
@@ -247,7 +247,7 @@ func wrapRead(what string, err error) error {
 	if errors.Is(err, netlink.ErrDumpInterrupted) {
 		return err // retried by Read
 	}
-	return errkind.Wrap(errkind.Internal, true, "read link state: "+what, err)
+	return errkind.WrapTemporary(errkind.Internal, "read link state: "+what, err)
 }
 
 // isDefault reports whether r is a usable default route. Netlink reports

@@ -95,7 +95,7 @@ func NewWatcher(opts Options) (*Watcher, error) {
 		if opts.Namespace != nil {
 			h, err := netlink.NewHandleAt(*opts.Namespace)
 			if err != nil {
-				return nil, errkind.Wrap(errkind.Internal, false, "open netlink in the namespace", err)
+				return nil, errkind.WrapPermanent(errkind.Internal, "open netlink in the namespace", err)
 			}
 			r.Handle = h
 		}
@@ -405,21 +405,21 @@ func (s NetlinkSubscriber) Subscribe(done <-chan struct{}, hint func()) (<-chan 
 	if err := netlink.LinkSubscribeWithOptions(lch, done, netlink.LinkSubscribeOptions{
 		Namespace: s.Namespace, ErrorCallback: onError, ReceiveBufferSize: rcvbuf,
 	}); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, true, "subscribe to netlink link updates", err)
+		return nil, errkind.WrapTemporary(errkind.Internal, "subscribe to netlink link updates", err)
 	}
 	go forward(lch, hint, die)
 	ach := make(chan netlink.AddrUpdate, 64)
 	if err := netlink.AddrSubscribeWithOptions(ach, done, netlink.AddrSubscribeOptions{
 		Namespace: s.Namespace, ErrorCallback: onError, ReceiveBufferSize: rcvbuf,
 	}); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, true, "subscribe to netlink address updates", err)
+		return nil, errkind.WrapTemporary(errkind.Internal, "subscribe to netlink address updates", err)
 	}
 	go forward(ach, hint, die)
 	rch := make(chan netlink.RouteUpdate, 64)
 	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
 		Namespace: s.Namespace, ErrorCallback: onError, ReceiveBufferSize: rcvbuf,
 	}); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, true, "subscribe to netlink route updates", err)
+		return nil, errkind.WrapTemporary(errkind.Internal, "subscribe to netlink route updates", err)
 	}
 	go forward(rch, hint, die)
 	return dead, nil

@@ -85,10 +85,10 @@ func load(stateDir string) (*file, error) {
 		return f, nil
 	}
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, true, "meter", fmt.Errorf("read the spending store: %w", err))
+		return nil, errkind.WrapTemporary(errkind.Internal, "meter", fmt.Errorf("read the spending store: %w", err))
 	}
 	if err := json.Unmarshal(b, f); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "meter", fmt.Errorf("%s is damaged (%v): move it away to start counting afresh", storePath(stateDir), err))
+		return nil, errkind.WrapPermanent(errkind.Internal, "meter", fmt.Errorf("%s is damaged (%v): move it away to start counting afresh", storePath(stateDir), err))
 	}
 	if f.Policies == nil {
 		f.Policies = map[string]*Spending{}
@@ -105,10 +105,10 @@ func (f *file) save(stateDir string) error {
 		return err
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return errkind.Wrap(errkind.Internal, true, "meter", err)
+		return errkind.WrapTemporary(errkind.Internal, "meter", err)
 	}
 	if err := renameio.WriteFile(storePath(stateDir), append(b, '\n'), 0o600); err != nil {
-		return errkind.Wrap(errkind.Internal, true, "meter", fmt.Errorf("write the spending store: %w", err))
+		return errkind.WrapTemporary(errkind.Internal, "meter", fmt.Errorf("write the spending store: %w", err))
 	}
 	return durable.SyncDir(stateDir)
 }

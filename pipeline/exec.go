@@ -45,7 +45,7 @@ const exTempFail = 75
 // Run runs the command and waits for it.
 func (e Exec) Run(ctx context.Context, sink event.Sink) (Report, error) {
 	if len(e.Argv) == 0 {
-		return Report{}, errkind.New(errkind.Usage, false, e.Name(), "exec: empty command")
+		return Report{}, errkind.Permanent(errkind.Usage, e.Name(), "exec: empty command")
 	}
 	cmd := exec.CommandContext(ctx, e.Argv[0], e.Argv[1:]...)
 	cmd.Env = append(os.Environ(), "LINKCTL_STAGE="+e.Name(), "LINKCTL_IFACE="+RequestFrom(ctx).Iface)
@@ -69,18 +69,18 @@ func (e Exec) Run(ctx context.Context, sink event.Sink) (Report, error) {
 
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return Report{}, errkind.Wrap(errkind.Internal, false, e.Name(), err)
+		return Report{}, errkind.WrapPermanent(errkind.Internal, e.Name(), err)
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		return Report{}, errkind.Wrap(errkind.Internal, false, e.Name(), err)
+		return Report{}, errkind.WrapPermanent(errkind.Internal, e.Name(), err)
 	}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return Report{}, errkind.New(errkind.Usage, false, e.Name(),
+			return Report{}, errkind.Permanent(errkind.Usage, e.Name(),
 				"cannot run %s: not found (check the path in the pipeline's exec entry)", e.Argv[0])
 		}
-		return Report{}, errkind.Wrap(errkind.Internal, false, e.Name()+": cannot start "+e.Argv[0], err)
+		return Report{}, errkind.WrapPermanent(errkind.Internal, e.Name()+": cannot start "+e.Argv[0], err)
 	}
 	tail := &tailLines{max: 5}
 	var wg sync.WaitGroup
@@ -96,7 +96,7 @@ func (e Exec) Run(ctx context.Context, sink event.Sink) (Report, error) {
 	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
-		return Report{}, errkind.Wrap(errkind.Internal, false, e.Name(), err)
+		return Report{}, errkind.WrapPermanent(errkind.Internal, e.Name(), err)
 	}
 	msg := fmt.Sprintf("%s exited with status %d", e.Argv[0], ee.ExitCode())
 	if ee.ExitCode() < 0 {

@@ -23,11 +23,11 @@ func lockFile(ctx context.Context, path string, wait bool) (unlock func(), err e
 		return func() {}, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "cannot create the state directory", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "cannot create the state directory", err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "cannot open the run lock", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "cannot open the run lock", err)
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
@@ -36,12 +36,12 @@ func lockFile(ctx context.Context, path string, wait bool) (unlock func(), err e
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
-			return nil, errkind.Wrap(errkind.Internal, false, "cannot lock "+path, err)
+			return nil, errkind.WrapPermanent(errkind.Internal, "cannot lock "+path, err)
 		}
 		if !wait {
 			holder := readPid(f)
 			f.Close()
-			return nil, errkind.New(errkind.Locked, true, "",
+			return nil, errkind.Temporary(errkind.Locked, "",
 				"another linkctl run%s holds %s (use --wait to wait for it)", holder, path)
 		}
 		select {

@@ -413,7 +413,7 @@ func (r *Runner) acquire(ctx context.Context) error {
 	default:
 	}
 	if !r.opts.Wait {
-		return errkind.New(errkind.Locked, true, "", "a run is already in progress")
+		return errkind.Temporary(errkind.Locked, "", "a run is already in progress")
 	}
 	select {
 	case r.sem <- struct{}{}:
@@ -482,7 +482,7 @@ func (r *Runner) runStage(ctx context.Context, rs *runState, sink event.Sink, st
 	if step.Timeout > 0 {
 		var cancel context.CancelFunc
 		sctx, cancel = context.WithTimeoutCause(ctx, step.Timeout,
-			errkind.New(errkind.Network, true, "", "stage %s timed out after %s", name, step.Timeout))
+			errkind.Temporary(errkind.Network, "", "stage %s timed out after %s", name, step.Timeout))
 		defer cancel()
 	}
 	rep := StageReport{Name: name, Start: time.Now()}
@@ -613,7 +613,7 @@ func (r *Runner) runBounded(ctx context.Context, rs *runState, name string, s St
 func safeRun(ctx context.Context, s Stage, sink event.Sink) (rep Report, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = errkind.New(errkind.Internal, false, "", "stage %s panicked: %v", s.Name(), p)
+			err = errkind.Permanent(errkind.Internal, "", "stage %s panicked: %v", s.Name(), p)
 		}
 	}()
 	return s.Run(ctx, sink)
@@ -643,7 +643,7 @@ func causeText(ctx context.Context) string {
 // overall folds the stage results into the run's result and error.
 func overall(ctx context.Context, stages []StageReport) (event.Result, error) {
 	if ctx.Err() != nil {
-		err := errkind.Wrap(errkind.KindOf(context.Cause(ctx)), true, "run cancelled", context.Cause(ctx))
+		err := errkind.WrapTemporary(errkind.KindOf(context.Cause(ctx)), "run cancelled", context.Cause(ctx))
 		for _, s := range stages {
 			if s.Abandoned {
 				// "run cancelled: link down; stage fetch did not return ..."

@@ -90,7 +90,7 @@ func TestContinueOnError(t *testing.T) {
 
 func TestOnlyFailuresExitWithTheirKind(t *testing.T) {
 	r := New(Options{Steps: []Step{{Stage: Func{StageName: "a", Fn: func(context.Context, event.Sink) (Report, error) {
-		return Report{}, errkind.New(errkind.Auth, false, "", "bad password")
+		return Report{}, errkind.Permanent(errkind.Auth, "", "bad password")
 	}}}}})
 	rep, _ := r.Run(context.Background(), Request{})
 	if rep.ExitCode() != int(errkind.Auth) {
@@ -267,7 +267,7 @@ func TestBoundariesAreEventsNotLogLines(t *testing.T) {
 				return Report{Summary: "2 messages"}, nil
 			}}},
 			{Stage: Func{StageName: "bad", Fn: func(context.Context, event.Sink) (Report, error) {
-				return Report{Summary: "1 of 2 servers"}, errkind.New(errkind.Refused, false, "", "458 unable to queue")
+				return Report{Summary: "1 of 2 servers"}, errkind.Permanent(errkind.Refused, "", "458 unable to queue")
 			}}, OnError: Continue},
 		}})
 	r.Run(context.Background(), Request{Cause: "up edge", Iface: "ppp0"})
@@ -461,7 +461,7 @@ func TestGroupMemberThatIgnoresCancelIsAbandoned(t *testing.T) {
 func TestDeferredMailDoesNotStopTheRun(t *testing.T) {
 	rec := &recorder{}
 	deferred := func(context.Context) (Report, error) {
-		return Report{Summary: "exim: 0 of 1 delivered, 1 deferred"}, errkind.New(errkind.Deferred, true, "flush: exim", "outbound mail still deferred")
+		return Report{Summary: "exim: 0 of 1 delivered, 1 deferred"}, errkind.Temporary(errkind.Deferred, "flush: exim", "outbound mail still deferred")
 	}
 	r := New(Options{Steps: []Step{
 		{Stage: rec.stage("flush", deferred), OnError: Stop},

@@ -229,7 +229,7 @@ func (a *App) Config() (*config.Config, error) {
 	cfg, err := config.Load(a.ConfigPath)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, errkind.New(errkind.Usage, false, "",
+			return nil, errkind.Permanent(errkind.Usage, "",
 				"no config at %s: write one (linkctl init, or see config/reference.yaml), or name it with -c FILE", a.ConfigPath)
 		}
 		return nil, err

@@ -27,7 +27,7 @@ Exit 0 when all is well, 5 on config errors, 6 on permissions, 11 when a name do
 			quiet := fs.Bool("quiet", false, "do not print the effective config")
 			return func(a *App, args []string) error {
 				if len(args) > 0 {
-					return errkind.New(errkind.Usage, false, "", "check takes no arguments (name the file with -c)")
+					return errkind.Permanent(errkind.Usage, "", "check takes no arguments (name the file with -c)")
 				}
 				return a.check(*offline, *quiet)
 			}
@@ -49,7 +49,7 @@ func (a *App) check(offline, quiet bool) error {
 	if !quiet {
 		out, err := cfg.Redacted()
 		if err != nil {
-			return errkind.Wrap(errkind.Internal, false, "cannot print the effective config", err)
+			return errkind.WrapPermanent(errkind.Internal, "cannot print the effective config", err)
 		}
 		fmt.Fprintf(a.Stdout, "# effective config of %s (defaults filled in, secrets as ***)\n%s", cfg.File, out)
 	}
@@ -65,7 +65,7 @@ func (a *App) check(offline, quiet bool) error {
 			if err != nil {
 				fmt.Fprintf(a.Stderr, "%s: cannot resolve %s: %v\n", cfg.File, host, err)
 				if firstErr == nil {
-					firstErr = errkind.Wrap(errkind.DNS, true, "", fmt.Errorf("cannot resolve %s", host))
+					firstErr = errkind.WrapTemporary(errkind.DNS, "", fmt.Errorf("cannot resolve %s", host))
 				}
 				continue
 			}

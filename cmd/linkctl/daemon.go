@@ -34,7 +34,7 @@ restarts them; 'linkctl status' lists them.`,
 			grace := fs.Duration("grace", daemon.DefaultGrace, "on SIGTERM, how long the run in flight may finish")
 			return func(a *App, args []string) error {
 				if len(args) > 0 {
-					return errkind.New(errkind.Usage, false, "", "daemon takes no arguments")
+					return errkind.Permanent(errkind.Usage, "", "daemon takes no arguments")
 				}
 				return a.daemon(*grace)
 			}

@@ -31,7 +31,7 @@ summary as linkctl run, and says where the delivered messages are.
 			clean := fs.Bool("clean", false, "remove the demo directory (and the delivered mail) at the end")
 			return func(a *App, args []string) error {
 				if len(args) > 0 {
-					return errkind.New(errkind.Usage, false, "", "demo takes no arguments")
+					return errkind.Permanent(errkind.Usage, "", "demo takes no arguments")
 				}
 				return a.demo(*fast, *clean)
 			}
@@ -60,7 +60,7 @@ summary as linkctl run, and says where the delivered messages are.
 					fmt.Fprintln(a.Stdout, "ATH0: NO CARRIER (the demo's modem hung up)")
 					return nil
 				}
-				return errkind.New(errkind.Usage, false, "", "demo-helper is run by linkctl demo's own config")
+				return errkind.Permanent(errkind.Usage, "", "demo-helper is run by linkctl demo's own config")
 			}
 		},
 	})
@@ -69,7 +69,7 @@ summary as linkctl run, and says where the delivered messages are.
 func (a *App) demo(fast, clean bool) error {
 	self, err := os.Executable()
 	if err != nil {
-		return errkind.Wrap(errkind.Internal, false, "cannot find the linkctl binary for the demo's helpers", err)
+		return errkind.WrapPermanent(errkind.Internal, "cannot find the linkctl binary for the demo's helpers", err)
 	}
 	env, err := demo.Start(a.Ctx, demo.Options{Fast: fast, Keep: !clean, Self: []string{self, "demo-helper"}, Log: a.Log})
 	if err != nil {

@@ -28,7 +28,7 @@ up and a spent budget still refuse the dial. Exits 2 when the link did not come 
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			return func(a *App, args []string) error {
 				if len(args) > 0 {
-					return errkind.New(errkind.Usage, false, "", "dial takes no arguments")
+					return errkind.Permanent(errkind.Usage, "", "dial takes no arguments")
 				}
 				return a.dial()
 			}
@@ -42,7 +42,7 @@ func (a *App) dial() error {
 		return err
 	}
 	if len(cfg.Dial.Command) == 0 {
-		return errkind.New(errkind.Usage, false, "", "%s has no dial section: nothing to dial with (add dial: {command: [pon, provider]})", cfg.File)
+		return errkind.Permanent(errkind.Usage, "", "%s has no dial section: nothing to dial with (add dial: {command: [pon, provider]})", cfg.File)
 	}
 	resp, err := control.Do(a.Ctx, cfg.ControlSocket, control.Request{Op: control.OpDial}, nil)
 	if err == nil {
@@ -72,7 +72,7 @@ func (a *App) dial() error {
 	}
 	if o := a.assembler().DialOptions(cfg); o != nil && o.Gate != nil {
 		if why, spent := o.Gate.Spent(cfg.Dial.Interface); spent {
-			return errkind.New(errkind.Usage, true, "dial", "budget spent: %s", why)
+			return errkind.Temporary(errkind.Usage, "dial", "budget spent: %s", why)
 		}
 	}
 	w, err := linkwatch.NewWatcher(linkwatch.Options{Watch: cfg.Link.Watch, Settle: cfg.Link.Settle, Logger: a.Log})

@@ -21,7 +21,7 @@ as well; this only says it sooner. Without a daemon there is nothing to do.`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			return func(a *App, args []string) error {
 				if len(args) > 1 {
-					return errkind.New(errkind.Usage, false, "", "down takes at most one interface name")
+					return errkind.Permanent(errkind.Usage, "", "down takes at most one interface name")
 				}
 				iface := ""
 				if len(args) == 1 {

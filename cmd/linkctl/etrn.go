@@ -45,10 +45,10 @@ authentication, 4 protocol error.`,
 			force := fs.Bool("force", false, "send ETRN even if the relay does not offer it")
 			return func(a *App, args []string) error {
 				if len(args) < 2 {
-					return errkind.New(errkind.Usage, false, "", "need HOST[:PORT] and at least one DOMAIN (linkctl etrn --help)")
+					return errkind.Permanent(errkind.Usage, "", "need HOST[:PORT] and at least one DOMAIN (linkctl etrn --help)")
 				}
 				if f.User != "" && f.PasswordFile == "" {
-					return errkind.New(errkind.Usage, false, "", "--user needs --password-file")
+					return errkind.Permanent(errkind.Usage, "", "--user needs --password-file")
 				}
 				f.Server, f.Domains = args[0], args[1:]
 				cfg, err := config.OneOffETRN(f)

@@ -55,7 +55,7 @@ delivery failed, 13 stopped at fetchlimit (see linkctl --help).`,
 			return func(a *App, args []string) error {
 				if o.Server != "" {
 					if len(args) > 0 {
-						return errkind.New(errkind.Usage, false, "", "ACCOUNT names come from the config; with --server give no ACCOUNT (got %q)", args[0])
+						return errkind.Permanent(errkind.Usage, "", "ACCOUNT names come from the config; with --server give no ACCOUNT (got %q)", args[0])
 					}
 					return a.fetchOneOff(o, *wait)
 				}
@@ -78,11 +78,11 @@ func (a *App) fetchConfigured(names []string, wait bool) error {
 	}
 	for _, n := range names {
 		if !slices.Contains(known, n) {
-			return errkind.New(errkind.Usage, false, "", "no account %q in %s (it has: %s)", n, cfg.File, strings.Join(known, ", "))
+			return errkind.Permanent(errkind.Usage, "", "no account %q in %s (it has: %s)", n, cfg.File, strings.Join(known, ", "))
 		}
 	}
 	if len(known) == 0 {
-		return errkind.New(errkind.Usage, false, "", "%s has no fetch accounts", cfg.File)
+		return errkind.Permanent(errkind.Usage, "", "%s has no fetch accounts", cfg.File)
 	}
 	stage := a.assembler().FetchStage("fetch", cfg, names)
 	return a.runOneStage(stage, cfg, wait, "linkctl fetch")
@@ -120,17 +120,17 @@ func (a *App) runOneStage(stage pipeline.Stage, cfg *config.Config, wait bool, c
 // they take the config's defaults and checks.
 func (a *App) fetchOneOff(o config.FetchFlags, wait bool) error {
 	if o.User == "" {
-		return errkind.New(errkind.Usage, false, "", "--server needs --user")
+		return errkind.Permanent(errkind.Usage, "", "--server needs --user")
 	}
 	if o.PasswordFile == "" {
-		return errkind.New(errkind.Usage, false, "", "--server needs --password-file (a file whose first line is the password, mode 0600)")
+		return errkind.Permanent(errkind.Usage, "", "--server needs --password-file (a file whose first line is the password, mode 0600)")
 	}
 	cfg, err := config.OneOffFetch(o)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return errkind.Wrap(errkind.Usage, false, "cannot create the state directory "+cfg.StateDir, err)
+		return errkind.WrapPermanent(errkind.Usage, "cannot create the state directory "+cfg.StateDir, err)
 	}
 	stage := a.assembler().FetchStage("fetch", cfg, nil)
 	return a.runOneStage(stage, cfg, wait, "linkctl fetch --server "+o.Server)

@@ -31,7 +31,7 @@ the last runs and stays under 1 MiB.
 			n := fs.Int("n", 20, "show the last `N` runs (0: all kept)")
 			return func(a *App, args []string) error {
 				if len(args) > 0 {
-					return errkind.New(errkind.Usage, false, "", "history takes no arguments")
+					return errkind.Permanent(errkind.Usage, "", "history takes no arguments")
 				}
 				cfg, err := a.Config()
 				if err != nil {

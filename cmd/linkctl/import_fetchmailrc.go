@@ -39,7 +39,7 @@ The result is checked with the same validation as linkctl check.`,
 			force := fs.Bool("force", false, "overwrite OUT and password files that exist")
 			return func(a *App, args []string) error {
 				if len(args) > 1 {
-					return errkind.New(errkind.Usage, false, "", "import-fetchmailrc takes at most one FILE")
+					return errkind.Permanent(errkind.Usage, "", "import-fetchmailrc takes at most one FILE")
 				}
 				file := ""
 				if len(args) == 1 {
@@ -61,7 +61,7 @@ func (a *App) importFetchmailrc(file, out, secretDir string, force bool) error {
 	case "":
 		home, herr := os.UserHomeDir()
 		if herr != nil {
-			return errkind.Wrap(errkind.Usage, false, "cannot find ~/.fetchmailrc (name the file)", herr)
+			return errkind.WrapPermanent(errkind.Usage, "cannot find ~/.fetchmailrc (name the file)", herr)
 		}
 		file = filepath.Join(home, ".fetchmailrc")
 		fallthrough
@@ -69,7 +69,7 @@ func (a *App) importFetchmailrc(file, out, secretDir string, force bool) error {
 		data, err = os.ReadFile(file)
 	}
 	if err != nil {
-		return errkind.Wrap(errkind.Usage, false, "cannot read "+file, err)
+		return errkind.WrapPermanent(errkind.Usage, "cannot read "+file, err)
 	}
 	rc, err := fetchmailrc.Parse(file, data)
 	if err != nil {
@@ -134,7 +134,7 @@ func (a *App) importFetchmailrc(file, out, secretDir string, force bool) error {
 
 	if out == "" {
 		if _, err := a.Stdout.Write(res.YAML); err != nil {
-			return errkind.Wrap(errkind.Internal, false, "cannot write the config", err)
+			return errkind.WrapPermanent(errkind.Internal, "cannot write the config", err)
 		}
 	} else {
 		if err := writeFile0600(out, res.YAML, force); err != nil {
@@ -154,30 +154,30 @@ func (a *App) importFetchmailrc(file, out, secretDir string, force bool) error {
 // file so the old one is never half-written.
 func writeFile0600(path string, data []byte, force bool) error {
 	if _, err := os.Lstat(path); err == nil && !force {
-		return errkind.New(errkind.Usage, false, "", "%s exists: remove it or use --force", path)
+		return errkind.Permanent(errkind.Usage, "", "%s exists: remove it or use --force", path)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".linkctl-import-*")
 	if err != nil {
-		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+		return errkind.WrapPermanent(errkind.Internal, "cannot write "+path, err)
 	}
 	defer os.Remove(tmp.Name())
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
-		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+		return errkind.WrapPermanent(errkind.Internal, "cannot write "+path, err)
 	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+		return errkind.WrapPermanent(errkind.Internal, "cannot write "+path, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+		return errkind.WrapPermanent(errkind.Internal, "cannot write "+path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+		return errkind.WrapPermanent(errkind.Internal, "cannot write "+path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return errkind.Wrap(errkind.Internal, false, "cannot write "+path, err)
+		return errkind.WrapPermanent(errkind.Internal, "cannot write "+path, err)
 	}
 	return nil
 }
@@ -187,10 +187,10 @@ func writeSecrets(secrets map[string]string, force bool) error {
 		if old, err := os.ReadFile(p); err == nil && bytes.Equal(bytes.TrimRight(old, "\r\n"), []byte(secrets[p])) {
 			continue // the same password is already there
 		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return errkind.Wrap(errkind.Permission, false, "cannot read the password file "+p, err)
+			return errkind.WrapPermanent(errkind.Permission, "cannot read the password file "+p, err)
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return errkind.Wrap(errkind.Internal, false, "cannot create "+filepath.Dir(p)+" (choose another with --secret-dir)", err)
+			return errkind.WrapPermanent(errkind.Internal, "cannot create "+filepath.Dir(p)+" (choose another with --secret-dir)", err)
 		}
 		if err := writeFile0600(p, []byte(secrets[p]+"\n"), force); err != nil {
 			return err

@@ -58,7 +58,7 @@ a last confirmation.
 			drop := fs.String("drop-command", "", "command that hangs up the link (split on spaces), e.g. \"poff isp\"")
 			return func(a *App, args []string) error {
 				if len(args) > 0 {
-					return errkind.New(errkind.Usage, false, "", "init takes no arguments (answers come from prompts or flags)")
+					return errkind.Permanent(errkind.Usage, "", "init takes no arguments (answers come from prompts or flags)")
 				}
 				o.etrnDomains = splitList(*etrnDomains)
 				o.acct.passwordCommand = strings.Fields(*pwCmd)
@@ -112,13 +112,13 @@ func splitList(s string) []string {
 
 func (a *App) initConfig(o *initAnswers, path string, nonInteractive, force, check bool) error {
 	if _, err := os.Lstat(path); err == nil && !force {
-		return errkind.New(errkind.Usage, false, "", "%s exists: linkctl init does not overwrite a config (use --force, or -o FILE)", path)
+		return errkind.Permanent(errkind.Usage, "", "%s exists: linkctl init does not overwrite a config (use --force, or -o FILE)", path)
 	}
 	var p *prompter
 	if !nonInteractive {
 		f, ok := a.Stdin.(*os.File)
 		if !ok || !isTerminal(f) || !isTerminal(a.Stdout) {
-			return errkind.New(errkind.Usage, false, "", "init asks its questions on a terminal; use --non-interactive with flags in scripts")
+			return errkind.Permanent(errkind.Usage, "", "init asks its questions on a terminal; use --non-interactive with flags in scripts")
 		}
 		p = &prompter{r: bufio.NewReader(f), w: a.Stdout, fd: int(f.Fd())}
 		dir, err := filepath.Abs(filepath.Dir(path))
@@ -132,7 +132,7 @@ func (a *App) initConfig(o *initAnswers, path string, nonInteractive, force, che
 	yaml := o.yaml(false)
 	cfg, err := config.Parse(path, yaml)
 	if err != nil {
-		return errkind.Wrap(errkind.Usage, false, "these answers do not make a valid config", err)
+		return errkind.WrapPermanent(errkind.Usage, "these answers do not make a valid config", err)
 	}
 	if check {
 		a.reachability(cfg)
@@ -147,7 +147,7 @@ func (a *App) initConfig(o *initAnswers, path string, nonInteractive, force, che
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return errkind.Wrap(errkind.Internal, false, "cannot create "+filepath.Dir(path), err)
+		return errkind.WrapPermanent(errkind.Internal, "cannot create "+filepath.Dir(path), err)
 	}
 	if err := writeFile0600(path, yaml, force); err != nil {
 		return err

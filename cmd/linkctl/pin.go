@@ -41,7 +41,7 @@ against that PEM bundle instead of the system roots, as ca_file does.`,
 			timeout := fs.Duration("timeout", 30*time.Second, "per read/write and connect timeout")
 			return func(a *App, args []string) error {
 				if len(args) != 1 {
-					return errkind.New(errkind.Usage, false, "", "need one HOST[:PORT] (linkctl pin --help)")
+					return errkind.Permanent(errkind.Usage, "", "need one HOST[:PORT] (linkctl pin --help)")
 				}
 				o, err := pinOptions(args[0], *proto, *mode)
 				if err != nil {
@@ -51,7 +51,7 @@ against that PEM bundle instead of the system roots, as ca_file does.`,
 				if *caFile != "" {
 					data, err := netconn.LoadCAFile(*caFile)
 					if err != nil {
-						return errkind.Wrap(errkind.Usage, false, "--ca-file", err)
+						return errkind.WrapPermanent(errkind.Usage, "--ca-file", err)
 					}
 					o.Roots, _ = netconn.ParseCA(data)
 				}
@@ -83,18 +83,18 @@ func pinOptions(server, proto, mode string) (tlsprobe.Options, error) {
 	if err != nil {
 		host = strings.Trim(server, "[]")
 	} else if port, err = strconv.Atoi(portStr); err != nil || port < 1 || port > 65535 {
-		return o, errkind.New(errkind.Usage, false, "", "invalid port in %q", server)
+		return o, errkind.Permanent(errkind.Usage, "", "invalid port in %q", server)
 	}
 	def, known := portDefaults[port]
 	switch proto = strings.ToLower(proto); proto {
 	case "":
 		if !known {
-			return o, errkind.New(errkind.Usage, false, "", "port %d: say which protocol with --proto pop3|imap|smtp", port)
+			return o, errkind.Permanent(errkind.Usage, "", "port %d: say which protocol with --proto pop3|imap|smtp", port)
 		}
 		proto = def.proto
 	case "pop3", "imap", "smtp", "etrn", "odmr":
 	default:
-		return o, errkind.New(errkind.Usage, false, "", "--proto %q: expected pop3, imap, smtp or etrn", proto)
+		return o, errkind.Permanent(errkind.Usage, "", "--proto %q: expected pop3, imap, smtp or etrn", proto)
 	}
 	if proto == "odmr" {
 		proto = "smtp"
@@ -104,7 +104,7 @@ func pinOptions(server, proto, mode string) (tlsprobe.Options, error) {
 	case mode != "":
 		m, err := netconn.ParseTLSMode(mode)
 		if err != nil || m == netconn.TLSNone {
-			return o, errkind.New(errkind.Usage, false, "", "--tls %q: expected implicit or starttls", mode)
+			return o, errkind.Permanent(errkind.Usage, "", "--tls %q: expected implicit or starttls", mode)
 		}
 		tlsMode = m
 	case known && def.proto == proto:

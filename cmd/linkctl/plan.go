@@ -47,7 +47,7 @@ Exit status: 0, or the first account's failure (2 network, 3 authentication, ...
 				}
 				for _, n := range args {
 					if !slices.Contains(known, n) {
-						return errkind.New(errkind.Usage, false, "", "no account %q in %s (it has: %s)", n, cfg.File, strings.Join(known, ", "))
+						return errkind.Permanent(errkind.Usage, "", "no account %q in %s (it has: %s)", n, cfg.File, strings.Join(known, ", "))
 					}
 				}
 				rep := a.assembler().Plan(a.Ctx, cfg, assemble.PlanOptions{Only: args, Link: *link, Budget: planBudget(a, cfg)})

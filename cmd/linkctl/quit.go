@@ -17,7 +17,7 @@ later is abandoned, so the daemon is gone within 8s.`,
 		Setup: func(fs *flag.FlagSet) func(*App, []string) error {
 			return func(a *App, args []string) error {
 				if len(args) > 0 {
-					return errkind.New(errkind.Usage, false, "", "quit takes no arguments")
+					return errkind.Permanent(errkind.Usage, "", "quit takes no arguments")
 				}
 				return a.simpleRequest(control.Request{Op: control.OpQuit})
 			}

@@ -34,7 +34,7 @@ budgets.
 			asJSON := fs.Bool("json", false, "print JSON")
 			return func(a *App, args []string) error {
 				if len(args) > 0 {
-					return errkind.New(errkind.Usage, false, "", "status takes no arguments")
+					return errkind.Permanent(errkind.Usage, "", "status takes no arguments")
 				}
 				return a.status(*asJSON)
 			}
@@ -77,10 +77,10 @@ func (a *App) status(asJSON bool) error {
 	case err != nil:
 		return err
 	case resp.Exit != 0:
-		return errkind.New(errkind.Kind(resp.Exit), false, "daemon", "%s", resp.Error)
+		return errkind.Permanent(errkind.Kind(resp.Exit), "daemon", "%s", resp.Error)
 	default:
 		if err := json.Unmarshal(resp.Status, &out.Status); err != nil {
-			return errkind.Wrap(errkind.Protocol, false, "read the daemon's status", err)
+			return errkind.WrapPermanent(errkind.Protocol, "read the daemon's status", err)
 		}
 		out.Daemon = true
 	}

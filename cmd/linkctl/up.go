@@ -35,7 +35,7 @@ IFACE is passed to exec stages as LINKCTL_IFACE.`,
 			noWait := fs.Bool("no-wait", false, "return at once; the run goes on in the background")
 			return func(a *App, args []string) error {
 				if len(args) > 1 {
-					return errkind.New(errkind.Usage, false, "", "up takes at most one interface name")
+					return errkind.Permanent(errkind.Usage, "", "up takes at most one interface name")
 				}
 				iface := ""
 				if len(args) == 1 {
@@ -105,7 +105,7 @@ func (a *App) upAfterStop(socket, iface string, r *renderer) (control.Response, 
 			if a.Ctx.Err() != nil {
 				return control.Response{}, a.Ctx.Err()
 			}
-			return control.Response{}, errkind.New(errkind.Internal, true, "linkctl up",
+			return control.Response{}, errkind.Temporary(errkind.Internal, "linkctl up",
 				"the daemon has been stopping for %v and still answers: run `linkctl status`, or stop it for good", stoppingWait)
 		case <-time.After(250 * time.Millisecond):
 		}
@@ -125,7 +125,7 @@ const stoppingWait = 15 * time.Minute
 func (a *App) upDetached(iface string) error {
 	self, err := os.Executable()
 	if err != nil {
-		return errkind.Wrap(errkind.Internal, false, "find linkctl's own path", err)
+		return errkind.WrapPermanent(errkind.Internal, "find linkctl's own path", err)
 	}
 	args := []string{"-c", a.ConfigPath, "up"}
 	if iface != "" {
@@ -134,7 +134,7 @@ func (a *App) upDetached(iface string) error {
 	cmd := exec.Command(self, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return errkind.Wrap(errkind.Internal, false, "start a background run", err)
+		return errkind.WrapPermanent(errkind.Internal, "start a background run", err)
 	}
 	fmt.Fprintf(a.Stderr, "linkctl up: no daemon; running the pipeline in the background (pid %d)\n", cmd.Process.Pid)
 	return cmd.Process.Release()

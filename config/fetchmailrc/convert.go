@@ -90,7 +90,7 @@ func Convert(rc *RC, opts Options) (*Result, error) {
 		c.entry(e)
 	}
 	if len(c.accounts) == 0 && len(c.etrn) == 0 {
-		return nil, errkind.New(errkind.Usage, false, "import "+rc.File,
+		return nil, errkind.Permanent(errkind.Usage, "import "+rc.File,
 			"no poll entry to convert (skip entries are left out): add a poll entry or write the config by hand")
 	}
 	return c.res, c.write()

@@ -190,7 +190,7 @@ type parser struct {
 func Parse(name string, data []byte) (*RC, error) {
 	rc, err := parse(name, data)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Usage, false, "", err)
+		return nil, errkind.WrapPermanent(errkind.Usage, "", err)
 	}
 	return rc, nil
 }

@@ -51,7 +51,7 @@ func newReplyGuard(c net.Conn) *replyGuard {
 }
 
 func (g *replyGuard) endlessErr() error {
-	return errkind.New(errkind.Delivery, true, "",
+	return errkind.Temporary(errkind.Delivery, "",
 		"local MTA sent more than %d octets without a request: endless reply", g.limit)
 }
 
@@ -116,7 +116,7 @@ func (g *replyGuard) fault(detail error) error {
 		if detail == nil {
 			detail = readErr
 		}
-		return errkind.Wrap(errkind.Delivery, true, "",
+		return errkind.WrapTemporary(errkind.Delivery, "",
 			fmt.Errorf("connection lost in the middle of a reply line, which is no reply (RFC 5321 section 4.2): %v", detail))
 	}
 	return nil

@@ -214,7 +214,7 @@ func TestMDAMissingBinary(t *testing.T) {
 // which it would take for the end of a complete message.
 func TestMDASourceBreaks(t *testing.T) {
 	opts, dir := fakeMDAOpts(t, "ok")
-	src := &failingReader{data: "Subject: half\n\n", err: errkind.Wrap(errkind.Network, true, "pop3", io.ErrUnexpectedEOF)}
+	src := &failingReader{data: "Subject: half\n\n", err: errkind.WrapTemporary(errkind.Network, "pop3", io.ErrUnexpectedEOF)}
 	err := NewMDA(opts).Deliver(context.Background(), Envelope{To: []string{"a@x"}}, src)
 	var se *SourceError
 	if !errors.As(err, &se) || errkind.KindOf(err) != errkind.Network {

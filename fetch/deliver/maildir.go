@@ -82,7 +82,7 @@ func (m *maildir) fail(what string, err error) error {
 	if isDiskFull(err) {
 		// Temporary: space may be freed. The partial file is gone (see
 		// Deliver) and the message stays on the server.
-		return errkind.Wrap(errkind.Delivery, true, m.op(what),
+		return errkind.WrapTemporary(errkind.Delivery, m.op(what),
 			fmt.Errorf("%w (the file system holding %s is full or over quota: free some space; the message stays on the server)", err, m.opts.Path))
 	}
 	return errkind.Wrap(errkind.Delivery, errors.Is(err, syscall.EIO) ||
@@ -151,7 +151,7 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 	size, err := io.Copy(f, src)
 	if err != nil {
 		if ctx.Err() != nil {
-			return errkind.Wrap(errkind.Delivery, true, m.op("writing tmp/"+base), context.Cause(ctx))
+			return errkind.WrapTemporary(errkind.Delivery, m.op("writing tmp/"+base), context.Cause(ctx))
 		}
 		if src.err != nil {
 			return sourceErr(m.op("writing tmp/"+base), src.err)
@@ -171,7 +171,7 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 	// The rename delivers: wait at the engine's commit gate first (see
 	// WithCommitGate).
 	if err := enterCommit(ctx); err != nil {
-		return errkind.Wrap(errkind.Delivery, true, m.op("waiting to move into new/"), err)
+		return errkind.WrapTemporary(errkind.Delivery, m.op("waiting to move into new/"), err)
 	}
 	if err := os.Rename(tmp, filepath.Join(m.opts.Path, "new", name)); err != nil {
 		return m.fail("moving into new/", err)
@@ -195,7 +195,7 @@ type ctxReader struct {
 
 func (c ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
-		return 0, errkind.Wrap(errkind.Delivery, true, "cancelled", context.Cause(c.ctx))
+		return 0, errkind.WrapTemporary(errkind.Delivery, "cancelled", context.Cause(c.ctx))
 	}
 	return c.r.Read(p)
 }

@@ -104,7 +104,7 @@ func expand(argv []string, from, to string) []string {
 
 func (m *mda) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 	if len(m.opts.Argv) == 0 {
-		return errkind.New(errkind.Usage, false, "deliver via MDA", "no command given")
+		return errkind.Permanent(errkind.Usage, "deliver via MDA", "no command given")
 	}
 	if !hasPerRecipient(m.opts.Argv) {
 		to := ""
@@ -115,7 +115,7 @@ func (m *mda) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 	}
 	rcpts := dedup(env.To)
 	if len(rcpts) == 0 {
-		return errkind.New(errkind.Delivery, false, m.op("%T"), "no recipient given: set the account's `to`")
+		return errkind.Permanent(errkind.Delivery, m.op("%T"), "no recipient given: set the account's `to`")
 	}
 	if len(rcpts) == 1 {
 		return m.run(ctx, expand(m.opts.Argv, env.From, rcpts[0]), msg)
@@ -123,7 +123,7 @@ func (m *mda) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 	// Several runs read the same message: spool it once.
 	spool, err := os.CreateTemp(m.opts.TempDir, "linkctl-mda-*")
 	if err != nil {
-		return errkind.Wrap(errkind.Delivery, true, m.op("spooling the message"), err)
+		return errkind.WrapTemporary(errkind.Delivery, m.op("spooling the message"), err)
 	}
 	defer func() { spool.Close(); os.Remove(spool.Name()) }()
 	src := &sourceReader{r: msg}
@@ -136,7 +136,7 @@ func (m *mda) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 	pe := &PartialError{Failed: map[string]error{}}
 	for _, r := range rcpts {
 		if _, err := spool.Seek(0, io.SeekStart); err != nil {
-			return errkind.Wrap(errkind.Delivery, true, m.op("rewinding the spooled message"), err)
+			return errkind.WrapTemporary(errkind.Delivery, m.op("rewinding the spooled message"), err)
 		}
 		if err := m.run(ctx, expand(m.opts.Argv, env.From, r), spool); err != nil {
 			if len(pe.Accepted) == 0 {
@@ -146,7 +146,7 @@ func (m *mda) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 			// Stop at the first failure: later recipients would only add
 			// to the duplicates of the retry.
 			for _, rest := range rcpts[len(pe.Accepted)+1:] {
-				pe.Failed[rest] = errkind.New(errkind.Delivery, true, "", "not tried after the failure above")
+				pe.Failed[rest] = errkind.Temporary(errkind.Delivery, "", "not tried after the failure above")
 			}
 			return errkind.Wrap(errkind.Delivery, pe.Temporary(), m.op("per-recipient runs"), pe)
 		}
@@ -176,7 +176,7 @@ func (m *mda) run(ctx context.Context, argv []string, msg io.Reader) error {
 	// deadline (see below).
 	pr, stdin, err := os.Pipe()
 	if err != nil {
-		return errkind.Wrap(errkind.Delivery, true, m.op("start"), err)
+		return errkind.WrapTemporary(errkind.Delivery, m.op("start"), err)
 	}
 	defer stdin.Close()
 	cmd.Stdin = pr
@@ -184,10 +184,10 @@ func (m *mda) run(ctx context.Context, argv []string, msg io.Reader) error {
 	pr.Close() // the command's copy is all that must stay open
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-			return errkind.Wrap(errkind.Delivery, false, m.op("start"),
+			return errkind.WrapPermanent(errkind.Delivery, m.op("start"),
 				fmt.Errorf("%w (the command runs without a shell: give the full path of an executable program)", err))
 		}
-		return errkind.Wrap(errkind.Delivery, true, m.op("start"), err)
+		return errkind.WrapTemporary(errkind.Delivery, m.op("start"), err)
 	}
 	// A command that stops reading blocks the copy. Killing its process
 	// group normally ends that (the pipe's reader is gone), but not when
@@ -224,7 +224,7 @@ func (m *mda) run(ctx context.Context, argv []string, msg io.Reader) error {
 	if err := enterCommit(ctx); err != nil {
 		cmd.Cancel()
 		cmd.Wait()
-		return errkind.Wrap(errkind.Delivery, true, m.op("waiting to end stdin"), err)
+		return errkind.WrapTemporary(errkind.Delivery, m.op("waiting to end stdin"), err)
 	}
 	stdin.Close()
 	waitErr := cmd.Wait()
@@ -244,14 +244,14 @@ func (m *mda) run(ctx context.Context, argv []string, msg io.Reader) error {
 	if errors.As(waitErr, &ee) {
 		code := ee.ExitCode()
 		if code == 75 {
-			return errkind.New(errkind.Delivery, true, m.op("run"), "exit status 75 (EX_TEMPFAIL: try again later)%s", detail)
+			return errkind.Temporary(errkind.Delivery, m.op("run"), "exit status 75 (EX_TEMPFAIL: try again later)%s", detail)
 		}
 		if code < 0 {
-			return errkind.New(errkind.Delivery, false, m.op("run"), "%v%s", ee.ProcessState, detail)
+			return errkind.Permanent(errkind.Delivery, m.op("run"), "%v%s", ee.ProcessState, detail)
 		}
-		return errkind.New(errkind.Delivery, false, m.op("run"), "exit status %d%s", code, detail)
+		return errkind.Permanent(errkind.Delivery, m.op("run"), "exit status %d%s", code, detail)
 	}
-	return errkind.Wrap(errkind.Delivery, true, m.op("run"), fmt.Errorf("%w%s", waitErr, detail))
+	return errkind.WrapTemporary(errkind.Delivery, m.op("run"), fmt.Errorf("%w%s", waitErr, detail))
 }
 
 // ended reports a run killed because its context ended: temporary, a
@@ -261,7 +261,7 @@ func (m *mda) ended(ctx context.Context, stderr *headBuffer) error {
 	if errors.Is(ctx.Err(), context.Canceled) {
 		why = "cancelled (" + context.Cause(ctx).Error() + ")"
 	}
-	return errkind.New(errkind.Delivery, true, m.op("run"), "%s, killed%s", why, stderrDetail(stderr))
+	return errkind.Temporary(errkind.Delivery, m.op("run"), "%s, killed%s", why, stderrDetail(stderr))
 }
 
 func stderrDetail(stderr *headBuffer) string {

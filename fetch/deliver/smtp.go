@@ -171,7 +171,7 @@ func (p *pool) fail(step string, err error) error {
 	if errors.As(err, &ke) {
 		return errkind.Wrap(errkind.Delivery, ke.Temp, p.op(step), err)
 	}
-	return errkind.Wrap(errkind.Delivery, true, p.op(step), err)
+	return errkind.WrapTemporary(errkind.Delivery, p.op(step), err)
 }
 
 // cancelled reports a step cut short because ctx ended (the close that
@@ -179,7 +179,7 @@ func (p *pool) fail(step string, err error) error {
 // what the connection said as detail. Never permanent, whatever go-smtp
 // made of a partial line.
 func (p *pool) cancelled(ctx context.Context, step string, err error) error {
-	return errkind.Wrap(errkind.Delivery, true, p.op(step), fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+	return errkind.WrapTemporary(errkind.Delivery, p.op(step), fmt.Errorf("%w (%v)", context.Cause(ctx), err))
 }
 
 // dial opens a session ready for MAIL.
@@ -194,10 +194,10 @@ func (p *pool) dial(ctx context.Context) (*session, error) {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, errkind.Wrap(errkind.Delivery, true, p.op("connect"), context.Cause(ctx))
+			return nil, errkind.WrapTemporary(errkind.Delivery, p.op("connect"), context.Cause(ctx))
 		}
 		hint := "is the local MTA running and listening there?"
-		return nil, errkind.Wrap(errkind.Delivery, true, p.op("connect"), fmt.Errorf("%w (%s)", err, hint))
+		return nil, errkind.WrapTemporary(errkind.Delivery, p.op("connect"), fmt.Errorf("%w (%s)", err, hint))
 	}
 	stop := netconn.CloseOnDone(ctx, raw)
 	// go-smtp sets its own deadlines of minutes per command and none while
@@ -228,7 +228,7 @@ func (p *pool) dial(ctx context.Context) (*session, error) {
 				return nil, p.fail("greeting, EHLO and STARTTLS", f)
 			}
 			if strings.Contains(err.Error(), "support STARTTLS") {
-				return nil, errkind.Wrap(errkind.Delivery, false, p.op("STARTTLS"),
+				return nil, errkind.WrapPermanent(errkind.Delivery, p.op("STARTTLS"),
 					fmt.Errorf("%w (the server does not offer STARTTLS: enable it there, or deliver over loopback without TLS)", err))
 			}
 			return nil, p.fail("STARTTLS", err)
@@ -250,13 +250,13 @@ func (p *pool) dial(ctx context.Context) (*session, error) {
 		}
 		var cv *tls.CertificateVerificationError
 		if errors.As(err, &cv) {
-			return nil, errkind.Wrap(errkind.Delivery, false, p.op("TLS handshake"), err)
+			return nil, errkind.WrapPermanent(errkind.Delivery, p.op("TLS handshake"), err)
 		}
 		return nil, p.fail("greeting and "+hello, err)
 	}
 	if !stop() {
 		c.Close()
-		return nil, errkind.Wrap(errkind.Delivery, true, p.op("connect"), context.Cause(ctx))
+		return nil, errkind.WrapTemporary(errkind.Delivery, p.op("connect"), context.Cause(ctx))
 	}
 	p.log.Debug("delivery session opened", "proto", p.proto, "addr", p.addr)
 	return &session{raw: raw, g: g, c: c}, nil
@@ -300,19 +300,19 @@ func (p *pool) Deliver(ctx context.Context, env Envelope, msg io.Reader) error {
 		rcpts = dedup(rcpts) // "chavez" and "chavez@localhost" are one
 	}
 	if len(rcpts) == 0 {
-		return errkind.New(errkind.Delivery, false, p.op("RCPT"), "no recipient given: set the account's `to`")
+		return errkind.Permanent(errkind.Delivery, p.op("RCPT"), "no recipient given: set the account's `to`")
 	}
 	select {
 	case <-p.slots:
 	case <-ctx.Done():
-		return errkind.Wrap(errkind.Delivery, true, p.op("waiting for a free session"), context.Cause(ctx))
+		return errkind.WrapTemporary(errkind.Delivery, p.op("waiting for a free session"), context.Cause(ctx))
 	}
 	defer func() { p.slots <- struct{}{} }()
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
-		return errkind.New(errkind.Internal, false, p.op("deliver"), "target already closed")
+		return errkind.Permanent(errkind.Internal, p.op("deliver"), "target already closed")
 	}
 
 	for attempt := 0; ; attempt++ {
@@ -402,7 +402,7 @@ func (p *pool) transact(ctx context.Context, s *session, from string, rcpts []st
 		// An address outside ASCII needs SMTPUTF8 (RFC 6531 section
 		// 3.4); without it the server would refuse or mangle it.
 		if ok, _ := s.c.Extension("SMTPUTF8"); !ok {
-			return "SMTPUTF8", errkind.New(errkind.Delivery, false, "",
+			return "SMTPUTF8", errkind.Permanent(errkind.Delivery, "",
 				"an address is not ASCII and the server does not offer SMTPUTF8 (enable smtputf8_enable in Postfix)")
 		}
 		mo = &smtp.MailOptions{UTF8: true}

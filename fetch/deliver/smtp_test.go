@@ -270,7 +270,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 func TestSMTPSourceBreaksMidMessage(t *testing.T) {
 	sink := testpeer.StartSink(t, testpeer.SinkOptions{})
 	tg := newSMTPTarget(t, sink.Addr(), 1)
-	srcErr := errkind.Wrap(errkind.Network, true, "pop3 RETR 1", io.ErrUnexpectedEOF)
+	srcErr := errkind.WrapTemporary(errkind.Network, "pop3 RETR 1", io.ErrUnexpectedEOF)
 	err := tg.Deliver(context.Background(), Envelope{To: []string{"u@x"}},
 		&failingReader{data: "Subject: half\n\nfirst part\n", err: srcErr})
 	var se *SourceError

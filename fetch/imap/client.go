@@ -69,18 +69,18 @@ func (o *Options) validate() error {
 	switch o.TLS {
 	case netconn.TLSImplicit, netconn.TLSStartTLS, netconn.TLSNone:
 	default:
-		return errkind.New(errkind.Internal, false, op, "tls mode %q reached the IMAP client unvalidated (expected implicit, starttls or none)", o.TLS)
+		return errkind.Permanent(errkind.Internal, op, "tls mode %q reached the IMAP client unvalidated (expected implicit, starttls or none)", o.TLS)
 	}
 	switch strings.ToLower(o.Compress) {
 	case "", "auto", "on", "off":
 	default:
-		return errkind.New(errkind.Usage, false, op, "unknown compress %q (expected auto, on or off)", o.Compress)
+		return errkind.Permanent(errkind.Usage, op, "unknown compress %q (expected auto, on or off)", o.Compress)
 	}
 	switch o.Auth {
 	case "", authmech.Auto, authmech.Password, authmech.Login, authmech.Plain, authmech.XOAuth2, authmech.OAuthBearer, authmech.External:
 	default:
 		// apop is POP3's (RFC 1939 section 7): validation refuses it for IMAP.
-		return errkind.New(errkind.Internal, false, op, "auth %q reached the IMAP client (expected auto, password, login, plain, xoauth2, oauthbearer or external)", o.Auth)
+		return errkind.Permanent(errkind.Internal, op, "auth %q reached the IMAP client (expected auto, password, login, plain, xoauth2, oauthbearer or external)", o.Auth)
 	}
 	return nil
 }
@@ -138,7 +138,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if o.Dial != nil {
 		raw, err = o.Dial(ctx)
 		if err != nil {
-			return nil, errkind.Wrap(errkind.Network, true, "imap "+o.Addr+" connect", err)
+			return nil, errkind.WrapTemporary(errkind.Network, "imap "+o.Addr+" connect", err)
 		}
 	} else {
 		// TLS is layered here, above the byte-counting wire conn.
@@ -156,7 +156,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if err != nil {
 		raw.Close()
 		if ctx.Err() != nil {
-			return nil, errkind.Wrap(errkind.Network, true, "imap "+o.Addr+" login", context.Cause(ctx))
+			return nil, errkind.WrapTemporary(errkind.Network, "imap "+o.Addr+" login", context.Cause(ctx))
 		}
 		return nil, err
 	}
@@ -290,12 +290,12 @@ func (cl *Client) err(ctx context.Context, what string, err error) error {
 		return err
 	}
 	if ctx.Err() != nil {
-		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("%w (%v)", context.Cause(ctx), err))
+		return errkind.WrapTemporary(errkind.Network, op, fmt.Errorf("%w (%v)", context.Cause(ctx), err))
 	}
 	if te := cl.tap.failure(); te != nil {
 		// A flood or an endless line: temporary, the next session may
 		// find the server sane again.
-		return errkind.Wrap(errkind.Protocol, true, op, te)
+		return errkind.WrapTemporary(errkind.Protocol, op, te)
 	}
 	var ie *imap.Error
 	if errors.As(err, &ie) {
@@ -314,21 +314,21 @@ func (cl *Client) err(ctx context.Context, what string, err error) error {
 	if le := cl.wire.linkErr(); le != nil {
 		var ne net.Error
 		if errors.As(le, &ne) && ne.Timeout() {
-			return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("no answer within %v: %w", cl.opts.timeout(), le))
+			return errkind.WrapTemporary(errkind.Network, op, fmt.Errorf("no answer within %v: %w", cl.opts.timeout(), le))
 		}
 		if errors.Is(le, io.EOF) {
-			return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("connection closed by the server or the link: %w", io.ErrUnexpectedEOF))
+			return errkind.WrapTemporary(errkind.Network, op, fmt.Errorf("connection closed by the server or the link: %w", io.ErrUnexpectedEOF))
 		}
-		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("connection lost: %w", le))
+		return errkind.WrapTemporary(errkind.Network, op, fmt.Errorf("connection lost: %w", le))
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		return errkind.Wrap(errkind.Network, true, op, err)
+		return errkind.WrapTemporary(errkind.Network, op, err)
 	}
 	// go-imap reports undecodable responses as plain errors and closes the
 	// connection itself: the wire saw no failure, so the server sent
 	// something that is not IMAP.
-	return errkind.Wrap(errkind.Protocol, false, op, err)
+	return errkind.WrapPermanent(errkind.Protocol, op, err)
 }
 
 // Selected is what SELECT reported (RFC 3501 section 6.3.1).
@@ -416,12 +416,12 @@ func (cl *Client) SelectList(ctx context.Context, folder string) (Selected, []En
 		return Selected{}, nil, cl.err(ctx, "SELECT "+folder, selErr)
 	}
 	if over {
-		return s, nil, errkind.New(errkind.Protocol, false, "imap "+cl.opts.Addr+" UID FETCH 1:*",
+		return s, nil, errkind.Permanent(errkind.Protocol, "imap "+cl.opts.Addr+" UID FETCH 1:*",
 			"server listed more than %d messages in %s (it announced EXISTS %d); raise the account's max_messages if the folder is really that large",
 			max, folder, s.Messages)
 	}
 	if s.UIDValidity == 0 {
-		return s, nil, errkind.New(errkind.Protocol, false, "imap "+cl.opts.Addr+" SELECT "+folder,
+		return s, nil, errkind.Permanent(errkind.Protocol, "imap "+cl.opts.Addr+" SELECT "+folder,
 			"server sent no UIDVALIDITY: UIDs cannot be trusted across sessions, refusing to fetch (RFC 3501 section 2.3.1.1)")
 	}
 	if fetchErr != nil {
@@ -478,7 +478,7 @@ func (cl *Client) UIDExpunge(ctx context.Context, uids []uint32) error {
 		return nil
 	}
 	if !cl.Has(string(imap.CapUIDPlus)) {
-		return errkind.New(errkind.Internal, false, "imap "+cl.opts.Addr+" UID EXPUNGE", "server does not offer UIDPLUS")
+		return errkind.Permanent(errkind.Internal, "imap "+cl.opts.Addr+" UID EXPUNGE", "server does not offer UIDPLUS")
 	}
 	done := cl.begin(ctx, "UID EXPUNGE", len(uids))
 	defer done()
@@ -507,7 +507,7 @@ func (cl *Client) Move(ctx context.Context, uids []uint32, folder string) error 
 		return nil
 	}
 	if !cl.Has(string(imap.CapMove)) {
-		return errkind.New(errkind.Internal, false, "imap "+cl.opts.Addr+" UID MOVE", "server does not offer MOVE")
+		return errkind.Permanent(errkind.Internal, "imap "+cl.opts.Addr+" UID MOVE", "server does not offer MOVE")
 	}
 	done := cl.begin(ctx, "UID MOVE", len(uids))
 	defer done()

@@ -157,7 +157,7 @@ loop:
 
 	switch {
 	case ctx.Err() != nil && f.protoErr == nil:
-		return errkind.Wrap(errkind.Network, true, "imap "+cl.opts.Addr+" UID FETCH", context.Cause(ctx))
+		return errkind.WrapTemporary(errkind.Network, "imap "+cl.opts.Addr+" UID FETCH", context.Cause(ctx))
 	case f.protoErr != nil:
 		return f.protoErr
 	case f.readErr != nil:
@@ -166,7 +166,7 @@ loop:
 	case f.fnErr != nil:
 		return f.fnErr
 	case wedged:
-		return errkind.New(errkind.Network, true, "imap "+cl.opts.Addr+" UID FETCH", "session did not end within %v of being closed", abortGrace)
+		return errkind.Temporary(errkind.Network, "imap "+cl.opts.Addr+" UID FETCH", "session did not end within %v of being closed", abortGrace)
 	case cmdErr != nil:
 		return cl.err(ctx, "UID FETCH", cmdErr)
 	}
@@ -342,7 +342,7 @@ func (f *fetchRun) awaitReader() {
 // discard what they hold once Fetch stops.
 func (f *fetchRun) protocol(msg string, body io.Reader) (readFailed bool) {
 	if f.protoErr == nil {
-		f.protoErr = errkind.New(errkind.Protocol, false, "imap "+f.cl.opts.Addr+" UID FETCH", "%s", msg)
+		f.protoErr = errkind.Permanent(errkind.Protocol, "imap "+f.cl.opts.Addr+" UID FETCH", "%s", msg)
 	}
 	f.cl.kill()
 	if body != nil {

@@ -56,7 +56,7 @@ func (h *handshake) run(ctx context.Context) (*handshakeResult, error) {
 	switch o.TLS {
 	case netconn.TLSImplicit, netconn.TLSStartTLS, netconn.TLSNone:
 	default:
-		return nil, errkind.New(errkind.Internal, false, h.op("connect"), "tls mode %q reached the IMAP client unvalidated (expected implicit, starttls or none)", o.TLS)
+		return nil, errkind.Permanent(errkind.Internal, h.op("connect"), "tls mode %q reached the IMAP client unvalidated (expected implicit, starttls or none)", o.TLS)
 	}
 	if o.TLS == netconn.TLSImplicit {
 		tc, err := netconn.Handshake(ctx, h.wire, netconn.TLSConfig(o.TLSConfig, o.Addr), o.timeout())
@@ -74,19 +74,19 @@ func (h *handshake) run(ctx context.Context) (*handshakeResult, error) {
 	preauth := false
 	switch {
 	case greet.tag != "*":
-		return nil, errkind.New(errkind.Protocol, false, h.op("greeting"), "expected an untagged greeting, got %q", clip(greet.tag+" "+greet.kind))
+		return nil, errkind.Permanent(errkind.Protocol, h.op("greeting"), "expected an untagged greeting, got %q", clip(greet.tag+" "+greet.kind))
 	case greet.kind == "BYE":
 		// RFC 3501 section 7.1.5: the server refuses this connection
 		// (overloaded, blocked): worth trying again later.
-		return nil, errkind.New(errkind.Refused, true, h.op("greeting"), "server refused the connection: %s", clip(greet.text))
+		return nil, errkind.Temporary(errkind.Refused, h.op("greeting"), "server refused the connection: %s", clip(greet.text))
 	case greet.kind == "PREAUTH":
 		preauth = true
 	case greet.kind != "OK":
-		return nil, errkind.New(errkind.Protocol, false, h.op("greeting"), "unexpected greeting %q", clip(greet.kind))
+		return nil, errkind.Permanent(errkind.Protocol, h.op("greeting"), "unexpected greeting %q", clip(greet.kind))
 	}
 	if greet.code == "CAPABILITY" {
 		if h.caps, err = parseCaps(greet.arg); err != nil {
-			return nil, errkind.Wrap(errkind.Protocol, false, h.op("greeting"), err)
+			return nil, errkind.WrapPermanent(errkind.Protocol, h.op("greeting"), err)
 		}
 	}
 
@@ -96,7 +96,7 @@ func (h *handshake) run(ctx context.Context) (*handshakeResult, error) {
 			// authentication: a PREAUTH greeting on a plaintext connection
 			// leaves no way to secure it, and going on would send every
 			// message in the clear (go-imap's NewStartTLS refuses it too).
-			return nil, errkind.New(errkind.Network, false, h.op("STARTTLS"),
+			return nil, errkind.Permanent(errkind.Network, h.op("STARTTLS"),
 				"server sent PREAUTH on a plaintext connection, so TLS cannot be started: refusing to continue (use tls: implicit, or tls: none if this is really wanted)")
 		}
 		if err := h.startTLS(ctx); err != nil {
@@ -105,7 +105,7 @@ func (h *handshake) run(ctx context.Context) (*handshakeResult, error) {
 	}
 
 	if !preauth && o.Auth == authmech.External {
-		return nil, errkind.New(errkind.Auth, false, h.op("login"),
+		return nil, errkind.Permanent(errkind.Auth, h.op("login"),
 			"auth: external expects a pre-authenticated session (a PREAUTH greeting), but the server asks for a login")
 	}
 	if !preauth {
@@ -137,17 +137,17 @@ func (h *handshake) ioErr(what string, err error) error {
 		return err
 	}
 	if errors.Is(err, errProto) {
-		return errkind.Wrap(errkind.Protocol, false, h.op(what), err)
+		return errkind.WrapPermanent(errkind.Protocol, h.op(what), err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return errkind.Wrap(errkind.Network, true, h.op(what),
+		return errkind.WrapTemporary(errkind.Network, h.op(what),
 			fmt.Errorf("no answer within %v: %w", h.opts.timeout(), err))
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return errkind.Wrap(errkind.Network, true, h.op(what), fmt.Errorf("connection closed by the server or the link: %w", err))
+		return errkind.WrapTemporary(errkind.Network, h.op(what), fmt.Errorf("connection closed by the server or the link: %w", err))
 	}
-	return errkind.Wrap(errkind.Network, true, h.op(what), err)
+	return errkind.WrapTemporary(errkind.Network, h.op(what), err)
 }
 
 // readLine reads one CRLF-terminated line of at most maxLine octets.
@@ -212,7 +212,7 @@ func (h *handshake) readResponse() (response, error) {
 	}
 	if r.tag == "*" {
 		if h.untagged++; h.untagged > DefaultMaxUnsolicited {
-			return r, errkind.New(errkind.Protocol, true, h.op("login"),
+			return r, errkind.Temporary(errkind.Protocol, h.op("login"),
 				"server flooded the session: more than %d untagged responses before its answer (the last %q)", DefaultMaxUnsolicited, clip(full))
 		}
 	}
@@ -262,14 +262,14 @@ func (h *handshake) await(tag, what string) (response, error) {
 				return r, h.ioErr(what, err)
 			}
 		case r.tag == "*" && r.kind == "BYE":
-			return r, errkind.New(errkind.Network, true, h.op(what), "server closed the session: %s", clip(r.text))
+			return r, errkind.Temporary(errkind.Network, h.op(what), "server closed the session: %s", clip(r.text))
 		case r.tag == "*":
 			// Other untagged data (OK with ALERT, ENABLED, ...): nothing
 			// the handshake needs.
 		case r.tag == "+":
-			return r, errkind.New(errkind.Protocol, false, h.op(what), "unexpected continuation request")
+			return r, errkind.Permanent(errkind.Protocol, h.op(what), "unexpected continuation request")
 		default:
-			return r, errkind.New(errkind.Protocol, false, h.op(what), "response with unknown tag %q", clip(r.tag))
+			return r, errkind.Permanent(errkind.Protocol, h.op(what), "response with unknown tag %q", clip(r.tag))
 		}
 	}
 }
@@ -315,7 +315,7 @@ func (h *handshake) startTLS(ctx context.Context) error {
 		}
 	}
 	if !h.has("STARTTLS") {
-		return errkind.New(errkind.Network, false, h.op("STARTTLS"),
+		return errkind.Permanent(errkind.Network, h.op("STARTTLS"),
 			"server does not offer STARTTLS and TLS is required: use tls: implicit (port 993) or, only on a trusted network, tls: none")
 	}
 	r, err := h.command("STARTTLS", "STARTTLS")
@@ -328,7 +328,7 @@ func (h *handshake) startTLS(ctx context.Context) error {
 	if h.br.Buffered() > 0 {
 		// Octets after the tagged OK and before the handshake were sent in
 		// the clear and could be an attacker's (CVE-2011-0411 class).
-		return errkind.New(errkind.Protocol, false, h.op("STARTTLS"), "server sent data after its STARTTLS answer, before TLS")
+		return errkind.Permanent(errkind.Protocol, h.op("STARTTLS"), "server sent data after its STARTTLS answer, before TLS")
 	}
 	tc, err := netconn.Handshake(ctx, h.wire, netconn.TLSConfig(h.opts.TLSConfig, h.opts.Addr), h.opts.timeout())
 	if err != nil {
@@ -357,7 +357,7 @@ func (h *handshake) authenticate(ctx context.Context) error {
 		method = authmech.Login
 		if h.has("LOGINDISABLED") {
 			if !h.has("AUTH=PLAIN") {
-				return errkind.New(errkind.Auth, false, h.op("LOGIN"),
+				return errkind.Permanent(errkind.Auth, h.op("LOGIN"),
 					"server refuses LOGIN (LOGINDISABLED) and offers no AUTH=PLAIN: it may require TLS (tls: starttls or implicit) or another auth method")
 			}
 			method = authmech.Plain
@@ -366,16 +366,16 @@ func (h *handshake) authenticate(ctx context.Context) error {
 		method = authmech.Login
 	}
 	if o.Password == nil {
-		return errkind.New(errkind.Usage, false, h.op("LOGIN"), "no password or token configured for %s", o.User)
+		return errkind.Permanent(errkind.Usage, h.op("LOGIN"), "no password or token configured for %s", o.User)
 	}
 	secret, err := o.Password(ctx)
 	if err != nil {
-		return errkind.Wrap(errkind.Auth, false, h.op("password for "+o.User), err)
+		return errkind.WrapPermanent(errkind.Auth, h.op("password for "+o.User), err)
 	}
 	switch method {
 	case authmech.Login:
 		if h.has("LOGINDISABLED") {
-			return errkind.New(errkind.Auth, false, h.op("LOGIN"), "server refuses LOGIN (LOGINDISABLED): use auth: plain, or TLS")
+			return errkind.Permanent(errkind.Auth, h.op("LOGIN"), "server refuses LOGIN (LOGINDISABLED): use auth: plain, or TLS")
 		}
 		return h.login(o.User, secret)
 	case authmech.Plain:
@@ -392,7 +392,7 @@ func (h *handshake) authenticate(ctx context.Context) error {
 	}
 	// Options.validate let no other value through, and external logs in
 	// before this (PREAUTH) or fails above.
-	return errkind.New(errkind.Internal, false, h.op("login"), "auth %q reached the IMAP login (expected auto, password, login, plain, xoauth2 or oauthbearer)", o.Auth)
+	return errkind.Permanent(errkind.Internal, h.op("login"), "auth %q reached the IMAP login (expected auto, password, login, plain, xoauth2 or oauthbearer)", o.Auth)
 }
 
 // login sends LOGIN (RFC 3501 section 6.2.3), quoting each argument or, when
@@ -427,7 +427,7 @@ func (h *handshake) login(user, pass string) error {
 			if r.tag == tag {
 				return h.statusErr("LOGIN", r, errkind.Auth)
 			}
-			return errkind.New(errkind.Protocol, false, h.op("LOGIN"), "expected a continuation request for a literal, got %q", clip(r.tag+" "+r.kind))
+			return errkind.Permanent(errkind.Protocol, h.op("LOGIN"), "expected a continuation request for a literal, got %q", clip(r.tag+" "+r.kind))
 		}
 		line, shown = a, show(a)
 	}
@@ -452,7 +452,7 @@ func (h *handshake) login(user, pass string) error {
 func (h *handshake) sasl(mech string, c sasl.Client) error {
 	_, ir, err := c.Start()
 	if err != nil {
-		return errkind.Wrap(errkind.Auth, false, h.op("AUTHENTICATE "+mech), err)
+		return errkind.WrapPermanent(errkind.Auth, h.op("AUTHENTICATE "+mech), err)
 	}
 	tag := h.nextTag()
 	line := tag + " AUTHENTICATE " + mech
@@ -491,9 +491,9 @@ func (h *handshake) sasl(mech string, c sasl.Client) error {
 			}
 			continue
 		case r.tag != "+":
-			return errkind.New(errkind.Protocol, false, h.op("AUTHENTICATE"), "response with unknown tag %q", clip(r.tag))
+			return errkind.Permanent(errkind.Protocol, h.op("AUTHENTICATE"), "response with unknown tag %q", clip(r.tag))
 		case rounds > 10:
-			return errkind.New(errkind.Protocol, false, h.op("AUTHENTICATE"), "too many SASL challenges")
+			return errkind.Permanent(errkind.Protocol, h.op("AUTHENTICATE"), "too many SASL challenges")
 		}
 		var resp []byte
 		if pending != nil {
@@ -501,12 +501,12 @@ func (h *handshake) sasl(mech string, c sasl.Client) error {
 		} else {
 			chal, err := base64.StdEncoding.DecodeString(r.text)
 			if err != nil {
-				return errkind.New(errkind.Protocol, false, h.op("AUTHENTICATE"), "challenge is not base64")
+				return errkind.Permanent(errkind.Protocol, h.op("AUTHENTICATE"), "challenge is not base64")
 			}
 			if resp, err = c.Next(chal); err != nil {
 				// RFC 3501 section 6.2.2: "*" cancels the exchange.
 				h.write("*\r\n", "*")
-				return errkind.Wrap(errkind.Auth, false, h.op("AUTHENTICATE "+mech), err)
+				return errkind.WrapPermanent(errkind.Auth, h.op("AUTHENTICATE "+mech), err)
 			}
 		}
 		if err := h.write(base64.StdEncoding.EncodeToString(resp)+"\r\n", "***"); err != nil {
@@ -534,7 +534,7 @@ func (h *handshake) compress() (bool, error) {
 	}
 	if !h.has("COMPRESS=DEFLATE") {
 		if mode == "on" {
-			return false, errkind.New(errkind.Protocol, false, h.op("COMPRESS"),
+			return false, errkind.Permanent(errkind.Protocol, h.op("COMPRESS"),
 				"server does not offer COMPRESS=DEFLATE and compress: on requires it (use compress: auto)")
 		}
 		return false, nil

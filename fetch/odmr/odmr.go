@@ -81,7 +81,7 @@ func RunConn(ctx context.Context, conn net.Conn, opts Options, sink event.Sink) 
 	// RFC 2645 section 4.1: the relay must know who we are before it
 	// hands over anyone's mail, so AUTH is not optional here.
 	if opts.Password == nil || opts.User == "" {
-		return Result{}, errkind.New(errkind.Usage, false, "odmr "+opts.Addr, "ODMR needs a user and a password (RFC 2645 requires AUTH before ATRN)")
+		return Result{}, errkind.Permanent(errkind.Usage, "odmr "+opts.Addr, "ODMR needs a user and a password (RFC 2645 requires AUTH before ATRN)")
 	}
 	pw, err := opts.Password(ctx)
 	if err != nil {
@@ -91,7 +91,7 @@ func RunConn(ctx context.Context, conn net.Conn, opts Options, sink event.Sink) 
 		return Result{}, err
 	}
 	if ok, _ := c.Extension("ATRN"); !ok {
-		return Result{}, errkind.New(errkind.Protocol, false, "odmr "+opts.Addr, "the relay does not offer ATRN (is this its ODMR port, usually 366?)")
+		return Result{}, errkind.Permanent(errkind.Protocol, "odmr "+opts.Addr, "the relay does not offer ATRN (is this its ODMR port, usually 366?)")
 	}
 	var r esmtp.Reply
 	if len(opts.Domains) == 0 {
@@ -111,7 +111,7 @@ func RunConn(ctx context.Context, conn net.Conn, opts Options, sink event.Sink) 
 		return Result{NoMail: true}, nil
 	case r.Code == 450:
 		c.Quit()
-		return Result{}, errkind.New(errkind.Refused, true, "odmr "+opts.Addr, "ATRN refused for now: %s", r.String())
+		return Result{}, errkind.Temporary(errkind.Refused, "odmr "+opts.Addr, "ATRN refused for now: %s", r.String())
 	case r.Code != 250:
 		c.Quit()
 		return Result{}, errkind.New(errkind.Refused, r.Class() == 4, "odmr "+opts.Addr, "ATRN refused: %s", r.String())

@@ -78,7 +78,7 @@ func Serve(ctx context.Context, conn net.Conn, buffered []byte, opts ServeOption
 		return res, context.Cause(ctx)
 	}
 	if err != nil && !errors.Is(err, errListenerDone) {
-		return res, errkind.Wrap(errkind.Network, true, "odmr: serving the relay", err)
+		return res, errkind.WrapTemporary(errkind.Network, "odmr: serving the relay", err)
 	}
 	if e := b.firstErr.Load(); e != nil && res.Deferred+res.Rejected > 0 {
 		// Some messages were not taken (the relay keeps the deferred ones

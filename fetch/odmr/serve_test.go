@@ -90,7 +90,7 @@ func TestServeAcceptsOnlyAfterLocalDelivery(t *testing.T) {
 }
 
 func TestServeTemporaryLocalFailureIs451(t *testing.T) {
-	target := &memTarget{fail: errkind.New(errkind.Delivery, true, "smtp 127.0.0.1:25", "451 queue full")}
+	target := &memTarget{fail: errkind.Temporary(errkind.Delivery, "smtp 127.0.0.1:25", "451 queue full")}
 	relay, resc, errc := serve(t, target, "")
 	c := smtp.NewClient(relay)
 	err := c.SendMail("owner@example.net", []string{"chavez@example.org"}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))

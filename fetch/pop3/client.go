@@ -195,7 +195,7 @@ func newClient(ctx context.Context, conn net.Conn, opts Options) (*Client, error
 	c.trace("S: " + line)
 	ok, text, err := parseStatus(line)
 	if err != nil {
-		return nil, c.fail(errkind.Wrap(errkind.Protocol, false, c.op("greeting"), err))
+		return nil, c.fail(errkind.WrapPermanent(errkind.Protocol, c.op("greeting"), err))
 	}
 	if !ok {
 		se := &ServerError{Command: "greeting", Code: responseCode(text), Text: text}
@@ -246,7 +246,7 @@ func (c *Client) Err() error { return c.broken }
 // DELE of the session (RFC 1939 section 6).
 func (c *Client) Close() error {
 	if c.broken == nil {
-		c.broken = errkind.New(errkind.Internal, false, c.op("session"), "used after Close")
+		c.broken = errkind.Permanent(errkind.Internal, c.op("session"), "used after Close")
 	}
 	return c.close()
 }
@@ -287,10 +287,10 @@ func (c *Client) netErr(what string, err error) error {
 	if cause := c.ended.Load(); cause != nil {
 		// The context closed the connection under this read or write:
 		// its cause is what happened, not the closed connection.
-		return errkind.Wrap(errkind.Network, true, c.op(what), fmt.Errorf("session ended: %w (%v)", *cause, err))
+		return errkind.WrapTemporary(errkind.Network, c.op(what), fmt.Errorf("session ended: %w (%v)", *cause, err))
 	}
 	if errors.Is(err, errProto) {
-		return errkind.Wrap(errkind.Protocol, false, c.op(what), err)
+		return errkind.WrapPermanent(errkind.Protocol, c.op(what), err)
 	}
 	switch {
 	case errors.Is(err, io.EOF):
@@ -308,7 +308,7 @@ func (c *Client) netErr(what string, err error) error {
 		}
 		err = fmt.Errorf("no data from the server for %v (raise the timeout for a slow link): %w", t, err)
 	}
-	return errkind.Wrap(errkind.Network, true, c.op(what), err)
+	return errkind.WrapTemporary(errkind.Network, c.op(what), err)
 }
 
 // readLine reads one CRLF (or bare LF) terminated line of at most limit
@@ -342,7 +342,7 @@ func (c *Client) readStatus(cmd string, authPhase bool) (string, error) {
 	c.trace("S: " + line)
 	ok, text, err := parseStatus(line)
 	if err != nil {
-		return "", c.fail(errkind.Wrap(errkind.Protocol, false, c.op(cmd), err))
+		return "", c.fail(errkind.WrapPermanent(errkind.Protocol, c.op(cmd), err))
 	}
 	if !ok {
 		se := &ServerError{Command: cmd, Code: responseCode(text), Text: text}
@@ -380,12 +380,12 @@ func (c *Client) readListing(cmd string, maxLines int, tooMany func() string, ea
 			return nil
 		}
 		if n >= maxLines {
-			return c.fail(errkind.New(errkind.Protocol, false, c.op(cmd), "%v: %s", errProto, tooMany()))
+			return c.fail(errkind.Permanent(errkind.Protocol, c.op(cmd), "%v: %s", errProto, tooMany()))
 		}
 		line = strings.TrimPrefix(line, ".") // RFC 1939 section 3 byte-stuffing
 		if each != nil {
 			if err := each(line); err != nil {
-				return c.fail(errkind.Wrap(errkind.Protocol, false, c.op(cmd), err))
+				return c.fail(errkind.WrapPermanent(errkind.Protocol, c.op(cmd), err))
 			}
 		}
 	}
@@ -400,7 +400,7 @@ func capaTooMany() string {
 // CR, LF or NUL in a user name or password would end the line early.
 func checkArg(what, s string) error {
 	if strings.ContainsAny(s, "\r\n\x00") {
-		return errkind.New(errkind.Usage, false, "pop3 "+what, "contains a line break or NUL; refusing to send it")
+		return errkind.Permanent(errkind.Usage, "pop3 "+what, "contains a line break or NUL; refusing to send it")
 	}
 	return nil
 }
@@ -477,13 +477,13 @@ func (c *Client) StartTLS(cfg *tls.Config) error {
 		return c.broken
 	}
 	if c.tls {
-		return errkind.New(errkind.Internal, false, c.op("STLS"), "session is already encrypted")
+		return errkind.Permanent(errkind.Internal, c.op("STLS"), "session is already encrypted")
 	}
 	if cfg == nil || cfg.ServerName == "" && !cfg.InsecureSkipVerify {
-		return errkind.New(errkind.Internal, false, c.op("STLS"), "no TLS config with a ServerName to verify the certificate against")
+		return errkind.Permanent(errkind.Internal, c.op("STLS"), "no TLS config with a ServerName to verify the certificate against")
 	}
 	if !c.caps.Has("STLS") {
-		return c.fail(errkind.New(errkind.Protocol, false, c.op("STLS"),
+		return c.fail(errkind.Permanent(errkind.Protocol, c.op("STLS"),
 			"the server does not offer STLS and TLS is required; set tls: implicit if it speaks TLS on another port, or tls: none only for a trusted network"))
 	}
 	if _, err := c.cmd("STLS", "STLS", false); err != nil {
@@ -494,7 +494,7 @@ func (c *Client) StartTLS(cfg *tls.Config) error {
 		return err
 	}
 	if n := c.r.R.Buffered(); n > 0 {
-		return c.fail(errkind.New(errkind.Protocol, false, c.op("STLS"),
+		return c.fail(errkind.Permanent(errkind.Protocol, c.op("STLS"),
 			"server sent %d octets after +OK before the TLS handshake (RFC 2595 section 4; possible injection)", n))
 	}
 	tc := tls.Client(c.raw, cfg)
@@ -540,7 +540,7 @@ func (c *Client) APOP(user, secret string) error {
 		return err
 	}
 	if c.timestamp == "" {
-		return errkind.New(errkind.Auth, false, c.op("APOP"), "the greeting has no APOP timestamp; the server does not offer APOP (use auth: password)")
+		return errkind.Permanent(errkind.Auth, c.op("APOP"), "the greeting has no APOP timestamp; the server does not offer APOP (use auth: password)")
 	}
 	_, err := c.cmd("APOP "+user+" "+apopDigest(c.timestamp, secret), "APOP "+user+" ***", true)
 	return err
@@ -562,7 +562,7 @@ func (c *Client) Auth(m SASL, initialResponse bool) error {
 	}
 	mech, ir, err := m.Start()
 	if err != nil {
-		return errkind.Wrap(errkind.Auth, false, c.op("AUTH"), err)
+		return errkind.WrapPermanent(errkind.Auth, c.op("AUTH"), err)
 	}
 	shown := "AUTH " + mech
 	line := shown
@@ -589,7 +589,7 @@ func (c *Client) Auth(m SASL, initialResponse bool) error {
 			c.trace("S: " + l)
 			ok, text, err := parseStatus(l)
 			if err != nil {
-				return c.fail(errkind.Wrap(errkind.Protocol, false, c.op(shown), err))
+				return c.fail(errkind.WrapPermanent(errkind.Protocol, c.op(shown), err))
 			}
 			if !ok {
 				se := &ServerError{Command: shown, Code: responseCode(text), Text: text}
@@ -599,14 +599,14 @@ func (c *Client) Auth(m SASL, initialResponse bool) error {
 		}
 		c.trace("S: + ***") // challenges can echo account data
 		if step == maxAuthSteps {
-			return c.fail(errkind.New(errkind.Protocol, false, c.op(shown),
+			return c.fail(errkind.Permanent(errkind.Protocol, c.op(shown),
 				"%v: more than %d SASL challenges; the exchange does not end", errProto, maxAuthSteps))
 		}
 		chal, err := b64.DecodeString(strings.TrimSpace(strings.TrimPrefix(l, "+")))
 		if err != nil {
 			c.send("*", "*") // RFC 5034 section 4: cancel the exchange
 			c.readStatus("AUTH cancel", true)
-			return c.fail(errkind.New(errkind.Protocol, false, c.op(shown), "server challenge is not base64"))
+			return c.fail(errkind.Permanent(errkind.Protocol, c.op(shown), "server challenge is not base64"))
 		}
 		var resp []byte
 		if ir != nil && len(chal) == 0 {
@@ -616,7 +616,7 @@ func (c *Client) Auth(m SASL, initialResponse bool) error {
 				return serr
 			}
 			c.readStatus("AUTH cancel", true)
-			return errkind.Wrap(errkind.Auth, false, c.op(shown), err)
+			return errkind.WrapPermanent(errkind.Auth, c.op(shown), err)
 		}
 		if err := c.send(b64.EncodeToString(resp), "***"); err != nil {
 			return err
@@ -644,7 +644,7 @@ func (c *Client) Stat() (int, int64, error) {
 	}
 	n, size, err := parseStat(text)
 	if err != nil {
-		return 0, 0, c.fail(errkind.Wrap(errkind.Protocol, false, c.op("STAT"), err))
+		return 0, 0, c.fail(errkind.WrapPermanent(errkind.Protocol, c.op("STAT"), err))
 	}
 	c.count = n
 	return n, size, nil
@@ -782,7 +782,7 @@ func (c *Client) Scan() ([]Msg, error) {
 		case 0:
 			n, _, err := parseStat(text)
 			if err != nil {
-				return c.fail(errkind.Wrap(errkind.Protocol, false, c.op("STAT"), err))
+				return c.fail(errkind.WrapPermanent(errkind.Protocol, c.op("STAT"), err))
 			}
 			c.count = n
 		case 1:
@@ -795,7 +795,7 @@ func (c *Client) Scan() ([]Msg, error) {
 	if err != nil {
 		var se *ServerError
 		if errors.As(err, &se) && se.Command == "UIDL" {
-			return nil, errkind.Wrap(errkind.Protocol, false, c.op("UIDL"),
+			return nil, errkind.WrapPermanent(errkind.Protocol, c.op("UIDL"),
 				fmt.Errorf("the server does not support UIDL, which linkctl needs to know what it already fetched: %w", se))
 		}
 		return nil, err
@@ -805,14 +805,14 @@ func (c *Client) Scan() ([]Msg, error) {
 		size[s.Num] = s.Size
 	}
 	if len(uids) != len(sizes) {
-		return nil, c.fail(errkind.New(errkind.Protocol, false, c.op("UIDL/LIST"),
+		return nil, c.fail(errkind.Permanent(errkind.Protocol, c.op("UIDL/LIST"),
 			"%v: UIDL lists %d messages, LIST %d", errProto, len(uids), len(sizes)))
 	}
 	out := make([]Msg, 0, len(uids))
 	for _, u := range uids {
 		s, ok := size[u.Num]
 		if !ok {
-			return nil, c.fail(errkind.New(errkind.Protocol, false, c.op("UIDL/LIST"),
+			return nil, c.fail(errkind.Permanent(errkind.Protocol, c.op("UIDL/LIST"),
 				"%v: message %d is in UIDL but not in LIST", errProto, u.Num))
 		}
 		out = append(out, Msg{Num: u.Num, UID: u.UID, Size: s})
@@ -907,7 +907,7 @@ func (c *Client) DeleQuit(nums []uint32) error {
 	})
 	c.close()
 	if c.broken == nil {
-		c.broken = errkind.New(errkind.Internal, false, c.op("session"), "used after QUIT")
+		c.broken = errkind.Permanent(errkind.Internal, c.op("session"), "used after QUIT")
 	}
 	if err != nil {
 		return err
@@ -922,7 +922,7 @@ func (c *Client) Quit() error {
 	_, err := c.cmd("QUIT", "QUIT", false)
 	c.close()
 	if c.broken == nil {
-		c.broken = errkind.New(errkind.Internal, false, c.op("session"), "used after QUIT")
+		c.broken = errkind.Permanent(errkind.Internal, c.op("session"), "used after QUIT")
 	}
 	return err
 }

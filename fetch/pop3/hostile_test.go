@@ -329,7 +329,7 @@ func runSession(ctx context.Context, conn net.Conn, o Options, auth string, fail
 			return err
 		}
 		if nums[i] == failAt {
-			return errkind.New(errkind.Delivery, true, "deliver", "local MTA refused message %d", nums[i])
+			return errkind.Temporary(errkind.Delivery, "deliver", "local MTA refused message %d", nums[i])
 		}
 		out.delivered = append(out.delivered, nums[i])
 		return nil

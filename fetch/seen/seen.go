@@ -97,7 +97,7 @@ type Store struct {
 func Open(stateDir string) (*Store, error) {
 	dir := filepath.Join(stateDir, "seen")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "seen-store: cannot create "+dir+" (check state_dir and its permissions)", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "seen-store: cannot create "+dir+" (check state_dir and its permissions)", err)
 	}
 	return &Store{dir: dir, orphans: DefaultOrphanDigests, logs: map[string]*Log{}}, nil
 }
@@ -169,14 +169,14 @@ func Peek(dir, key string) (*Log, error) {
 		return l, nil
 	}
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "seen-store "+dir+": cannot read the record of "+key, err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "seen-store "+dir+": cannot read the record of "+key, err)
 	}
 	defer f.Close()
 	l.f = f
 	_, err = l.load()
 	l.f = nil
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "seen-store "+dir+": cannot read the record of "+key, err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "seen-store "+dir+": cannot read the record of "+key, err)
 	}
 	return l, nil
 }
@@ -198,7 +198,7 @@ func (s *Store) Close() error {
 func (s *Store) Keys(prefix string) ([]string, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "seen-store "+s.dir, err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "seen-store "+s.dir, err)
 	}
 	var keys []string
 	for _, e := range ents {
@@ -234,7 +234,7 @@ func (s *Store) Remove(key string) error {
 	s.mu.Unlock()
 	err := os.Remove(filepath.Join(s.dir, FileName(key)))
 	if err != nil && !os.IsNotExist(err) {
-		return errkind.Wrap(errkind.Internal, false, "seen-store: cannot remove the record of "+key, err)
+		return errkind.WrapPermanent(errkind.Internal, "seen-store: cannot remove the record of "+key, err)
 	}
 	return nil
 }
@@ -278,37 +278,37 @@ func openLog(path, key string, maxOrphans int) (*Log, error) {
 	op := "seen-store " + path
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, op+": cannot open (check state_dir permissions)", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, op+": cannot open (check state_dir permissions)", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, errkind.New(errkind.Locked, true, op, "another linkctl process is fetching this mailbox")
+			return nil, errkind.Temporary(errkind.Locked, op, "another linkctl process is fetching this mailbox")
 		}
-		return nil, errkind.Wrap(errkind.Internal, false, op+": cannot lock", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, op+": cannot lock", err)
 	}
 	l := newLog(path, key, maxOrphans)
 	l.f = f
 	good, err := l.load()
 	if err != nil {
 		f.Close()
-		return nil, errkind.Wrap(errkind.Internal, false, op+": cannot read", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, op+": cannot read", err)
 	}
 	// Cut a torn tail so the next record starts on a line of its own.
 	if err := f.Truncate(good); err != nil {
 		f.Close()
-		return nil, errkind.Wrap(errkind.Internal, false, op+": cannot truncate a torn record", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, op+": cannot truncate a torn record", err)
 	}
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
 		f.Close()
-		return nil, errkind.Wrap(errkind.Internal, false, op, err)
+		return nil, errkind.WrapPermanent(errkind.Internal, op, err)
 	}
 	if good == 0 {
 		// A new (or wholly torn) file starts with its key, so that
 		// Store.Keys can find it without the key's hash.
 		if _, err := f.Write(record('K', key, 0)); err != nil {
 			f.Close()
-			return nil, errkind.Wrap(errkind.Internal, true, op+": cannot write", err)
+			return nil, errkind.WrapTemporary(errkind.Internal, op+": cannot write", err)
 		}
 		l.records++
 	}
@@ -601,7 +601,7 @@ func (l *Log) writeLocked() {
 	_, err := l.f.Write(l.pending.Bytes())
 	l.pending.Reset()
 	if err != nil {
-		l.err = errkind.Wrap(errkind.Internal, true, "seen-store "+l.path+": cannot record delivered messages (disk full?); nothing is deleted from the server until this works", err)
+		l.err = errkind.WrapTemporary(errkind.Internal, "seen-store "+l.path+": cannot record delivered messages (disk full?); nothing is deleted from the server until this works", err)
 	}
 }
 
@@ -729,7 +729,7 @@ func (l *Log) Commit() error {
 	// everything up to upto.
 	err = f.Sync()
 	if err != nil {
-		err = errkind.Wrap(errkind.Internal, true, "seen-store "+l.path+": cannot record delivered messages (disk full?); nothing is deleted from the server until this works", err)
+		err = errkind.WrapTemporary(errkind.Internal, "seen-store "+l.path+": cannot record delivered messages (disk full?); nothing is deleted from the server until this works", err)
 		l.mu.Lock()
 		l.err = err // the file may hold half a record: stop appending
 		l.mu.Unlock()
@@ -761,7 +761,7 @@ func (l *Log) compact() error {
 	op := "seen-store " + l.path + ": compaction"
 	tmp, err := os.CreateTemp(filepath.Dir(l.path), ".compact-*")
 	if err != nil {
-		return errkind.Wrap(errkind.Internal, true, op, err)
+		return errkind.WrapTemporary(errkind.Internal, op, err)
 	}
 	defer os.Remove(tmp.Name())
 	w := bufio.NewWriter(tmp)
@@ -801,14 +801,14 @@ func (l *Log) compact() error {
 	}
 	if err != nil {
 		tmp.Close()
-		return errkind.Wrap(errkind.Internal, true, op, err)
+		return errkind.WrapTemporary(errkind.Internal, op, err)
 	}
 	// The renamed file is ours now (and locked); the old inode goes.
 	l.f.Close()
 	l.f = tmp
 	l.records = n
 	if _, err := l.f.Seek(0, io.SeekEnd); err != nil {
-		return errkind.Wrap(errkind.Internal, true, op, err)
+		return errkind.WrapTemporary(errkind.Internal, op, err)
 	}
 	return nil
 }

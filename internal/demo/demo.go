@@ -118,7 +118,7 @@ func Start(ctx context.Context, o Options) (env *Env, err error) {
 	e := &Env{Dir: o.Dir, keep: o.Keep}
 	if e.Dir == "" {
 		if e.Dir, err = os.MkdirTemp("", "linkctl-demo-"); err != nil {
-			return nil, errkind.Wrap(errkind.Internal, false, "cannot make the demo directory", err)
+			return nil, errkind.WrapPermanent(errkind.Internal, "cannot make the demo directory", err)
 		}
 		e.ownDir = true
 	}
@@ -132,26 +132,26 @@ func Start(ctx context.Context, o Options) (env *Env, err error) {
 	e.StateDir = filepath.Join(e.Dir, "state")
 	for _, d := range []string{e.QueueDir, e.StateDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, errkind.Wrap(errkind.Internal, false, "cannot make "+d, err)
+			return nil, errkind.WrapPermanent(errkind.Internal, "cannot make "+d, err)
 		}
 	}
 	relayed, popMsgs, imapMsgs, outbound := sampleMessages(time.Now())
 
 	if e.sink, err = startSink(e.Maildir); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "demo", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "demo", err)
 	}
 	e.SinkAddr = e.sink.addr()
 	if e.relay, err = startRelay(Domain, relayed, log); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "demo", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "demo", err)
 	}
 	if e.pop, err = startPOP3(User, Password, popMsgs); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "demo", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "demo", err)
 	}
 	if err = e.startIMAP(imapMsgs); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "demo", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "demo", err)
 	}
 	if err = writeQueue(e.QueueDir, outbound); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "cannot fill the demo queue", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "cannot fill the demo queue", err)
 	}
 
 	e.RelayAddr, e.POP3Addr, e.IMAPAddr = e.relay.addr(), e.pop.addr(), e.imapLn.Addr().String()
@@ -183,11 +183,11 @@ func Start(ctx context.Context, o Options) (env *Env, err error) {
 		}
 		for _, a := range []*string{&e.RelayAddr, &e.POP3Addr, &e.IMAPAddr} {
 			if *a, err = front(e.out, *a); err != nil {
-				return nil, errkind.Wrap(errkind.Internal, false, "demo modem", err)
+				return nil, errkind.WrapPermanent(errkind.Internal, "demo modem", err)
 			}
 		}
 		if sinkForRelay, err = front(e.in, e.SinkAddr); err != nil {
-			return nil, errkind.Wrap(errkind.Internal, false, "demo modem", err)
+			return nil, errkind.WrapPermanent(errkind.Internal, "demo modem", err)
 		}
 	}
 	e.relay.deliverTo = func() string { return sinkForRelay }
@@ -195,7 +195,7 @@ func Start(ctx context.Context, o Options) (env *Env, err error) {
 	e.Config = e.config(o.Self, o.Skip)
 	e.ConfigFile = filepath.Join(e.Dir, "linkctl.yaml")
 	if err := os.WriteFile(e.ConfigFile, e.Config, 0o600); err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "cannot write the demo config", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "cannot write the demo config", err)
 	}
 	return e, nil
 }
@@ -404,7 +404,7 @@ func writeQueue(dir string, msgs []msg) error {
 func SendQueue(ctx context.Context, dir, addr string) (int, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, errkind.Wrap(errkind.Internal, false, "demo queue "+dir, err)
+		return 0, errkind.WrapPermanent(errkind.Internal, "demo queue "+dir, err)
 	}
 	if len(ents) == 0 {
 		return 0, nil
@@ -412,27 +412,27 @@ func SendQueue(ctx context.Context, dir, addr string) (int, error) {
 	d := net.Dialer{Timeout: 30 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return 0, errkind.Wrap(errkind.Network, true, "demo queue: cannot reach the relay "+addr, err)
+		return 0, errkind.WrapTemporary(errkind.Network, "demo queue: cannot reach the relay "+addr, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	c := smtp.NewClient(conn)
 	defer c.Close()
 	if err := c.Hello("client.isp.example"); err != nil {
-		return 0, errkind.Wrap(errkind.Protocol, true, "demo queue: EHLO", err)
+		return 0, errkind.WrapTemporary(errkind.Protocol, "demo queue: EHLO", err)
 	}
 	sent := 0
 	for _, x := range ents {
 		p := filepath.Join(dir, x.Name())
 		from, to, text, err := readQueued(p)
 		if err != nil {
-			return sent, errkind.Wrap(errkind.Internal, false, "demo queue "+p, err)
+			return sent, errkind.WrapPermanent(errkind.Internal, "demo queue "+p, err)
 		}
 		if err := c.SendMail(from, []string{to}, strings.NewReader(crlf(text))); err != nil {
-			return sent, errkind.Wrap(errkind.Network, true, "demo queue: sending "+x.Name(), err)
+			return sent, errkind.WrapTemporary(errkind.Network, "demo queue: sending "+x.Name(), err)
 		}
 		if err := os.Remove(p); err != nil {
-			return sent, errkind.Wrap(errkind.Internal, false, "demo queue", err)
+			return sent, errkind.WrapPermanent(errkind.Internal, "demo queue", err)
 		}
 		sent++
 	}
@@ -446,7 +446,7 @@ func SendQueue(ctx context.Context, dir, addr string) (int, error) {
 func ListQueue(dir string, w io.Writer) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return errkind.Wrap(errkind.Internal, false, "demo queue "+dir, err)
+		return errkind.WrapPermanent(errkind.Internal, "demo queue "+dir, err)
 	}
 	enc := json.NewEncoder(w)
 	for _, x := range ents {

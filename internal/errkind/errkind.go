@@ -89,12 +89,35 @@ func (e *Error) Unwrap() error { return e.Err }
 // Temporary reports whether trying again later may succeed.
 func (e *Error) Temporary() bool { return e.Temp }
 
-// New returns a classified error with a message.
+// Temporary returns an error of kind that may go away by itself (a cut
+// link, a 4xx reply, a busy server): the next run tries again.
+func Temporary(kind Kind, op, format string, args ...any) error {
+	return New(kind, true, op, format, args...)
+}
+
+// Permanent returns an error of kind that stays until someone acts (a
+// refused password, a config error, a 5xx reply).
+func Permanent(kind Kind, op, format string, args ...any) error {
+	return New(kind, false, op, format, args...)
+}
+
+// WrapTemporary classifies err as a temporary error of kind. A nil err
+// stays nil.
+func WrapTemporary(kind Kind, op string, err error) error { return Wrap(kind, true, op, err) }
+
+// WrapPermanent classifies err as a permanent error of kind. A nil err
+// stays nil.
+func WrapPermanent(kind Kind, op string, err error) error { return Wrap(kind, false, op, err) }
+
+// New returns a classified error with a message, temporary or not as temp
+// says: for a classification computed at the call (a reply's class, an
+// exit status); with a constant, Temporary and Permanent read better.
 func New(kind Kind, temp bool, op, format string, args ...any) error {
 	return &Error{Kind: kind, Temp: temp, Op: op, Err: fmt.Errorf(format, args...)}
 }
 
-// Wrap classifies err. A nil err stays nil.
+// Wrap classifies err, temporary or not as temp says (see New). A nil
+// err stays nil.
 func Wrap(kind Kind, temp bool, op string, err error) error {
 	if err == nil {
 		return nil

@@ -139,7 +139,7 @@ func (c *Client) replyErr(kind errkind.Kind, what string, r Reply) error {
 // extensions, so no ETRN, STARTTLS or AUTH either.
 func (c *Client) Hello(name string) error {
 	if name == "" || strings.ContainsAny(name, " \r\n\t") {
-		return errkind.New(errkind.Usage, false, c.op("EHLO"), "bad HELO name %q", name)
+		return errkind.Permanent(errkind.Usage, c.op("EHLO"), "bad HELO name %q", name)
 	}
 	r, err := c.cmd("EHLO "+name, "EHLO "+name)
 	if err != nil {
@@ -177,7 +177,7 @@ func (c *Client) Hello(name string) error {
 // section 4.2: the client discards what it knew).
 func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
 	if ok, _ := c.Extension("STARTTLS"); !ok {
-		return errkind.New(errkind.Protocol, false, c.op("STARTTLS"),
+		return errkind.Permanent(errkind.Protocol, c.op("STARTTLS"),
 			"server does not offer STARTTLS; not continuing in plaintext (use tls: none / --tls none only for a trusted path)")
 	}
 	r, err := c.cmd("STARTTLS", "STARTTLS")
@@ -188,7 +188,7 @@ func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
 		return c.replyErr(errkind.Protocol, "STARTTLS", r)
 	}
 	if n := c.text.R.Buffered(); n > 0 {
-		return errkind.New(errkind.Protocol, false, c.op("STARTTLS"),
+		return errkind.Permanent(errkind.Protocol, c.op("STARTTLS"),
 			"server sent %d bytes before the TLS handshake; refusing them (possible injection)", n)
 	}
 	c.conn.SetDeadline(time.Time{})
@@ -220,12 +220,12 @@ type AuthOptions struct {
 // temporary for 4xx (RFC 4954 section 6: 454 temporary failure).
 func (c *Client) Auth(a AuthOptions) error {
 	if !c.tls && !a.AllowPlaintext {
-		return errkind.New(errkind.Auth, false, c.op("AUTH"),
+		return errkind.Permanent(errkind.Auth, c.op("AUTH"),
 			"refusing to send credentials over an unencrypted connection (use TLS, or tls: none to allow it)")
 	}
 	ok, params := c.Extension("AUTH")
 	if !ok {
-		return errkind.New(errkind.Auth, false, c.op("AUTH"), "server does not offer AUTH")
+		return errkind.Permanent(errkind.Auth, c.op("AUTH"), "server does not offer AUTH")
 	}
 	offered := strings.Fields(strings.ToUpper(params))
 	prefs := []string{"PLAIN", "LOGIN", "CRAM-MD5"}
@@ -259,14 +259,14 @@ func (c *Client) Auth(a AuthOptions) error {
 			chal, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text()))
 			if derr != nil {
 				c.cmd("*", "*") // RFC 4954 section 4: cancel the exchange
-				return errkind.New(errkind.Protocol, false, c.op("AUTH CRAM-MD5"), "challenge is not base64: %v", derr)
+				return errkind.Permanent(errkind.Protocol, c.op("AUTH CRAM-MD5"), "challenge is not base64: %v", derr)
 			}
 			h := hmac.New(md5.New, []byte(a.Password))
 			h.Write(chal)
 			r, err = c.cmd(b64(a.User+" "+hex.EncodeToString(h.Sum(nil))), "***")
 		}
 	default:
-		return errkind.New(errkind.Auth, false, c.op("AUTH"),
+		return errkind.Permanent(errkind.Auth, c.op("AUTH"),
 			"server offers no mechanism linkctl knows (offered: %s; linkctl knows PLAIN, LOGIN, CRAM-MD5)", params)
 	}
 	if err != nil {
@@ -290,7 +290,7 @@ var ErrBadArgument = errors.New("bad ETRN argument")
 // subdomains) or "#queue" (a server-specific queue name).
 func (c *Client) ETRN(arg string) (Reply, error) {
 	if err := checkArg(arg); err != nil {
-		return Reply{}, errkind.Wrap(errkind.Usage, false, c.op("ETRN"), err)
+		return Reply{}, errkind.WrapPermanent(errkind.Usage, c.op("ETRN"), err)
 	}
 	return c.cmd("ETRN "+arg, "ETRN "+arg)
 }
@@ -337,7 +337,7 @@ func (c *Client) Cmd(line, shown string) (Reply, error) { return c.cmd(line, sho
 func (c *Client) ATRN(domains []string) (Reply, error) {
 	for _, d := range domains {
 		if err := checkArg(d); err != nil || strings.ContainsAny(d, ",@#") {
-			return Reply{}, errkind.New(errkind.Usage, false, c.op("ATRN"), "bad domain %q for ATRN", d)
+			return Reply{}, errkind.Permanent(errkind.Usage, c.op("ATRN"), "bad domain %q for ATRN", d)
 		}
 	}
 	arg := strings.Join(domains, ",")

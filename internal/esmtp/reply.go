@@ -177,14 +177,14 @@ func clip(s string) string {
 // answering.
 func protocolError(op string, err error) error {
 	if errors.Is(err, errProtocol) {
-		return errkind.Wrap(errkind.Protocol, false, op, err)
+		return errkind.WrapPermanent(errkind.Protocol, op, err)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("server closed the connection: %w", io.ErrUnexpectedEOF))
+		return errkind.WrapTemporary(errkind.Network, op, fmt.Errorf("server closed the connection: %w", io.ErrUnexpectedEOF))
 	}
 	var to interface{ Timeout() bool }
 	if errors.As(err, &to) && to.Timeout() {
-		return errkind.Wrap(errkind.Network, true, op, fmt.Errorf("server did not answer in time: %w", err))
+		return errkind.WrapTemporary(errkind.Network, op, fmt.Errorf("server did not answer in time: %w", err))
 	}
-	return errkind.Wrap(errkind.Network, true, op, err)
+	return errkind.WrapTemporary(errkind.Network, op, err)
 }

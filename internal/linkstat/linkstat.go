@@ -21,11 +21,11 @@ func Read(iface string) (rx, tx uint64, err error) {
 // namespace of their own).
 func Of(l netlink.Link, err error) (rx, tx uint64, _ error) {
 	if err != nil {
-		return 0, 0, errkind.Wrap(errkind.Network, true, "read the link's counters", err)
+		return 0, 0, errkind.WrapTemporary(errkind.Network, "read the link's counters", err)
 	}
 	st := l.Attrs().Statistics
 	if st == nil {
-		return 0, 0, errkind.New(errkind.Network, true, "read the counters of "+l.Attrs().Name, "the kernel gave no statistics")
+		return 0, 0, errkind.Temporary(errkind.Network, "read the counters of "+l.Attrs().Name, "the kernel gave no statistics")
 	}
 	return st.RxBytes, st.TxBytes, nil
 }

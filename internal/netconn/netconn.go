@@ -79,7 +79,7 @@ func classifyDial(addr string, err error) error {
 	if errors.As(err, &dns) {
 		return errkind.Wrap(errkind.DNS, !dns.IsNotFound, "cannot resolve "+addr, err)
 	}
-	return errkind.Wrap(errkind.Network, true, "cannot connect to "+addr, err)
+	return errkind.WrapTemporary(errkind.Network, "cannot connect to "+addr, err)
 }
 
 // TLSConfig returns a copy of cfg (or a fresh config) with ServerName set
@@ -122,12 +122,12 @@ func Handshake(ctx context.Context, conn net.Conn, cfg *tls.Config, timeout time
 		var pe *PinError
 		if errors.As(err, &pe) {
 			// The pin error names the server and both keys already.
-			return nil, errkind.Wrap(errkind.Network, false, "", err)
+			return nil, errkind.WrapPermanent(errkind.Network, "", err)
 		}
 		if errors.As(err, &cv) || errors.As(err, &rec) {
-			return nil, errkind.Wrap(errkind.Network, false, "TLS handshake with "+cfg.ServerName, err)
+			return nil, errkind.WrapPermanent(errkind.Network, "TLS handshake with "+cfg.ServerName, err)
 		}
-		return nil, errkind.Wrap(errkind.Network, true, "TLS handshake with "+cfg.ServerName, err)
+		return nil, errkind.WrapTemporary(errkind.Network, "TLS handshake with "+cfg.ServerName, err)
 	}
 	return tc, nil
 }

@@ -28,7 +28,7 @@ import (
 // Close closes stdin, gives the command a moment to exit, then kills it.
 func Plugin(ctx context.Context, argv []string, host, port string) (net.Conn, error) {
 	if len(argv) == 0 {
-		return nil, errkind.New(errkind.Usage, false, "plugin", "empty plugin command")
+		return nil, errkind.Permanent(errkind.Usage, "plugin", "empty plugin command")
 	}
 	args := make([]string, len(argv))
 	for i, a := range argv {
@@ -44,7 +44,7 @@ func Plugin(ctx context.Context, argv []string, host, port string) (net.Conn, er
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Internal, false, "plugin", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "plugin", err)
 	}
 	// Our own pipe rather than StdoutPipe: Wait closes a StdoutPipe as
 	// soon as the command exits, which would throw away what it wrote
@@ -54,7 +54,7 @@ func Plugin(ctx context.Context, argv []string, host, port string) (net.Conn, er
 	stdout, childOut, err := os.Pipe()
 	if err != nil {
 		stdin.Close()
-		return nil, errkind.Wrap(errkind.Internal, false, "plugin", err)
+		return nil, errkind.WrapPermanent(errkind.Internal, "plugin", err)
 	}
 	cmd.Stdout = childOut
 	c := &pluginConn{cmd: cmd, in: stdin, out: stdout, done: make(chan struct{}), name: args[0]}
@@ -64,9 +64,9 @@ func Plugin(ctx context.Context, argv []string, host, port string) (net.Conn, er
 	if err != nil {
 		stdout.Close()
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return nil, errkind.New(errkind.Usage, false, "plugin", "cannot run %s: not found (check the account's plugin command)", args[0])
+			return nil, errkind.Permanent(errkind.Usage, "plugin", "cannot run %s: not found (check the account's plugin command)", args[0])
 		}
-		return nil, errkind.Wrap(errkind.Network, true, "plugin: cannot start "+args[0], err)
+		return nil, errkind.WrapTemporary(errkind.Network, "plugin: cannot start "+args[0], err)
 	}
 	go func() {
 		c.waitErr = cmd.Wait()

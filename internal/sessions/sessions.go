@@ -90,7 +90,7 @@ func list(dump func(family uint8) ([]*netlink.Socket, error), f Filter) ([]Sessi
 			if fam == unix.AF_INET6 {
 				name = "IPv6"
 			}
-			return nil, errkind.Wrap(errkind.Internal, true, "list TCP sessions (sock_diag "+name+")", err)
+			return nil, errkind.WrapTemporary(errkind.Internal, "list TCP sessions (sock_diag "+name+")", err)
 		}
 		all = append(all, socks...)
 	}

@@ -79,7 +79,7 @@ func local(dir string, err error, hint string) error {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	return errkind.Wrap(errkind.Delivery, true, "spool a large message in "+dir+" ("+hint+")", err)
+	return errkind.WrapTemporary(errkind.Delivery, "spool a large message in "+dir+" ("+hint+")", err)
 }
 
 type writeErr struct{ error }

@@ -59,7 +59,7 @@ func Probe(ctx context.Context, o Options) (*Result, error) {
 	}
 	host, _, err := net.SplitHostPort(o.Addr)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Usage, false, "", fmt.Errorf("server %q: %w", o.Addr, err))
+		return nil, errkind.WrapPermanent(errkind.Usage, "", fmt.Errorf("server %q: %w", o.Addr, err))
 	}
 	if o.ServerName == "" {
 		o.ServerName = host
@@ -91,13 +91,13 @@ func Probe(ctx context.Context, o Options) (*Result, error) {
 	case netconn.TLSStartTLS:
 		err = startTLS(ctx, conn, o, cfg)
 	default:
-		return nil, errkind.New(errkind.Usage, false, "", "tls %q: expected implicit or starttls (a plaintext server has no certificate)", o.TLS)
+		return nil, errkind.Permanent(errkind.Usage, "", "tls %q: expected implicit or starttls (a plaintext server has no certificate)", o.TLS)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !seen || len(state.PeerCertificates) == 0 {
-		return nil, errkind.New(errkind.Protocol, false, o.Addr, "the server presented no certificate")
+		return nil, errkind.Permanent(errkind.Protocol, o.Addr, "the server presented no certificate")
 	}
 	r := &Result{Addr: o.Addr, Chain: state.PeerCertificates, Pin: netconn.PinOf(state.PeerCertificates[0]), Version: state.Version}
 	inter := x509.NewCertPool()
@@ -140,7 +140,7 @@ func startTLS(ctx context.Context, conn net.Conn, o Options, cfg *tls.Config) er
 	case "imap":
 		return imapStartTLS(ctx, conn, o, cfg)
 	}
-	return errkind.New(errkind.Usage, false, "", "proto %q: expected pop3, imap, smtp or etrn", o.Proto)
+	return errkind.Permanent(errkind.Usage, "", "proto %q: expected pop3, imap, smtp or etrn", o.Proto)
 }
 
 // maxIMAPLines bounds what a server may send before its STARTTLS answer.
@@ -155,10 +155,10 @@ func imapStartTLS(ctx context.Context, conn net.Conn, o Options, cfg *tls.Config
 	line := func() (string, error) {
 		l, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return "", errkind.New(errkind.Protocol, false, "imap "+o.Addr, "line longer than 8 KiB")
+			return "", errkind.Permanent(errkind.Protocol, "imap "+o.Addr, "line longer than 8 KiB")
 		}
 		if err != nil {
-			return "", errkind.Wrap(errkind.Network, true, "imap "+o.Addr, err)
+			return "", errkind.WrapTemporary(errkind.Network, "imap "+o.Addr, err)
 		}
 		return strings.TrimRight(string(l), "\r\n"), nil
 	}
@@ -167,14 +167,14 @@ func imapStartTLS(ctx context.Context, conn net.Conn, o Options, cfg *tls.Config
 		return err
 	}
 	if !strings.HasPrefix(strings.ToUpper(greet), "* OK") {
-		return errkind.New(errkind.Protocol, false, "imap "+o.Addr, "greeting %q (expected * OK)", clip(greet))
+		return errkind.Permanent(errkind.Protocol, "imap "+o.Addr, "greeting %q (expected * OK)", clip(greet))
 	}
 	if _, err := conn.Write([]byte("P1 STARTTLS\r\n")); err != nil {
-		return errkind.Wrap(errkind.Network, true, "imap "+o.Addr, err)
+		return errkind.WrapTemporary(errkind.Network, "imap "+o.Addr, err)
 	}
 	for i := 0; ; i++ {
 		if i == maxIMAPLines {
-			return errkind.New(errkind.Protocol, false, "imap "+o.Addr, "no answer to STARTTLS after %d lines", maxIMAPLines)
+			return errkind.Permanent(errkind.Protocol, "imap "+o.Addr, "no answer to STARTTLS after %d lines", maxIMAPLines)
 		}
 		l, err := line()
 		if err != nil {
@@ -185,12 +185,12 @@ func imapStartTLS(ctx context.Context, conn net.Conn, o Options, cfg *tls.Config
 			continue // untagged data
 		}
 		if !strings.HasPrefix(strings.ToUpper(rest), "OK") {
-			return errkind.New(errkind.Protocol, false, "imap "+o.Addr, "STARTTLS refused: %q", clip(l))
+			return errkind.Permanent(errkind.Protocol, "imap "+o.Addr, "STARTTLS refused: %q", clip(l))
 		}
 		break
 	}
 	if br.Buffered() > 0 {
-		return errkind.New(errkind.Protocol, false, "imap "+o.Addr, "server sent data after its STARTTLS OK, before the handshake")
+		return errkind.Permanent(errkind.Protocol, "imap "+o.Addr, "server sent data after its STARTTLS OK, before the handshake")
 	}
 	_, err = netconn.Handshake(ctx, conn, cfg, o.Timeout)
 	return err
