@@ -6,11 +6,26 @@
 // The flow: Steps walks cfg.Pipeline (groups become side-by-side steps)
 // and calls Stage for each entry; Stage picks the builder of the stage
 // named (flush, etrn, fetch, drop, exec): a switch, not a registry, so
-// every stage the validator accepts has a builder here. DaemonOptions
-// adds the IDLE watchers (IdleAccounts), dial on demand (DialOptions) and
-// the paths; Reloaded does the
-// same for a SIGHUP. The connection of a mailbox account is described once
-// (imapOptions, dialer) and used by both the fetch stage and its watcher.
+// every stage the validator accepts has a builder here. The fetch stage's
+// options (FetchOptions) are built afresh for every run: the deadlines
+// (timeout, session_floor, min_rate, per_message, slot_wait), ack_window,
+// and one delivery target per distinct deliver section, shared by the
+// accounts that name it. DaemonOptions adds the IDLE watchers
+// (IdleAccounts), dial on demand (DialOptions, with Budgets as its
+// BudgetGate) and the paths; Reloaded does the same for a SIGHUP. The
+// connection of a mailbox account is described once (imapOptions,
+// dialer) and used by both the fetch stage and its watcher; a server's
+// tls_pin, ca_file and tls_verify become its *tls.Config in one place
+// (tlsConfig, through netconn.Trust), for every kind of server.
+//
+// Metered links (meter.go): Around is the runner's hook around each run.
+// It finds the run's link (the request's interface, or the first watched
+// link that is usable), begins a meter.Run by that link's policy and puts
+// it in the run's context; on a metered link the fetch stage then
+// retrieves smallest first and asks the meter's Admit before each
+// message, and a fetch that left mail for the budget reports Limited
+// (exit 13, as fetchlimit does). A meter that cannot start keeps the
+// fetch from running rather than move bytes nobody counts.
 //
 // Besides the stages: Plan (plan.go) gathers what `linkctl plan` prints
 // (fetch.Plan of the accounts, the flush driver's queue listing, the

@@ -12,7 +12,12 @@
 //     strict mode cannot do this: it stops at the first bad value and
 //     loses KnownFields below custom unmarshalers.
 //  2. Validate. validate.go turns each raw value into its typed form
-//     (durations, sizes, argv lists, host:port, TLS modes, secrets),
+//     (durations, sizes, argv lists, host:port, TLS modes, secrets; a
+//     server's tls_pin decoded and its ca_file read and parsed here, so
+//     what `linkctl check` accepted is what the dialers use, tlstrust.go;
+//     the dial section's times of day and windows, dial.go; link.policies,
+//     with metered/budget/max_message beside watch as a last policy
+//     matching "*"),
 //     applies the defaults (DESIGN.md and reference.yaml), and checks the
 //     rules between keys (one delivery target, unique account names,
 //     multidrop needs an envelope header, drop comes last...). A problem is

@@ -1,5 +1,5 @@
 // Package control is the daemon's control socket: `linkctl up`, `down`,
-// `status` and `quit` talk to a running `linkctl daemon` through it.
+// `status`, `quit` and `dial` talk to a running `linkctl daemon` through it.
 //
 // The flow: the daemon calls [Listen] (a Unix stream socket, mode 0600,
 // a stale socket from a crashed daemon replaced) and [Server.Serve] with a

@@ -40,16 +40,19 @@
 // whatever a server does. The control socket is served apart from the run
 // (no request waits for the run's lock), so `status` and `quit` answer
 // while a stage is being cancelled: status names the run being cancelled,
-// the stages it waits for (Runner.Cancelling, Runner.Current) and, after
-// the abandonment, the stuck stage (Runner.Stuck, and its report in
-// Runner.Last). After a down edge the daemon is ready for the next run at
+// the stages it waits for (pipeline.Status Cancelling and Current) and,
+// after the abandonment, the stuck stage (Status.Stuck, and its report in
+// Status.Last). After a down edge the daemon is ready for the next run at
 // once; a stuck stage is not started again until its goroutine returns.
 //
 // Every event of every run goes to Options.Sink (the CLI's renderer, which
 // logs it: the runner logs no run or stage boundary itself) and to the
 // `linkctl up` clients the run serves; Logger gets the daemon's own lines
-// and the runner's abandoned stages. After every run the metrics file is
-// rewritten atomically (before any client hears the run ended), and
+// and the runner's abandoned stages. Every run is metered on its link
+// (Options.Around, package meter) and leaves a record in the run history
+// (Options.History, package history). After every run the metrics file is
+// rewritten atomically (before any client hears the run ended;
+// docs/metrics.md), and
 // systemd's STATUS line always names what is going on ("run 4: fetch",
 // "idle: ppp0 is up with ..."). An idle daemon wakes up for nothing: the
 // interval timer only runs while the link is up.

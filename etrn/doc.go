@@ -28,9 +28,10 @@
 // session has been open for a window learned from the link: twice the gap
 // between the ETRN reply and the relay's first session plus four round
 // trips (timed on the relay's replies), at least 1.5 times any pause
-// between batches seen before, within [QuietFloor, Quiet]; or when no
-// session opened at all (Quiet with nothing learned, else a multiple of the
-// learned gap); or at QuietMax (reported, not an error). What it learned is
+// between batches seen before, within [QuietFloor, Quiet] (1 s and 10 s
+// by default: etrn.quiet is the cap); or when no session opened at all
+// (Quiet with nothing learned, else a multiple of the learned gap); or at
+// QuietMax (5 min by default; reported, not an error). What it learned is
 // kept in the state directory ([LearnedFile]) for the next run. When every
 // reply was 251 nothing is coming and the wait is skipped;
 // [Result.WentQuiet] tells the drop stage whether inbound mail is known to

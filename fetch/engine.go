@@ -68,8 +68,15 @@
 // to say the UIDs were renumbered) is recorded as delivered and not
 // delivered again; it is counted in AccountResult.Duplicates and logged.
 //
-// The classification is one function (classify, then selectBatch for
-// fetchlimit); [Plan] calls it too, on a listing made the same way, so
+// The batch: of what classification leaves, selectBatch picks what one
+// session retrieves, in server order or, on a metered link, smallest
+// first (Options.Order), at most fetchlimit's remainder and commit_every,
+// each message admitted by Options.Admit (the meter's budgets, package
+// meter) from its listed size before any byte of it moves, so a budget
+// never cuts a message in the middle. A refused message stays on the
+// server for another link (AccountResult.Held; Result.AtBudget), and the
+// next, bigger one is still asked. The classification and the batch are
+// one code path; [Plan] calls it too, on a listing made the same way, so
 // that `linkctl plan` says what a run would do without retrieving or
 // changing anything (plan.go).
 //

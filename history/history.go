@@ -8,6 +8,14 @@
 // over the run (RX/TX of the interface, read with LinkBytes), the result
 // and the exit status.
 //
+// The flow: a Recorder's Begin reads the link's counters as a run starts;
+// Run.End reads them again, builds the Record from the run's report
+// (FromReport) and appends it. Every run writes one: the daemon's, `linkctl
+// run` and `up`, and the one-stage commands. [Rate] turns the records of a
+// link into its measured download rate (fetch bytes over fetch time, the
+// last 20 runs that moved at least 4 KiB), which `linkctl plan` uses for
+// its link-time estimate.
+//
 // Storage: <state_dir>/history.jsonl, one JSON object per line, appended
 // with one write(2) of a whole line and fsynced. A crash can tear only the
 // last line; Read skips any line that is not a whole JSON record. The

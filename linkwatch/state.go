@@ -12,7 +12,9 @@
 //     operationally UP or UNKNOWN with RUNNING/LOWER_UP (PPP and tun never
 //     report UP), has a global address that finished duplicate address
 //     detection, and, when chosen through "default-route", carries the
-//     default route. Up is table-tested without a kernel.
+//     default route. Up is table-tested without a kernel. [UsableIface]
+//     names the usable watched link: the link a run started by hand is
+//     metered on (package assemble).
 //  3. The [Watcher] subscribes to link, address and route updates. Netlink
 //     messages are only hints: they are coalesced into a channel of one, the
 //     whole State is re-read, and Up is evaluated again. An up edge is

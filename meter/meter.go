@@ -6,9 +6,9 @@
 // interface name or glob) fits the run's interface, finds out whether the
 // link is metered (the config says so, or, with metered: auto,
 // NetworkManager's Metered property of the device, read over D-Bus),
-// reads the link's own counters (netlink statistics, received + sent),
-// and writes the run into the spending store (state_dir/meter.json) as in
-// progress. While the run goes on, the fetch asks [Run.Admit] before each
+// reads the link's own counters (netlink statistics, received + sent,
+// through internal/linkstat), and writes the run into the spending store
+// (state_dir/meter.json) as in progress. While the run goes on, the fetch asks [Run.Admit] before each
 // message, with its listed size, smallest first: a message is admitted
 // only if it fits what every budget has left (remaining = the least over
 // run, day and month of budget - spent), and only if it is not bigger than
@@ -25,6 +25,13 @@
 // and at the end without a reset between (a PPP link redialled mid-run
 // starts again from zero); otherwise linkctl's own counts (per stage and
 // per account) stand in. Both are kept in the run record for status.
+//
+// Outside a run: [Meter.Left] is what the budgets of a link leave for the
+// next run (the least of the run budget and what the day and the month
+// have left); dial on demand asks it before it dials and `linkctl plan`
+// to say what a run would leave on the servers. An unreadable store
+// counts as nothing left, rather than spend past a budget nobody can
+// check. [Meter.Status] is what `linkctl status` shows per policy.
 //
 // A store written by a process that died mid-run still has the run open:
 // the next Begin marks it interrupted; its bytes were already in the day

@@ -23,6 +23,15 @@
 // summary (Text) and the error (Err). Options.Logger receives only what no
 // event carries in full: the abandonment of a stage, at error level.
 //
+// Options.Around wraps each run once the lock is held: it gives the stages
+// their context (the meter's Run, package meter, via package assemble) and
+// hears the run's report when the last stage has returned. A run's exit
+// status (RunReport.ExitCode, internal/exitcode) is 0 when every stage
+// that ran did its job, 1 when none had anything to do, 13 when one
+// stopped at a limit (fetchlimit or a budget), 21 when the only failure is
+// outbound mail left deferred, the failure's own status when every stage
+// that ran failed the same way, and 20 otherwise.
+//
 // A cancelled stage must return, and the runner does not trust it to: once
 // a stage's context is done (the run was cancelled, or the stage's own
 // timeout fired) the stage has Options.AbandonAfter (default

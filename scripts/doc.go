@@ -7,8 +7,14 @@
 //   - ifupdown/linkctl: /etc/network/if-up.d and if-down.d;
 //   - systemd/linkctl.service: the hardened unit for `linkctl daemon`;
 //   - examples/*.yaml: configs for four common setups;
-//   - test.sh (the test command of the README and CI) and flaky.sh (the
-//     suite N times, listing every test that failed once).
+//   - test.sh (the test command of the README and CI: installs the test
+//     peers, gofmt, vet, go test -race, then fuzz-all.sh and, under CI,
+//     deb-test.sh), peers-extra.sh (unpacks Exim, Sendmail, OpenSMTPD and
+//     Courier into a private root for internal/testpeer), fuzz-all.sh
+//     (every fuzz target for a short while), flaky.sh (the suite N times,
+//     listing every test that failed once);
+//   - build-deb.sh (the Debian package, with dpkg-deb alone) and
+//     deb-test.sh (installs it, checks it with lintian, purges it).
 //
 // Each hook is a small POSIX sh script that turns its caller's way of
 // naming the interface and the event into `linkctl up --no-wait IFACE`

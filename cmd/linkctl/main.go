@@ -1,7 +1,11 @@
 // Command linkctl does a host's mail chores while its intermittent uplink is
 // up: flush the outbound queue, ETRN the relays, fetch the mailboxes, drop
-// the link. This file only wires: the subcommands live one per file, the
-// work in the packages they call.
+// the link; around that it watches the link (daemon), dials it on demand
+// (dial), says what a run would move (plan) and what past runs moved
+// (history), pins servers (pin) and imports a .fetchmailrc. This file only
+// wires: the subcommands live one per file (how to add one: doc.go), the
+// work in the packages they call (built from the config by package
+// assemble).
 package main
 
 import (

@@ -20,9 +20,13 @@
 //     value wins), so that an [Entry] holds what fetchmail would use.
 //  4. [Convert] writes the YAML: accounts for POP3/IMAP entries, ETRN
 //     servers for `proto etrn`, the delivery target from smtphost/lmtp/mda,
-//     and a "# fetchmail:" comment plus a warning for every option linkctl
-//     cannot express. Passwords go to separate files unless the caller says
-//     the output itself will be private (0600).
+//     `set daemon N` as link.interval, sslcertfile as the server's ca_file
+//     when the file can be read, and a "# fetchmail:" comment plus a
+//     warning for every option linkctl cannot express (sslfingerprint, a
+//     digest of the certificate, cannot become a tls_pin, a hash of the
+//     key: its warning says to run `linkctl pin`). Passwords go to
+//     separate files unless the caller says the output itself will be
+//     private (0600).
 //
 // Every error names the file, line and column.
 package fetchmailrc

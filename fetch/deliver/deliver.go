@@ -33,6 +33,18 @@
 // duplicates it for the former; linkctl prefers a duplicate to a loss).
 // The trace header (Received:) is the fetch engine's to add: it knows the
 // server and the account.
+//
+// The commit point: a context made with [WithCommitGate] carries a gate
+// that Deliver calls just before the point past which the local side has
+// the message (before the final dot, the rename into new/, the close of
+// an MDA's stdin), once per message. The fetch engine uses it to bound
+// how many deliveries of an account may be past that point and not yet
+// recorded (fetch.ack_window), so that a kill -9 duplicates at most that
+// many; everything before the gate still runs in parallel.
+//
+// SMTP delivery to an MTA that is not on loopback uses STARTTLS (RFC
+// 3207), required, with the server's tls_pin and ca_file when set
+// (SMTPOptions.TLSConfig).
 package deliver
 
 import (

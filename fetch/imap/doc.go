@@ -75,6 +75,10 @@
 // middle of a message looks like the message's normal end. Fetch checks
 // every literal against its announced size, so a truncated message fails
 // (io.ErrUnexpectedEOF) instead of being delivered and then deleted.
+// FetchLimited adds a ceiling per UID (the fetch engine derives it from
+// the listed RFC822.SIZE, generously): a literal announced above it is
+// refused before an octet of it is read and the session dropped, so a
+// server cannot make a budget-admitted message cost gigabytes.
 //
 // # Aborting
 //

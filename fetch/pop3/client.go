@@ -25,8 +25,11 @@
 // caller's session deadline against a server that never stops talking);
 // each response line is at most MaxLine octets, a CAPA at most 200 lines,
 // a SASL exchange at most 8 challenges, and a UIDL or LIST listing at most
-// Options.MaxMessages entries whatever the server's STAT claims. Nothing is
-// allocated in proportion to a number the server announces.
+// Options.MaxMessages entries whatever the server's STAT claims; with
+// RetrLimited each message at most a ceiling (the fetch engine derives it
+// from the LIST size, generously), past which the session is broken with
+// a protocol error rather than read on forever. Nothing is allocated in
+// proportion to a number the server announces.
 //
 // Pipelining (RFC 2449 section 6.6): a writer goroutine sends up to
 // Options.Window commands ahead while the caller's goroutine reads the

@@ -28,6 +28,16 @@
 //	O <digest> 0 <crc>            a digest whose UID no longer means anything
 //	K <key> 0 <crc>               the file's key (first record; see Keys)
 //
+// each with a CRC-32 of the line's text, so a record torn by a crash (a
+// last line without its newline, or garbage in its place) is recognised
+// and dropped on load, and the file is cut back to its last whole record
+// before anything is appended. Appending keeps the cost of one message at
+// one short write; Commit fsyncs once for everything buffered since the
+// last one, and concurrent Commits share one fsync (group commit), so a
+// 5000-message mailbox never rewrites 5000 lines per message. When dead
+// records outnumber live ones the file is rewritten once, atomically
+// (temp file, fsync, rename, fsync of the directory).
+//
 // Digests (a hash of the Message-ID and size, computed by the engine) are
 // the memory that outlives the UIDs: a UID the server no longer lists, or
 // one whose UIDL the server reused for another message, or every UID of an
@@ -42,19 +52,10 @@
 // loses the record only if the kill came before that one write, never
 // because the record waited for someone else's fsync.
 //
-// with a CRC-32 of the line's text, so a record torn by a crash (a last
-// line without its newline, or garbage in its place) is recognised and
-// dropped on load, and the file is cut back to its last whole record
-// before anything is appended. Appending keeps the cost of one message at
-// one short write; Commit fsyncs once for everything buffered since the
-// last one, and concurrent Commits share one fsync (group commit), so a
-// 5000-message mailbox never rewrites 5000 lines per message. When dead
-// records outnumber live ones the file is rewritten once, atomically
-// (temp file, fsync, rename, fsync of the directory).
-//
 // A file is locked (flock) while a Log is open, so two processes never
 // append to the same mailbox's record; the kernel releases the lock when
-// a process dies.
+// a process dies. [Peek] reads a record without the lock and without
+// creating or changing anything, for `linkctl plan` beside a run.
 package seen
 
 import (

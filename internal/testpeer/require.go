@@ -1,8 +1,16 @@
-// Package testpeer starts the real peers that integration tests talk to
-// (private Postfix and Dovecot instances on loopback, each with its own
-// config directory under t.TempDir()) and decides what happens when a peer
-// cannot be had: on a laptop without Postfix the test is skipped with a
-// message that says what to install; under CI=true it fails, because CI
+// Package testpeer starts the real peers that integration tests talk to,
+// each a private instance on loopback with its own config directory,
+// spool and ports under t.TempDir(): Postfix and Dovecot (installed from
+// Debian's packages by scripts/test.sh), and Exim, Sendmail, OpenSMTPD and
+// Courier run from the packages scripts/peers-extra.sh unpacked with dpkg
+// -x into a private root (debroot.go: their packages conflict with
+// Postfix and Dovecot, so they are never installed), plus an SMTP sink, a
+// scripted ETRN relay and self-signed certificates. It never starts, stops
+// or reconfigures the machine's own services.
+//
+// It also decides what happens when a peer cannot be had: on a laptop
+// without Postfix the test is skipped with a message that says what to
+// install (or which script to run); under CI=true it fails, because CI
 // installs every peer and a skip there would hide a broken set-up.
 package testpeer
 
