@@ -31,7 +31,7 @@ const (
 	Locked     = 8  // another run holds the lock
 	Delivery   = 10 // local delivery (SMTP/LMTP/MDA) failed
 	DNS        = 11 // DNS lookup failed
-	FetchLimit = 13 // the fetch stopped at fetchlimit; mail is left for the next run
+	FetchLimit = 13 // the fetch stopped at fetchlimit or a budget; mail is left on the server
 	Partial    = 20 // some stages failed, others succeeded
 	Deferred   = 21 // outbound mail still deferred after the flush; the later stages still ran
 	Internal   = 23 // internal error
@@ -62,7 +62,7 @@ var Table = []Code{
 	{Locked, "locked by another run", "another run holds the lock (`--wait` waits instead)", true},
 	{Delivery, "local delivery", "local delivery failed", true},
 	{DNS, "DNS", "DNS lookup failed", true},
-	{FetchLimit, "stopped at fetchlimit", "the fetch stopped at `fetchlimit`: mail is left on the server for the next run", true},
+	{FetchLimit, "stopped at fetchlimit or a budget", "the fetch stopped at `fetchlimit` or a link budget: mail is left on the server for the next run", true},
 	{Partial, "some stages failed", "some stages failed, others succeeded", false},
 	{Deferred, "mail still deferred", "outbound mail is still deferred after the flush (the later stages still ran)", false},
 	{Internal, "internal error", "internal error, or an `exec` stage's command failed on its own", true},
