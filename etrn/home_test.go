@@ -18,12 +18,7 @@ import (
 // port is its port, for StageOptions.Ports.
 func slowHome(t *testing.T) (home *testpeer.Sink, port int) {
 	t.Helper()
-	home = testpeer.StartSink(t, testpeer.SinkOptions{Delay: func(_ int, stage string) time.Duration {
-		if stage == "DATA" {
-			return time.Second
-		}
-		return 0
-	}})
+	home = testpeer.StartSink(t, testpeer.SinkOptions{Delay: testpeer.DelayData(time.Second)})
 	_, portStr, _ := net.SplitHostPort(home.Addr())
 	port, _ = strconv.Atoi(portStr)
 	return home, port
