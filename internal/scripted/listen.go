@@ -2,6 +2,7 @@ package scripted
 
 import (
 	"net"
+	"sync"
 	"testing"
 )
 
@@ -18,19 +19,38 @@ func Listen(t testing.TB, session func(net.Conn)) net.Listener {
 	return ln
 }
 
-// Serve accepts connections on ln until the test ends (its cleanup closes
-// ln) and runs session on each in its own goroutine, closing the
-// connection when session returns.
+// Serve accepts connections on ln until the test ends and runs session on
+// each in its own goroutine, closing the connection when session returns.
+// The test's cleanup closes ln and every connection still open, so that a
+// session that stalls on purpose ends with the test; session must not use
+// t, since it may outlive the test by a moment.
 func Serve(t testing.TB, ln net.Listener, session func(net.Conn)) {
-	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for c := range open {
+			c.Close()
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			open[c] = true
+			mu.Unlock()
 			go func() {
-				defer c.Close()
+				defer func() {
+					c.Close()
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+				}()
 				session(c)
 			}()
 		}
