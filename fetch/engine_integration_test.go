@@ -317,6 +317,23 @@ func TestDovecotToPostfix(t *testing.T) {
 	}
 }
 
+// lostAndDuplicated fails the test for each message of want that got
+// lacks, and returns how many extra copies got has.
+func lostAndDuplicated(t *testing.T, want, got []string) (dups int) {
+	t.Helper()
+	count := map[string]int{}
+	for _, id := range got {
+		count[id]++
+	}
+	for _, id := range want {
+		if count[id] == 0 {
+			t.Errorf("LOST: %s", id)
+		}
+		dups += max(count[id]-1, 0)
+	}
+	return dups
+}
+
 // killAfter runs cmd, a fetching child that prints one line per message
 // it delivered and "done" at its end, and SIGKILLs it once it has printed
 // after lines and pause has passed, unless it finished first. It waits
@@ -389,18 +406,7 @@ func TestKill9(t *testing.T) {
 				Accounts: []Account{kill9Account(tc.proto, d.POP3Addr(), d.IMAPAddr(), tgt)}}, nil); err != nil {
 				t.Fatal(err)
 			}
-			got := idsOf(sink)
-			count := map[string]int{}
-			for _, id := range got {
-				count[id]++
-			}
-			dups := 0
-			for _, id := range want {
-				if count[id] == 0 {
-					t.Errorf("LOST: %s", id)
-				}
-				dups += max(count[id]-1, 0)
-			}
+			dups := lostAndDuplicated(t, want, idsOf(sink))
 			t.Logf("%d kills, %d duplicates, %d messages", kills, dups, len(want))
 			if dups > kills*workers {
 				t.Errorf("%d duplicates after %d kills with %d workers", dups, kills, workers)

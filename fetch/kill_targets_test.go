@@ -88,17 +88,7 @@ func TestKill9Targets(t *testing.T) {
 				Accounts: []Account{killAccount(d.POP3Addr(), target, tgt)}}, nil); err != nil {
 				t.Fatal(err)
 			}
-			count := map[string]int{}
-			for _, id := range collect(len(want)) {
-				count[id]++
-			}
-			dups := 0
-			for _, id := range want {
-				if count[id] == 0 {
-					t.Errorf("LOST: %s", id)
-				}
-				dups += max(count[id]-1, 0)
-			}
+			dups := lostAndDuplicated(t, want, collect(len(want)))
 			if kills == 0 {
 				t.Fatal("no kill landed")
 			}
