@@ -18,6 +18,7 @@ import (
 	"github.com/linkctl/linkctl/fetch"
 	"github.com/linkctl/linkctl/internal/authmech"
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/scripted"
 )
 
 // logins records the login commands a refusing server was sent (USER,
@@ -46,25 +47,10 @@ func (l *logins) take() string {
 // serve accepts connections on a loopback listener and runs session on
 // each, with a deadline, until the test ends.
 func serve(t *testing.T, session func(c net.Conn, r *bufio.Reader)) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				session(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return scripted.Listen(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		session(c, bufio.NewReader(c))
+	}).Addr().String()
 }
 
 // refusingPOP3 is a POP3 server on loopback that offers everything (APOP

@@ -150,73 +150,57 @@ func TestPinAgainstDovecot(t *testing.T) {
 // refused certificate.
 func startTLSRelay(t *testing.T, cert tls.Certificate) (string, chan []string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	sessions := make(chan []string, 4)
-	go func() {
+	addr := serve(t, func(c net.Conn, r *bufio.Reader) {
+		fmt.Fprint(c, "220 relay.test ESMTP\r\n")
+		if l, _ := r.ReadString('\n'); !strings.HasPrefix(l, "EHLO ") {
+			return
+		}
+		fmt.Fprint(c, "250-relay.test\r\n250-STARTTLS\r\n250 ETRN\r\n")
+		if l, _ := r.ReadString('\n'); l != "STARTTLS\r\n" {
+			return
+		}
+		fmt.Fprint(c, "220 go ahead\r\n")
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+		var got []string
+		defer func() { sessions <- got }()
+		if tc.Handshake() != nil {
+			// The client refused the certificate; read whatever it
+			// still sends in plaintext (it must send nothing).
+			for {
+				l, err := r.ReadString('\n')
+				if l != "" {
+					got = append(got, strings.TrimSpace(l))
+				}
+				if err != nil {
+					return
+				}
+			}
+		}
+		tr := bufio.NewReader(tc)
 		for {
-			c, err := ln.Accept()
+			l, err := tr.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				r := bufio.NewReader(c)
-				fmt.Fprint(c, "220 relay.test ESMTP\r\n")
-				if l, _ := r.ReadString('\n'); !strings.HasPrefix(l, "EHLO ") {
-					return
-				}
-				fmt.Fprint(c, "250-relay.test\r\n250-STARTTLS\r\n250 ETRN\r\n")
-				if l, _ := r.ReadString('\n'); l != "STARTTLS\r\n" {
-					return
-				}
-				fmt.Fprint(c, "220 go ahead\r\n")
-				tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
-				var got []string
-				defer func() { sessions <- got }()
-				if tc.Handshake() != nil {
-					// The client refused the certificate; read whatever it
-					// still sends in plaintext (it must send nothing).
-					for {
-						l, err := r.ReadString('\n')
-						if l != "" {
-							got = append(got, strings.TrimSpace(l))
-						}
-						if err != nil {
-							return
-						}
-					}
-				}
-				tr := bufio.NewReader(tc)
-				for {
-					l, err := tr.ReadString('\n')
-					if err != nil {
-						return
-					}
-					l = strings.TrimSpace(l)
-					got = append(got, l)
-					switch verb, _, _ := strings.Cut(strings.ToUpper(l), " "); verb {
-					case "EHLO":
-						fmt.Fprint(tc, "250-relay.test\r\n250-AUTH PLAIN\r\n250 ETRN\r\n")
-					case "AUTH":
-						fmt.Fprint(tc, "235 ok\r\n")
-					case "ETRN":
-						fmt.Fprint(tc, "250 Queuing started\r\n")
-					case "QUIT":
-						fmt.Fprint(tc, "221 bye\r\n")
-						return
-					default:
-						fmt.Fprint(tc, "500 what\r\n")
-					}
-				}
-			}()
+			l = strings.TrimSpace(l)
+			got = append(got, l)
+			switch verb, _, _ := strings.Cut(strings.ToUpper(l), " "); verb {
+			case "EHLO":
+				fmt.Fprint(tc, "250-relay.test\r\n250-AUTH PLAIN\r\n250 ETRN\r\n")
+			case "AUTH":
+				fmt.Fprint(tc, "235 ok\r\n")
+			case "ETRN":
+				fmt.Fprint(tc, "250 Queuing started\r\n")
+			case "QUIT":
+				fmt.Fprint(tc, "221 bye\r\n")
+				return
+			default:
+				fmt.Fprint(tc, "500 what\r\n")
+			}
 		}
-	}()
-	return ln.Addr().String(), sessions
+	})
+	return addr, sessions
 }
 
 func writeCertPEM(t *testing.T, dir string, cert tls.Certificate) string {

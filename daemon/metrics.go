@@ -108,18 +108,23 @@ func (m *metrics) render(now time.Time) []byte {
 	head := func(name, typ, help string) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 	}
-	head("linkctl_runs_total", "counter", "Pipeline runs since the daemon started, by result.")
-	for _, k := range sortedKeys(m.runs) {
-		fmt.Fprintf(&b, "linkctl_runs_total{result=%s} %d\n", label(k), m.runs[k])
+	// byLabel and byLabels write a family with one series per key of m:
+	// a label l, or labels l0 and l1, the key's values.
+	byLabel := func(name, typ, help, l string, m map[string]int64) {
+		head(name, typ, help)
+		for _, k := range sortedKeys(m) {
+			fmt.Fprintf(&b, "%s{%s=%s} %d\n", name, l, label(k), m[k])
+		}
 	}
-	head("linkctl_stage_runs_total", "counter", "Stage runs since the daemon started, by stage and result.")
-	for _, k := range sortedPairs(m.stageRuns) {
-		fmt.Fprintf(&b, "linkctl_stage_runs_total{stage=%s,result=%s} %d\n", label(k[0]), label(k[1]), m.stageRuns[k])
+	byLabels := func(name, typ, help, l0, l1 string, m map[[2]string]int64) {
+		head(name, typ, help)
+		for _, k := range sortedPairs(m) {
+			fmt.Fprintf(&b, "%s{%s=%s,%s=%s} %d\n", name, l0, label(k[0]), l1, label(k[1]), m[k])
+		}
 	}
-	head("linkctl_stage_count_total", "counter", "Figures stages report (messages, bytes, deferred, ...), summed over runs.")
-	for _, k := range sortedPairs(m.counts) {
-		fmt.Fprintf(&b, "linkctl_stage_count_total{stage=%s,name=%s} %d\n", label(k[0]), label(k[1]), m.counts[k])
-	}
+	byLabel("linkctl_runs_total", "counter", "Pipeline runs since the daemon started, by result.", "result", m.runs)
+	byLabels("linkctl_stage_runs_total", "counter", "Stage runs since the daemon started, by stage and result.", "stage", "result", m.stageRuns)
+	byLabels("linkctl_stage_count_total", "counter", "Figures stages report (messages, bytes, deferred, ...), summed over runs.", "stage", "name", m.counts)
 	var msgs, bytes int64
 	for k, v := range m.counts {
 		if k[0] == "fetch" {
@@ -145,34 +150,16 @@ func (m *metrics) render(now time.Time) []byte {
 		head("linkctl_last_run_duration_seconds", "gauge", "How long the last run took.")
 		fmt.Fprintf(&b, "linkctl_last_run_duration_seconds %.3f\n", m.lastRunDur.Seconds())
 	}
-	head("linkctl_run_bytes", "gauge", "Bytes the last run moved, as its stages counted them, by direction and stage.")
-	for _, k := range sortedPairs(m.runBytes) {
-		fmt.Fprintf(&b, "linkctl_run_bytes{direction=%s,stage=%s} %d\n", label(k[0]), label(k[1]), m.runBytes[k])
-	}
-	head("linkctl_stage_bytes_total", "counter", "Bytes moved by each stage, summed over runs, by direction and stage.")
-	for _, k := range sortedPairs(m.stageBytes) {
-		fmt.Fprintf(&b, "linkctl_stage_bytes_total{direction=%s,stage=%s} %d\n", label(k[0]), label(k[1]), m.stageBytes[k])
-	}
-	head("linkctl_account_bytes_total", "counter", "Bytes exchanged with each mail account's server, summed over runs, by direction and account.")
-	for _, k := range sortedPairs(m.accountBytes) {
-		fmt.Fprintf(&b, "linkctl_account_bytes_total{direction=%s,account=%s} %d\n", label(k[0]), label(k[1]), m.accountBytes[k])
-	}
-	head("linkctl_link_run_bytes_total", "counter", "The link's own counters (RX down, TX up) over the runs, whatever else used the link meanwhile.")
-	for _, k := range sortedKeys(m.linkBytes) {
-		fmt.Fprintf(&b, "linkctl_link_run_bytes_total{direction=%s} %d\n", label(k), m.linkBytes[k])
-	}
+	byLabels("linkctl_run_bytes", "gauge", "Bytes the last run moved, as its stages counted them, by direction and stage.", "direction", "stage", m.runBytes)
+	byLabels("linkctl_stage_bytes_total", "counter", "Bytes moved by each stage, summed over runs, by direction and stage.", "direction", "stage", m.stageBytes)
+	byLabels("linkctl_account_bytes_total", "counter", "Bytes exchanged with each mail account's server, summed over runs, by direction and account.", "direction", "account", m.accountBytes)
+	byLabel("linkctl_link_run_bytes_total", "counter", "The link's own counters (RX down, TX up) over the runs, whatever else used the link meanwhile.", "direction", m.linkBytes)
 	if m.haveRecord {
 		head("linkctl_last_run_exit_status", "gauge", "The exit status of the last run (as `linkctl run` would exit).")
 		fmt.Fprintf(&b, "linkctl_last_run_exit_status %d\n", m.lastExit)
 	}
-	head("linkctl_idle_notifications_total", "counter", "New-mail notifications from the IMAP watchers (IDLE or polling), by account and folder.")
-	for _, k := range sortedPairs(m.idleNotes) {
-		fmt.Fprintf(&b, "linkctl_idle_notifications_total{account=%s,folder=%s} %d\n", label(k[0]), label(k[1]), m.idleNotes[k])
-	}
-	head("linkctl_idle_fetch_runs_total", "counter", "Runs that fetched one account after an IMAP watcher's notification (also counted in linkctl_runs_total), by result.")
-	for _, k := range sortedKeys(m.idleRuns) {
-		fmt.Fprintf(&b, "linkctl_idle_fetch_runs_total{result=%s} %d\n", label(k), m.idleRuns[k])
-	}
+	byLabels("linkctl_idle_notifications_total", "counter", "New-mail notifications from the IMAP watchers (IDLE or polling), by account and folder.", "account", "folder", m.idleNotes)
+	byLabel("linkctl_idle_fetch_runs_total", "counter", "Runs that fetched one account after an IMAP watcher's notification (also counted in linkctl_runs_total), by result.", "result", m.idleRuns)
 	up, total := 0, m.upSeconds
 	if !m.upSince.IsZero() {
 		up, total = 1, total+now.Sub(m.upSince)

@@ -91,21 +91,30 @@ func TestDropCancelledDoesNotHangUp(t *testing.T) {
 	}
 }
 
-func TestDropInboundSMTPHoldsTheLink(t *testing.T) {
+// loopbackSession opens a TCP session on loopback and returns the
+// listening port and both ends; the test's cleanup closes them and the
+// listener.
+func loopbackSession(t *testing.T) (port int, c, s net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	c, err := net.Dial("tcp", ln.Addr().String())
+	t.Cleanup(func() { ln.Close() })
+	c, err = net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ln.Accept()
+	s, err = ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return ln.Addr().(*net.TCPAddr).Port, c, s
+}
+
+func TestDropInboundSMTPHoldsTheLink(t *testing.T) {
+	port, c, s := loopbackSession(t)
 	argv, marker := hangupCommand(t)
 	opts := Options{Command: argv, Idle: time.Millisecond, MaxWait: 5 * time.Millisecond, SMTPPorts: []int{port}, CountLoopback: true}
 	res, _ := Run(context.Background(), opts, nil)

@@ -2,7 +2,6 @@ package drop
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"testing"
@@ -83,20 +82,7 @@ func TestDropOutboundDeliveryHoldsTheLink(t *testing.T) {
 // TestDropOutboundLive: the same with a real loopback session to a
 // "remote MTA" port, found by sock_diag.
 func TestDropOutboundLive(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port, c, s := loopbackSession(t)
 	if _, err := sessions.List(sessions.Filter{PeerPorts: []int{port}, Loopback: true}); err != nil {
 		t.Skipf("sock_diag not available here: %v", err)
 	}

@@ -2,8 +2,6 @@ package etrn
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,24 +16,11 @@ import (
 // stage returns after that delivery, and explains Exim's 250 OK as Exim's.
 func TestEximRelayETRN(t *testing.T) {
 	testpeer.Short(t)
-	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: func(_ int, stage string) time.Duration {
-		if stage == "DATA" {
-			return time.Second
-		}
-		return 0
-	}})
-	_, portStr, _ := net.SplitHostPort(home.Addr())
-	homePort, _ := strconv.Atoi(portStr)
+	home, homePort := slowHome(t)
 	e := testpeer.StartExim(t, testpeer.EximOptions{NextHop: home.Addr(), Daemon: true, ETRNDomains: []string{"etrn.test"}})
 	e.Submit("far@away.test", "chavez@etrn.test", "held for ETRN")
 
-	var tr transcript
-	res, err := RunStage(context.Background(), StageOptions{
-		Servers: []Server{{Addr: e.Addr(), Domains: []string{"etrn.test", "other.test"}, TLS: "none", Helo: "home.test", Timeout: 10 * time.Second}},
-		Ports:   []int{homePort}, CountLoopback: true,
-		Quiet: 3 * time.Second, QuietMax: time.Minute,
-		Trace: func(_, l string) { tr.add(l) },
-	}, nil)
+	res, tr, err := relayStage(e.Addr(), []string{"etrn.test", "other.test"}, homePort, 3*time.Second)
 	t.Logf("exim %s transcript:\n%s", e.Version, tr.String())
 	// other.test is not in the lookup file: the lookup fails, Exim 458.
 	if err == nil || res.Servers[0].Domains[1].Reply.Code != 458 {

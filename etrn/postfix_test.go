@@ -1,9 +1,6 @@
 package etrn
 
 import (
-	"context"
-	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,16 +14,7 @@ import (
 // that delivery finished.
 func TestPostfixRelayETRN(t *testing.T) {
 	testpeer.Short(t)
-	// The home MTA takes a while over the message, as over a slow link, so
-	// that the delivery session is long enough to be seen by the wait.
-	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: func(_ int, stage string) time.Duration {
-		if stage == "DATA" {
-			return time.Second
-		}
-		return 0
-	}})
-	_, portStr, _ := net.SplitHostPort(home.Addr())
-	homePort, _ := strconv.Atoi(portStr)
+	home, homePort := slowHome(t)
 	// HoldRelay: the relay transport is in defer_transports, so Postfix
 	// does not try home on its own; only ETRN (or a flush) releases it.
 	pf := testpeer.StartPostfix(t, testpeer.PostfixOptions{RelayDomains: []string{"etrn.test"}, RelayAddr: home.Addr(), HoldRelay: true})
@@ -41,17 +29,9 @@ func TestPostfixRelayETRN(t *testing.T) {
 	}
 
 	t0 := time.Now()
-	var tr transcript
-	res, err := RunStage(context.Background(), StageOptions{
-		Servers: []Server{
-			{Addr: pf.Addr(), Domains: []string{"etrn.test", "other.test"}, TLS: "none", Helo: "home.test", Timeout: 10 * time.Second},
-		},
-		Ports: []int{homePort}, CountLoopback: true,
-		// Long enough for Postfix to open its delivery connection after
-		// the ETRN reply, however slow the machine.
-		Quiet: 4 * time.Second, QuietMax: time.Minute,
-		Trace: func(_, l string) { tr.add(l) },
-	}, nil)
+	// The quiet wait is long enough for Postfix to open its delivery
+	// connection after the ETRN reply, however slow the machine.
+	res, tr, err := relayStage(pf.Addr(), []string{"etrn.test", "other.test"}, homePort, 4*time.Second)
 	returned := time.Now()
 	t.Logf("stage took %v; transcript:\n%s", returned.Sub(t0), tr.String())
 	// other.test is not a relay domain: Postfix answers 459.

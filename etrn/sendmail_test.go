@@ -1,9 +1,6 @@
 package etrn
 
 import (
-	"context"
-	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,25 +15,12 @@ import (
 // home, and the 250 is explained as Sendmail's.
 func TestSendmailRelayETRN(t *testing.T) {
 	testpeer.Short(t)
-	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: func(_ int, stage string) time.Duration {
-		if stage == "DATA" {
-			return time.Second
-		}
-		return 0
-	}})
-	_, portStr, _ := net.SplitHostPort(home.Addr())
-	homePort, _ := strconv.Atoi(portStr)
+	home, homePort := slowHome(t)
 	s := testpeer.StartSendmail(t, testpeer.SendmailOptions{NextHop: home.Addr()})
 	s.Submit("far@away.test", "chavez@etrn.test", "held for ETRN")
 	s.Submit("far@away.test", "someone@other.test", "not ours")
 
-	var tr transcript
-	res, err := RunStage(context.Background(), StageOptions{
-		Servers: []Server{{Addr: s.Addr(), Domains: []string{"etrn.test"}, TLS: "none", Helo: "home.test", Timeout: 10 * time.Second}},
-		Ports:   []int{homePort}, CountLoopback: true,
-		Quiet: 3 * time.Second, QuietMax: time.Minute,
-		Trace: func(_, l string) { tr.add(l) },
-	}, nil)
+	res, tr, err := relayStage(s.Addr(), []string{"etrn.test"}, homePort, 3*time.Second)
 	t.Logf("sendmail %s transcript:\n%s", s.Version, tr.String())
 	if err != nil {
 		t.Fatalf("etrn: %v\n%s", err, s.Log())

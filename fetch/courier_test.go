@@ -5,22 +5,15 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/linkctl/linkctl/fetch/deliver"
 	"github.com/linkctl/linkctl/internal/linksim"
-	"github.com/linkctl/linkctl/internal/netconn"
 	"github.com/linkctl/linkctl/internal/testpeer"
 )
 
 // courierAccount is user's INBOX on Courier at addr over proto.
 func courierAccount(proto, addr, user string, tgt deliver.Target) Account {
-	if proto == "imap" {
-		src := IMAPSource{Addr: addr, TLS: netconn.TLSNone, User: user, Password: pw("pw"), Timeout: 5 * time.Second}
-		return Account{Name: user, Proto: "imap", Server: addr, Open: src.Open, Target: tgt, To: []string{"local@sink.test"}}
-	}
-	src := POP3Source{Addr: addr, TLS: netconn.TLSNone, User: user, Password: pw("pw"), Timeout: 5 * time.Second}
-	return Account{Name: user, Proto: "pop3", Server: addr, Open: src.Open, Target: tgt, To: []string{"local@sink.test"}}
+	return protoAccount(proto, addr, addr, user, tgt)
 }
 
 func fillCourier(c *testpeer.Courier, user, prefix string, n int) []string {

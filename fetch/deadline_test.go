@@ -6,13 +6,13 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/internal/netconn"
+	"github.com/linkctl/linkctl/internal/scripted"
 )
 
 // scriptedMailbox lists what it is told and misbehaves as told: a listing
@@ -193,33 +193,10 @@ func TestRunDeadline(t *testing.T) {
 // stalledServer accepts connections and never says a word; accepted
 // gets a value for each connection.
 func stalledServer(t *testing.T, accepted chan<- struct{}) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			accepted <- struct{}{}
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String()
+	return scripted.Listen(t, func(c net.Conn) {
+		accepted <- struct{}{}
+		io.Copy(io.Discard, c) // until the client or the test's end closes it
+	}).Addr().String()
 }
 
 // Servers that accept and then stall hold no slot: the responsive account

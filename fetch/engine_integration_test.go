@@ -317,6 +317,47 @@ func TestDovecotToPostfix(t *testing.T) {
 	}
 }
 
+// lostAndDuplicated fails the test for each message of want that got
+// lacks, and returns how many extra copies got has.
+func lostAndDuplicated(t *testing.T, want, got []string) (dups int) {
+	t.Helper()
+	count := map[string]int{}
+	for _, id := range got {
+		count[id]++
+	}
+	for _, id := range want {
+		if count[id] == 0 {
+			t.Errorf("LOST: %s", id)
+		}
+		dups += max(count[id]-1, 0)
+	}
+	return dups
+}
+
+// killAfter runs cmd, a fetching child that prints one line per message
+// it delivered and "done" at its end, and SIGKILLs it once it has printed
+// after lines and pause has passed, unless it finished first. It waits
+// for the child and reports whether it finished.
+func killAfter(t *testing.T, cmd *exec.Cmd, after int, pause time.Duration) (finished bool) {
+	t.Helper()
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	r := bufio.NewReader(out)
+	for range after {
+		line, err := r.ReadString('\n')
+		if err != nil || strings.HasPrefix(line, "done") {
+			return true
+		}
+	}
+	time.Sleep(pause)
+	cmd.Process.Signal(syscall.SIGKILL)
+	return false
+}
+
 // TestKill9 kills a fetching process (this test binary re-executed as a
 // fetcher) with SIGKILL at random moments, over and over, then finishes
 // with a clean run: nothing may be lost; a message may be duplicated only
@@ -349,29 +390,13 @@ func TestKill9(t *testing.T) {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$")
 				cmd.Env = append(os.Environ(), "LINKCTL_FETCH_CHILD=1", "FC_STATE="+state, "FC_POP3="+d.POP3Addr(),
 					"FC_IMAP="+d.IMAPAddr(), "FC_PROTO="+tc.proto, "FC_SINK="+sink.Addr(), "FC_WORKERS="+strconv.Itoa(workers))
-				out, _ := cmd.StdoutPipe()
-				cmd.Stderr = os.Stderr
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				// Kill after a random number of delivered messages (the child
-				// prints one line per message), or before the first.
-				r := bufio.NewReader(out)
+				// Kill after a random number of delivered messages, or
+				// before the first.
 				after := rng.IntN(8)
-				finished := false
-				for i := 0; i < after; i++ {
-					line, err := r.ReadString('\n')
-					if err != nil || strings.HasPrefix(line, "done") {
-						finished = true
-						break
-					}
-				}
+				finished := killAfter(t, cmd, after, time.Duration(rng.IntN(3000))*time.Microsecond)
 				if !finished {
-					time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
-					cmd.Process.Signal(syscall.SIGKILL)
 					kills++
 				}
-				cmd.Wait()
 				t.Logf("round %d: killed after %d messages (finished %v), sink has %d", round, after, finished, len(sink.Messages()))
 			}
 			// A clean run finishes the job.
@@ -381,18 +406,7 @@ func TestKill9(t *testing.T) {
 				Accounts: []Account{kill9Account(tc.proto, d.POP3Addr(), d.IMAPAddr(), tgt)}}, nil); err != nil {
 				t.Fatal(err)
 			}
-			got := idsOf(sink)
-			count := map[string]int{}
-			for _, id := range got {
-				count[id]++
-			}
-			dups := 0
-			for _, id := range want {
-				if count[id] == 0 {
-					t.Errorf("LOST: %s", id)
-				}
-				dups += max(count[id]-1, 0)
-			}
+			dups := lostAndDuplicated(t, want, idsOf(sink))
 			t.Logf("%d kills, %d duplicates, %d messages", kills, dups, len(want))
 			if dups > kills*workers {
 				t.Errorf("%d duplicates after %d kills with %d workers", dups, kills, workers)

@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -9,8 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,30 +74,12 @@ func TestKill9Targets(t *testing.T) {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Targets$")
 				cmd.Env = append(os.Environ(), "LINKCTL_KILL_CHILD=1", "KC_STATE="+state, "KC_POP3="+d.POP3Addr(),
 					"KC_TARGET="+target, "KC_ADDR="+addr)
-				out, _ := cmd.StdoutPipe()
-				cmd.Stderr = os.Stderr
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				// The child prints one line per recorded message: kill
-				// after 1 to 6 of them plus a random pause, so the kill
-				// falls at a random point of the delivery stream.
-				r := bufio.NewReader(out)
-				after := 1 + rng.IntN(6)
-				finished := false
-				for range after {
-					line, err := r.ReadString('\n')
-					if err != nil || strings.HasPrefix(line, "done") {
-						finished = true
-						break
-					}
-				}
-				if !finished {
-					time.Sleep(time.Duration(rng.IntN(5000)) * time.Microsecond)
-					cmd.Process.Signal(syscall.SIGKILL)
+				// Kill after 1 to 6 recorded messages plus a random
+				// pause, so the kill falls at a random point of the
+				// delivery stream.
+				if !killAfter(t, cmd, 1+rng.IntN(6), time.Duration(rng.IntN(5000))*time.Microsecond) {
 					kills++
 				}
-				cmd.Wait()
 			}
 			// A clean run finishes the job.
 			tgt := killTarget(target, addr)
@@ -109,17 +88,7 @@ func TestKill9Targets(t *testing.T) {
 				Accounts: []Account{killAccount(d.POP3Addr(), target, tgt)}}, nil); err != nil {
 				t.Fatal(err)
 			}
-			count := map[string]int{}
-			for _, id := range collect(len(want)) {
-				count[id]++
-			}
-			dups := 0
-			for _, id := range want {
-				if count[id] == 0 {
-					t.Errorf("LOST: %s", id)
-				}
-				dups += max(count[id]-1, 0)
-			}
+			dups := lostAndDuplicated(t, want, collect(len(want)))
 			if kills == 0 {
 				t.Fatal("no kill landed")
 			}

@@ -71,27 +71,12 @@ func TestEximFlushFrozen(t *testing.T) {
 func TestEximInDeliveryElsewhere(t *testing.T) {
 	testpeer.Short(t)
 	const slow = 3 * time.Second
-	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: func(_ int, stage string) time.Duration {
-		if stage == "DATA" {
-			return slow
-		}
-		return 0
-	}})
+	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: testpeer.DelayData(slow)})
 	e := testpeer.StartExim(t, testpeer.EximOptions{NextHop: home.Addr()})
 	id := e.Submit("me@home.test", "a@far.test", "slow")
 
-	other := exec.Command(e.Bin, "-C", e.Config, "-qff")
-	if err := other.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for !eximLocked(e.Spool, id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the other queue runner never locked %s\n%s", id, e.Log())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// The other runner has the message in delivery once it locked it.
+	otherQueueRun(t, exec.Command(e.Bin, "-C", e.Config, "-qff"), func() bool { return eximLocked(e.Spool, id) }, e.Log)
 
 	t0 := time.Now()
 	res, err := Run(context.Background(), eximOpts(e), nil)

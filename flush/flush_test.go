@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,6 +85,25 @@ func wantDeferred(t *testing.T, err error) {
 	t.Helper()
 	if !errors.Is(err, ErrDeferred) || errkind.KindOf(err) != errkind.Deferred || errkind.ExitCode(err) != 21 || !errkind.IsTemporary(err) {
 		t.Fatalf("err = %v (kind %v), want outbound mail still deferred (exit 21, temporary)", err, errkind.KindOf(err))
+	}
+}
+
+// otherQueueRun starts cmd, a queue run of the MTA's other than the
+// stage's own (as a ppp ip-up hook starts one when the link comes up), and
+// waits until delivering says that it has the message in delivery. The
+// test's cleanup kills it.
+func otherQueueRun(t *testing.T, cmd *exec.Cmd, delivering func() bool, log func() string) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !delivering() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the other queue run never had the message in delivery\n%s", log())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

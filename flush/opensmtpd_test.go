@@ -65,12 +65,7 @@ func TestOpenSMTPDFlushNextHopDownThenUp(t *testing.T) {
 // next hop) is waited for.
 func TestOpenSMTPDPausedAndInflight(t *testing.T) {
 	testpeer.Short(t)
-	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: func(n int, stage string) time.Duration {
-		if stage == "DATA" {
-			return 2 * time.Second
-		}
-		return 0
-	}})
+	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: testpeer.DelayData(2 * time.Second)})
 	o := testpeer.StartOpenSMTPD(t, testpeer.OpenSMTPDOptions{NextHop: home.Addr()})
 	o.Ctl("pause", "mta")
 	o.Send("me@home.test", "held@far.test", "paused")

@@ -59,16 +59,6 @@ func startHome(t *testing.T, addr string) *relayHome {
 	return h
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // queueDeferred starts a Postfix whose relay.test mail goes to relay (down
 // for now) and queues n messages there, waiting until all are deferred.
 func queueDeferred(t *testing.T, relay string, n int) *testpeer.Postfix {
@@ -100,7 +90,7 @@ func TestPostfixFlushDrains(t *testing.T) {
 	testpeer.Short(t)
 	t.Parallel() // its own Postfix
 	const n = 5
-	relay := freeAddr(t)
+	relay := testpeer.ReservePort(t)
 	pf := queueDeferred(t, relay, n)
 	home := startHome(t, relay)
 	res, err := Run(context.Background(), Options{MTA: Postfix, Env: pf.Env(), Timeout: time.Minute, Poll: 200 * time.Millisecond, Settle: time.Second}, nil)
@@ -126,7 +116,7 @@ func TestPostfixFlushRelayDown(t *testing.T) {
 	testpeer.Short(t)
 	t.Parallel() // its own Postfix
 	const n = 3
-	relay := freeAddr(t)
+	relay := testpeer.ReservePort(t)
 	pf := queueDeferred(t, relay, n)
 	res, err := Run(context.Background(), Options{MTA: Postfix, Env: pf.Env(), Timeout: 30 * time.Second, Poll: 200 * time.Millisecond, Settle: time.Second}, nil)
 	wantDeferred(t, err)

@@ -62,26 +62,10 @@ func TestSendmailQuarantined(t *testing.T) {
 // own queue run skips it and the stage waits for it.
 func TestSendmailInDeliveryElsewhere(t *testing.T) {
 	testpeer.Short(t)
-	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: func(_ int, stage string) time.Duration {
-		if stage == "DATA" {
-			return 3 * time.Second
-		}
-		return 0
-	}})
+	home := testpeer.StartSink(t, testpeer.SinkOptions{Delay: testpeer.DelayData(3 * time.Second)})
 	s := testpeer.StartSendmail(t, testpeer.SendmailOptions{NextHop: home.Addr()})
 	s.Submit("me@home.test", "a@far.test", "slow")
-	other := s.Command(context.Background(), "-q")
-	if err := other.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(s.Run("-bp"), "*") {
-		if time.Now().After(deadline) {
-			t.Fatal("the other queue run never showed the message in delivery")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	otherQueueRun(t, s.Command(context.Background(), "-q"), func() bool { return strings.Contains(s.Run("-bp"), "*") }, s.Log)
 	res, err := Run(context.Background(), sendmailOpts(s), nil)
 	if err != nil || res.Delivered != 1 || len(home.Messages()) != 1 {
 		t.Fatalf("err %v, %+v, sink got %d: want the stage to wait for the other delivery", err, res, len(home.Messages()))

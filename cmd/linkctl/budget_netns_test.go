@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/linkctl/linkctl/internal/scripted"
 	"github.com/linkctl/linkctl/internal/testpeer"
 	"github.com/linkctl/linkctl/linkwatch/nstest"
 )
@@ -46,25 +47,15 @@ func forwardFrom(t *testing.T, ns netns.NsHandle, addr, target string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, u)
-			}()
+	scripted.Serve(t, ln, func(c net.Conn) {
+		u, err := net.Dial("tcp", target)
+		if err != nil {
+			return
 		}
-	}()
+		defer u.Close()
+		go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
+		io.Copy(c, u)
+	})
 	return ln.Addr().String()
 }
 
@@ -118,16 +109,7 @@ pipeline: [fetch]
 		t.Helper()
 		cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, linkctlBin, "-c", cfg}, args...)...)
 		cmd.Env = os.Environ()
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), errb.String(), code
+		return runCmd(t, cmd)
 	}
 	out, errOut, code := run("run", "--iface", "up0")
 	t.Logf("linkctl run (exit %d):\n%s%s", code, out, errOut)

@@ -2,18 +2,17 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/linkctl/linkctl/internal/scripted"
 )
 
 // hostileIMAP is a loopback IMAP server that wedges the fetch once it is
@@ -28,33 +27,7 @@ import (
 // The connections never touch t: a wedged one may outlive the test.
 func hostileIMAP(t *testing.T, mode string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go serveHostileIMAP(c, mode)
-		}
-	}()
-	return ln.Addr().String()
+	return scripted.Listen(t, func(c net.Conn) { serveHostileIMAP(c, mode) }).Addr().String()
 }
 
 func serveHostileIMAP(c net.Conn, mode string) {
@@ -190,30 +163,9 @@ func TestSIGTERMEndsAWedgedFetch(t *testing.T) {
 		} else {
 			cfg = wedgeConfig(t, hostileIMAP(t, mode))
 		}
-		var cmd *exec.Cmd
-		if how == "run" {
-			cmd = exec.Command(linkctlBin, "-c", cfg, "run")
-		} else {
-			cmd = exec.Command(linkctlBin, "-c", cfg, "daemon")
-		}
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
+		cmd, errb, exited := startLinkctl(t, "-c", cfg, how)
 		if how == "daemon" {
-			sock := filepath.Join(filepath.Dir(cfg), "state", "control.sock")
-			for j := 0; ; j++ {
-				if _, err := os.Stat(sock); err == nil {
-					break
-				}
-				if j > 1000 {
-					t.Fatalf("the daemon never opened its socket: %s", errb.String())
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitSocket(t, cfg, errb)
 			if _, _, code := linkctl(t, nil, "-c", cfg, "up", "--no-wait"); code != 0 {
 				t.Fatalf("up --no-wait: exit %d", code)
 			}
@@ -273,14 +225,7 @@ func TestSIGTERMEndsAWedgedFetch(t *testing.T) {
 // the stage's SIGKILL or abandonment.
 func TestRunSecondSignalExitsAtOnce(t *testing.T) {
 	cfg := stubbornConfig(t)
-	cmd := exec.Command(linkctlBin, "-c", cfg, "-v", "run")
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	cmd, errb, exited := startLinkctl(t, "-c", cfg, "-v", "run")
 	time.Sleep(500 * time.Millisecond) // long enough to start the stage
 	cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(200 * time.Millisecond) // two signals, not one

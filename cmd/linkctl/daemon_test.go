@@ -22,20 +22,12 @@ func startDaemon(t *testing.T, cfg string) (*exec.Cmd, *bytes.Buffer) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The tests Wait for the daemon themselves: no startLinkctl here.
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 	})
-	sock := filepath.Join(filepath.Dir(cfg), "state", "control.sock")
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if i > 1000 {
-			t.Fatalf("the daemon never opened %s: %s", sock, stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitSocket(t, cfg, &stderr)
 	return cmd, &stderr
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,18 +19,9 @@ func linkctlIn(t *testing.T, ns string, args ...string) (string, string, int) {
 		t.Skip("no ip command")
 	}
 	cmd := exec.Command(ip, append([]string{"netns", "exec", ns, linkctlBin}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
 	timer := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
 	defer timer.Stop()
-	err = cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("linkctl %v: %v", args, err)
-	}
-	return out.String(), errb.String(), code
+	return runCmd(t, cmd)
 }
 
 func TestDialWithoutDialSection(t *testing.T) {

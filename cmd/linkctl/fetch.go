@@ -72,20 +72,30 @@ func (a *App) fetchConfigured(names []string, wait bool) error {
 	if err != nil {
 		return err
 	}
-	var known []string
-	for _, acct := range cfg.Fetch.Accounts {
-		known = append(known, acct.Name)
-	}
-	for _, n := range names {
-		if !slices.Contains(known, n) {
-			return errkind.Permanent(errkind.Usage, "", "no account %q in %s (it has: %s)", n, cfg.File, strings.Join(known, ", "))
-		}
+	known, err := knownAccounts(cfg, names)
+	if err != nil {
+		return err
 	}
 	if len(known) == 0 {
 		return errkind.Permanent(errkind.Usage, "", "%s has no fetch accounts", cfg.File)
 	}
 	stage := a.assembler().FetchStage("fetch", cfg, names)
 	return a.runOneStage(stage, cfg, wait, "linkctl fetch")
+}
+
+// knownAccounts returns the names of cfg's fetch accounts, or a usage
+// error for the first of names that is not one of them.
+func knownAccounts(cfg *config.Config, names []string) ([]string, error) {
+	var known []string
+	for _, acct := range cfg.Fetch.Accounts {
+		known = append(known, acct.Name)
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return nil, errkind.Permanent(errkind.Usage, "", "no account %q in %s (it has: %s)", n, cfg.File, strings.Join(known, ", "))
+		}
+	}
+	return known, nil
 }
 
 // runOneStage runs stage alone under cfg's run lock, rendering progress

@@ -37,6 +37,14 @@ func linkctl(t *testing.T, env []string, args ...string) (string, string, int) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, linkctlBin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd (the binary, or the binary through ip netns exec) and
+// returns stdout, stderr and the exit status; it fails the test when cmd
+// cannot run at all.
+func runCmd(t *testing.T, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -44,9 +52,39 @@ func linkctl(t *testing.T, env []string, args ...string) (string, string, int) {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("linkctl %v: %v", args, err)
+		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// startLinkctl starts the binary with args, its stderr into the returned
+// buffer; exited is closed once it has exited.
+func startLinkctl(t *testing.T, args ...string) (cmd *exec.Cmd, stderr *bytes.Buffer, exited <-chan struct{}) {
+	t.Helper()
+	cmd = exec.Command(linkctlBin, args...)
+	stderr = new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	return cmd, stderr, done
+}
+
+// waitSocket waits until the daemon on cfg has opened its control socket.
+func waitSocket(t *testing.T, cfg string, stderr *bytes.Buffer) {
+	t.Helper()
+	sock := filepath.Join(filepath.Dir(cfg), "state", "control.sock")
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			return
+		}
+		if i > 1000 {
+			t.Fatalf("the daemon never opened %s: %s", sock, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // writeConfig writes a config file with mode 0600 into a temp dir whose

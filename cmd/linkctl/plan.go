@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/linkctl/linkctl/assemble"
@@ -41,14 +39,8 @@ Exit status: 0, or the first account's failure (2 network, 3 authentication, ...
 				if err != nil {
 					return err
 				}
-				var known []string
-				for _, ac := range cfg.Fetch.Accounts {
-					known = append(known, ac.Name)
-				}
-				for _, n := range args {
-					if !slices.Contains(known, n) {
-						return errkind.Permanent(errkind.Usage, "", "no account %q in %s (it has: %s)", n, cfg.File, strings.Join(known, ", "))
-					}
+				if _, err := knownAccounts(cfg, args); err != nil {
+					return err
 				}
 				rep := a.assembler().Plan(a.Ctx, cfg, assemble.PlanOptions{Only: args, Link: *link, Budget: planBudget(a, cfg)})
 				if *asJSON {

@@ -46,12 +46,7 @@ func BenchmarkSMTPDeliver(b *testing.B) {
 	}
 	for _, sessions := range []int{1, 4} {
 		b.Run(fmt.Sprintf("sink-fsync2ms/sessions=%d", sessions), func(b *testing.B) {
-			sink := testpeer.StartSink(b, testpeer.SinkOptions{Delay: func(_ int, stage string) time.Duration {
-				if stage == "DATA" {
-					return 2 * time.Millisecond
-				}
-				return 0
-			}})
+			sink := testpeer.StartSink(b, testpeer.SinkOptions{Delay: testpeer.DelayData(2 * time.Millisecond)})
 			benchDeliver(b, sink.Addr(), sessions)
 		})
 	}

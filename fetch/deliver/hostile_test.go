@@ -3,17 +3,16 @@ package deliver
 import (
 	"bufio"
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/hostile"
+	"github.com/linkctl/linkctl/internal/scripted"
 )
 
 // The hostile-peer suite for SMTP and LMTP delivery (issue 15 item 9): a
@@ -29,37 +28,19 @@ type hostilePeer struct {
 	lmtp   bool
 	at, do string
 	ln     net.Listener
-	hit    chan struct{}
-	once   sync.Once
+	hit    hostile.Mark
 }
 
 func startPeer(t *testing.T, lmtp bool, at, do string) *hostilePeer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &hostilePeer{lmtp: lmtp, at: at, do: do, ln: ln, hit: make(chan struct{})}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
+	p := &hostilePeer{lmtp: lmtp, at: at, do: do}
+	p.ln = scripted.Listen(t, p.serve)
 	return p
 }
 
 func (p *hostilePeer) serve(conn net.Conn) {
-	defer conn.Close()
 	r := bufio.NewReader(conn)
-	say := func(lines ...string) bool {
-		_, err := io.WriteString(conn, strings.Join(lines, "\r\n")+"\r\n")
-		return err == nil
-	}
+	say := func(lines ...string) bool { return hostile.Say(conn, lines...) }
 	if p.at == "greeting" {
 		p.act(conn, r, 1)
 		return
@@ -69,12 +50,10 @@ func (p *hostilePeer) serve(conn net.Conn) {
 	}
 	rcpts := 0
 	for {
-		line, err := r.ReadString('\n')
+		_, verb, _, err := hostile.ReadCommand(r)
 		if err != nil {
 			return
 		}
-		verb, _, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-		verb = strings.ToUpper(verb)
 		if verb == "MAIL" || verb == "RCPT" {
 			verb, _, _ = strings.Cut(verb, ":")
 		}
@@ -150,11 +129,8 @@ func readData(r *bufio.Reader) bool {
 // last, so that the damage falls on the reply that completes the
 // delivery).
 func (p *hostilePeer) act(conn net.Conn, r *bufio.Reader, replies int) bool {
-	p.once.Do(func() { close(p.hit) })
-	say := func(lines ...string) bool {
-		_, err := io.WriteString(conn, strings.Join(lines, "\r\n")+"\r\n")
-		return err == nil
-	}
+	p.hit.Set()
+	say := func(lines ...string) bool { return hostile.Say(conn, lines...) }
 	// cut writes the whole replies but the last, then the start of the
 	// last without its CRLF.
 	cut := func(part string) bool {
@@ -165,32 +141,23 @@ func (p *hostilePeer) act(conn net.Conn, r *bufio.Reader, replies int) bool {
 	case "close":
 		return false
 	case "stall":
-		io.Copy(io.Discard, r)
+		hostile.Stall(r)
 		return false
 	case "drip":
 		// Digits without a line end: never a reply. (A dripped "250 "
 		// would be one: go-smtp, through bufio's ReadLine, takes a
 		// partial line cut by the close as complete, and the MTA had
 		// said 250.)
-		for {
-			time.Sleep(20 * time.Millisecond)
-			if _, err := conn.Write([]byte("2")); err != nil {
-				return false
-			}
-		}
+		hostile.Drip(conn, "2")
+		return false
 	case "drip-250":
 		// A success reply that never reaches its line end: cut by the
 		// deadline or a cancel, it must not count (RFC 5321 section 4.2),
 		// and where 250 is the wrong code it must not count as a refusal.
-		if !cut("250 2.0.0 Ok: queued as ") {
-			return false
+		if cut("250 2.0.0 Ok: queued as ") {
+			hostile.Drip(conn, "x")
 		}
-		for {
-			time.Sleep(20 * time.Millisecond)
-			if _, err := conn.Write([]byte("x")); err != nil {
-				return false
-			}
-		}
+		return false
 	case "lie:cut-250":
 		cut("250 2.0.0 Ok: qu")
 		return false
@@ -198,19 +165,11 @@ func (p *hostilePeer) act(conn net.Conn, r *bufio.Reader, replies int) bool {
 		cut("550 5.1.1 no such us")
 		return false
 	case "flood-lines":
-		chunk := []byte(strings.Repeat("250-flood\r\n", 1000))
-		for {
-			if _, err := conn.Write(chunk); err != nil {
-				return false
-			}
-		}
+		hostile.Flood(conn, strings.Repeat("250-flood\r\n", 1000))
+		return false
 	case "flood-line":
-		chunk := []byte(strings.Repeat("2", 4096))
-		for {
-			if _, err := conn.Write(chunk); err != nil {
-				return false
-			}
-		}
+		hostile.Flood(conn, strings.Repeat("2", 4096))
+		return false
 	case "lie:554":
 		return say("554 5.3.2 no service")
 	case "lie:421":
@@ -228,45 +187,6 @@ func (p *hostilePeer) act(conn net.Conn, r *bufio.Reader, replies int) bool {
 		return say("452 4.3.1 Insufficient system storage")
 	}
 	panic("unknown behaviour " + p.do)
-}
-
-// heapPeak samples the heap until stopped and returns its peak growth
-// over the start, and the bytes allocated in between (cumulative, so a
-// short burst between two samples still counts).
-func heapPeak() (stop func() (peak, allocated uint64)) {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base, baseTotal := ms.HeapAlloc, ms.TotalAlloc
-	var peak atomic.Uint64
-	sample := func(ms *runtime.MemStats) {
-		runtime.ReadMemStats(ms)
-		if ms.HeapAlloc > base && ms.HeapAlloc-base > peak.Load() {
-			peak.Store(ms.HeapAlloc - base)
-		}
-	}
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		var ms runtime.MemStats
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			sample(&ms)
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() (uint64, uint64) {
-		close(done)
-		<-finished
-		var ms runtime.MemStats
-		sample(&ms)
-		return peak.Load(), ms.TotalAlloc - baseTotal
-	}
 }
 
 func (p *hostilePeer) target() Target {
@@ -361,16 +281,15 @@ func TestHostileDeliveryPeer(t *testing.T) {
 func checkHostileDelivery(t *testing.T, p *hostilePeer, want string, temp bool) {
 	t.Helper()
 	tg := p.target()
-	ctx, cancel := context.WithTimeout(context.Background(), peerDeadline)
-	defer cancel()
-	peak := heapPeak()
-	start := time.Now()
-	err := tg.Deliver(ctx, hostileEnv, strings.NewReader(hostileMsg))
-	closeStart := time.Now()
-	tg.Close()
-	closeTook := time.Since(closeStart)
-	took := time.Since(start)
-	grown, allocated := peak()
+	var err error
+	var closeTook time.Duration
+	took, g := hostile.Run(peerDeadline, func(ctx context.Context) {
+		err = tg.Deliver(ctx, hostileEnv, strings.NewReader(hostileMsg))
+		closeStart := time.Now()
+		tg.Close()
+		closeTook = time.Since(closeStart)
+	})
+	grown, allocated := g.Peak, g.Allocated
 	t.Logf("after %v (Close %v), heap +%d KiB, allocated %d KiB: %v", took.Round(time.Millisecond), closeTook.Round(time.Millisecond), grown>>10, allocated>>10, err)
 	if took > peerDeadline+6*time.Second {
 		// Close bounds a hanging QUIT at 5 s.
@@ -391,15 +310,7 @@ func checkHostileDelivery(t *testing.T, p *hostilePeer, want string, temp bool) 
 	if err == nil {
 		t.Fatalf("delivered (nil error) though the peer never accepted the message; want %q", want)
 	}
-	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), p.ln.Addr().String()) {
-		t.Errorf("error %q does not say %q and name the peer", err, want)
-	}
-	if k := errkind.KindOf(err); k != errkind.Delivery {
-		t.Errorf("kind %v, want delivery", k)
-	}
-	if tmp := errkind.IsTemporary(err); tmp != temp {
-		t.Errorf("temporary %v, want %v", tmp, temp)
-	}
+	hostile.CheckErr(t, err, want, p.ln.Addr().String(), errkind.Delivery, temp)
 }
 
 // TestHostileDeliveryCancel: a cancel ends a delivery within a second in
@@ -411,28 +322,10 @@ func TestHostileDeliveryCancel(t *testing.T) {
 			for _, do := range []string{"stall", "drip", "drip-250", "flood-lines"} {
 				p := startPeer(t, lmtp, at, do)
 				tg := p.target()
-				ctx, cancel := context.WithCancelCause(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- tg.Deliver(ctx, hostileEnv, strings.NewReader(hostileMsg)) }()
-				select {
-				case <-p.hit:
-				case <-time.After(5 * time.Second):
-					t.Fatalf("%s/%s: never reached", at, do)
-				}
-				time.Sleep(50 * time.Millisecond)
-				cancelled := time.Now()
-				cancel(errors.New("linkctl quit"))
-				var err error
-				select {
-				case err = <-done:
-				case <-time.After(10 * time.Second):
-					t.Fatalf("%s/%s: still running 10 s after the cancel", at, do)
-				}
-				took := time.Since(cancelled)
+				err, took := hostile.Cancel(t, fmt.Sprintf("lmtp=%v %s/%s", lmtp, at, do), p.hit.C(), func(ctx context.Context) error {
+					return tg.Deliver(ctx, hostileEnv, strings.NewReader(hostileMsg))
+				})
 				worst = max(worst, took)
-				if took > time.Second {
-					t.Errorf("lmtp=%v %s/%s: %v from cancel to return", lmtp, at, do, took)
-				}
 				if err == nil {
 					t.Errorf("lmtp=%v %s/%s: delivered (nil error) though cancelled before the final reply", lmtp, at, do)
 				} else if !errkind.IsTemporary(err) {

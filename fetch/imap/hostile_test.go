@@ -15,15 +15,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/hostile"
 	"github.com/linkctl/linkctl/internal/netconn"
 )
 
-// hostile is a small IMAP server for two messages (UIDs 5 and 7) that
+// hostileServer is a small IMAP server for two messages (UIDs 5 and 7) that
 // behaves until the protocol state named by state, and there misbehaves as
 // mode says:
 //
@@ -35,7 +35,7 @@ import (
 //
 // It records every line the client sends, so that a test can check what
 // the client asked the server to delete.
-type hostile struct {
+type hostileServer struct {
 	state, mode string
 	tls         *tls.Config // offered with STARTTLS when set
 
@@ -45,12 +45,9 @@ type hostile struct {
 
 var bodies = map[uint32]string{5: "Subject: five\r\n\r\nfive\r\n", 7: "Subject: seven\r\n\r\nseven\r\n"}
 
-func (p *hostile) serve(c net.Conn) {
+func (p *hostileServer) serve(c net.Conn) {
 	defer c.Close()
-	send := func(lines ...string) bool {
-		_, err := io.WriteString(c, strings.Join(lines, "\r\n")+"\r\n")
-		return err == nil
-	}
+	send := func(lines ...string) bool { return hostile.Say(c, lines...) }
 	if p.misbehave("greeting", c, "") {
 		return
 	}
@@ -139,27 +136,25 @@ func (p *hostile) serve(c net.Conn) {
 
 // misbehave acts out mode if the session has reached p.state, and reports
 // whether the session is over (serve returns).
-func (p *hostile) misbehave(state string, c net.Conn, tag string) bool {
+func (p *hostileServer) misbehave(state string, c net.Conn, tag string) bool {
 	if state != p.state {
 		return false
 	}
 	write := func(s string) bool { _, err := io.WriteString(c, s); return err == nil }
 	switch p.mode {
 	case "stall":
-		io.Copy(io.Discard, c)
+		hostile.Stall(c)
 	case "close":
 	case "flood":
 		// Read what the client sends meanwhile, as a TCP peer's kernel
 		// would: the flood is what must end the session, not a write
 		// blocked on net.Pipe.
-		go io.Copy(io.Discard, c)
+		go hostile.Stall(c)
 		switch state {
 		case "greeting":
 			// One line that never ends.
 			write("* OK ")
-			chunk := strings.Repeat("a", 4096)
-			for write(chunk) {
-			}
+			hostile.Flood(c, strings.Repeat("a", 4096))
 		case "listing":
 			// A listing without end, each entry a new UID.
 			for i := 1; ; i += 100 {
@@ -176,59 +171,57 @@ func (p *hostile) misbehave(state string, c net.Conn, tag string) bool {
 			if state == "bodies" {
 				line = "* 1 FETCH (FLAGS (\\Seen))\r\n"
 			}
-			batch := strings.Repeat(line, 100)
-			for write(batch) {
-			}
+			hostile.Flood(c, strings.Repeat(line, 100))
 		}
 	case "lie":
 		switch state {
 		case "greeting":
 			write("A1 OK not a greeting\r\n")
-			io.Copy(io.Discard, c)
+			hostile.Stall(c)
 		case "capability":
 			write("* CAPABILITY IMAP4rev1 \x01\x02\r\n" + tag + " OK\r\n")
-			io.Copy(io.Discard, c)
+			hostile.Stall(c)
 		case "starttls":
 			// The OK and, in the same packet, plaintext that would be
 			// read as if it came over TLS (CVE-2011-0411 class).
 			write(tag + " OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n")
-			io.Copy(io.Discard, c)
+			hostile.Stall(c)
 		case "login", "authenticate":
 			write("Z99 OK logged in\r\n") // a tag the client never sent
-			io.Copy(io.Discard, c)
+			hostile.Stall(c)
 		case "select":
 			write("* 2 EXISTS\r\n" + tag + " OK [READ-WRITE] selected, no UIDVALIDITY\r\n")
-			io.Copy(io.Discard, c)
+			hostile.Stall(c)
 		case "listing":
 			return p.misbehaveAs("flood", state, c, tag)
 		case "bodies":
 			// Issue 15, finding 1: bodies without UIDs, then silence.
 			write("* 1 FETCH (BODY[] {3}\r\nabc)\r\n* 2 FETCH (BODY[] {2}\r\nxy)\r\n")
-			io.Copy(io.Discard, c)
+			hostile.Stall(c)
 		case "store":
 			write(tag + " NO [ALERT] store refused\r\n")
-			io.Copy(io.Discard, c)
+			hostile.Stall(c)
 		case "expunge":
 			// More EXPUNGE responses than go-imap's channel holds, for
 			// messages never asked about, then OK.
 			write(strings.Repeat("* 1 EXPUNGE\r\n", 300) + tag + " OK expunged\r\n")
-			io.Copy(io.Discard, c)
+			hostile.Stall(c)
 		case "logout":
 			write("\x00\x01\x02 garbage\r\n")
-			io.Copy(io.Discard, c)
+			hostile.Stall(c)
 		}
 	}
 	return true
 }
 
-func (p *hostile) misbehaveAs(mode, state string, c net.Conn, tag string) bool {
-	q := &hostile{state: state, mode: mode}
+func (p *hostileServer) misbehaveAs(mode, state string, c net.Conn, tag string) bool {
+	q := &hostileServer{state: state, mode: mode}
 	return q.misbehave(state, c, tag)
 }
 
 // deleted returns the UIDs the client asked the server to flag \Deleted
 // or expunge.
-func (p *hostile) deleted() []uint32 {
+func (p *hostileServer) deleted() []uint32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var uids []uint32
@@ -294,39 +287,6 @@ func pullHostile(ctx context.Context, o Options) (delivered []uint32, err error)
 	return delivered, errors.Join(ferr, cerr)
 }
 
-// heapPeak samples the heap in use while f runs and returns its peak above
-// what was in use before.
-func heapPeak(f func()) uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > base && ms.HeapInuse-base > peak.Load() {
-				peak.Store(ms.HeapInuse - base)
-			}
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	f()
-	close(stop)
-	<-done
-	return peak.Load()
-}
-
 // maxHostileHeap bounds the heap a hostile session may take: the listing
 // cap (DefaultMaxMessages entries) plus buffers, whatever the server claims.
 const maxHostileHeap = 64 << 20
@@ -386,7 +346,7 @@ func TestHostileServers(t *testing.T) {
 	for _, state := range states {
 		for _, mode := range modes {
 			t.Run(state+"/"+mode, func(t *testing.T) {
-				p := &hostile{state: state, mode: mode}
+				p := &hostileServer{state: state, mode: mode}
 				if mode == "cancel" {
 					p.mode = "stall"
 				}
@@ -425,7 +385,9 @@ func TestHostileServers(t *testing.T) {
 				var peak uint64
 				go func() {
 					defer close(done)
-					peak = heapPeak(func() { delivered, err = pullHostile(ctx, o) })
+					h := hostile.MeasureHeap()
+					delivered, err = pullHostile(ctx, o)
+					peak = h.Stop().InusePeak
 				}()
 				select {
 				case <-done:

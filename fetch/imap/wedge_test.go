@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/hostile"
 	"github.com/linkctl/linkctl/internal/scripted"
 )
 
@@ -169,7 +170,7 @@ func TestCtxDeadlineEndsTalkativeSession(t *testing.T) {
 // at DefaultMaxMessages with an error naming the claim; the heap stays
 // small whatever the server claims.
 func TestClaimed1e8MessagesMemory(t *testing.T) {
-	p := &hostile{state: "listing", mode: "lie"}
+	p := &hostileServer{state: "listing", mode: "lie"}
 	c, s := net.Pipe()
 	t.Cleanup(func() { c.Close(); s.Close() })
 	go p.serve(s)
@@ -182,15 +183,15 @@ func TestClaimed1e8MessagesMemory(t *testing.T) {
 	var peak uint64
 	go func() {
 		defer close(done)
-		peak = heapPeak(func() {
-			cl, derr := Dial(ctx, o)
-			if derr != nil {
-				err = derr
-				return
-			}
-			defer cl.Close()
-			_, _, err = cl.SelectList(ctx, "INBOX")
-		})
+		h := hostile.MeasureHeap()
+		defer func() { peak = h.Stop().InusePeak }()
+		cl, derr := Dial(ctx, o)
+		if derr != nil {
+			err = derr
+			return
+		}
+		defer cl.Close()
+		_, _, err = cl.SelectList(ctx, "INBOX")
 	}()
 	select {
 	case <-done:

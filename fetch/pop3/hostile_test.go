@@ -3,19 +3,17 @@ package pop3
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/linkctl/linkctl/internal/errkind"
+	"github.com/linkctl/linkctl/internal/hostile"
 )
 
 // The hostile-server suite (issue 15 item 9): a POP3 server that behaves
@@ -33,7 +31,7 @@ var hostileMsgs = []string{
 	"Subject: three\r\n\r\nthird\r\n",
 }
 
-// hostile is the server. at is the state where it misbehaves: greeting,
+// hostileServer is the server. at is the state where it misbehaves: greeting,
 // CAPA, auth (USER, PASS, AUTH), STAT, UIDL, LIST, RETR, DELE or QUIT; do
 // is what it does there:
 //
@@ -44,35 +42,25 @@ var hostileMsgs = []string{
 //	flood  sends without end: one endless line, or endless lines of a
 //	       listing or a message body
 //	lie:X  a scripted lie, X naming it (see lie)
-type hostile struct {
+type hostileServer struct {
 	at, do string
 	retr   int // RETR: which message number misbehaves (0: the first asked)
 
 	mu   sync.Mutex
 	cmds []string // every command line received
-	hit  chan struct{}
-	once sync.Once
+	hit  hostile.Mark
 }
 
-func (h *hostile) record(line string) {
+func (h *hostileServer) record(line string) {
 	h.mu.Lock()
 	h.cmds = append(h.cmds, line)
 	h.mu.Unlock()
 }
 
-func (h *hostile) commands() []string {
+func (h *hostileServer) commands() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.cmds...)
-}
-
-// reached tells a watching test that the misbehaviour has started.
-func (h *hostile) reached() {
-	h.once.Do(func() {
-		if h.hit != nil {
-			close(h.hit)
-		}
-	})
 }
 
 func stateOf(verb string) string {
@@ -83,13 +71,10 @@ func stateOf(verb string) string {
 	return verb
 }
 
-func (h *hostile) serve(conn net.Conn) {
+func (h *hostileServer) serve(conn net.Conn) {
 	defer conn.Close()
 	r := bufio.NewReader(conn)
-	say := func(lines ...string) bool {
-		_, err := io.WriteString(conn, strings.Join(lines, "\r\n")+"\r\n")
-		return err == nil
-	}
+	say := func(lines ...string) bool { return hostile.Say(conn, lines...) }
 	if h.at == "greeting" {
 		h.act(conn, r, "greeting", "")
 		return
@@ -99,14 +84,11 @@ func (h *hostile) serve(conn net.Conn) {
 	}
 	stat := strconv.Itoa(len(hostileMsgs))
 	for {
-		line, err := r.ReadString('\n')
+		line, verb, arg, err := hostile.ReadCommand(r)
 		if err != nil {
 			return
 		}
-		line = strings.TrimRight(line, "\r\n")
 		h.record(line)
-		verb, arg, _ := strings.Cut(line, " ")
-		verb = strings.ToUpper(verb)
 		n, _ := strconv.Atoi(arg)
 		if stateOf(verb) == h.at && (verb != "RETR" || h.retr == 0 || h.retr == n) {
 			if !h.act(conn, r, verb, arg) {
@@ -153,12 +135,9 @@ func (h *hostile) serve(conn net.Conn) {
 }
 
 // act misbehaves in answer to verb; it returns whether to keep serving.
-func (h *hostile) act(conn net.Conn, r *bufio.Reader, verb, arg string) bool {
-	h.reached()
-	say := func(lines ...string) bool {
-		_, err := io.WriteString(conn, strings.Join(lines, "\r\n")+"\r\n")
-		return err == nil
-	}
+func (h *hostileServer) act(conn net.Conn, r *bufio.Reader, verb, arg string) bool {
+	h.hit.Set()
+	say := func(lines ...string) bool { return hostile.Say(conn, lines...) }
 	multi := verb == "CAPA" || verb == "UIDL" || verb == "LIST" || verb == "RETR"
 	switch h.do {
 	case "close":
@@ -175,17 +154,12 @@ func (h *hostile) act(conn net.Conn, r *bufio.Reader, verb, arg string) bool {
 		if multi && !say("+OK") {
 			return false
 		}
-		if _, err := io.WriteString(conn, "+OK "); err != nil {
-			return false
+		if _, err := io.WriteString(conn, "+OK "); err == nil {
+			hostile.Drip(conn, "x")
 		}
-		for {
-			time.Sleep(20 * time.Millisecond)
-			if _, err := conn.Write([]byte("x")); err != nil {
-				return false
-			}
-		}
+		return false
 	case "flood":
-		chunk := []byte(strings.Repeat("flood", 1000))
+		chunk := strings.Repeat("flood", 1000)
 		if multi {
 			if !say("+OK") {
 				return false
@@ -199,13 +173,10 @@ func (h *hostile) act(conn net.Conn, r *bufio.Reader, verb, arg string) bool {
 					fmt.Fprintf(&b, "%d flood-%d\r\n", i, i)
 				}
 			}
-			chunk = []byte(b.String())
+			chunk = b.String()
 		}
-		for {
-			if _, err := conn.Write(chunk); err != nil {
-				return false
-			}
-		}
+		hostile.Flood(conn, chunk)
+		return false
 	}
 	// The lies.
 	switch h.do {
@@ -343,40 +314,6 @@ func runSession(ctx context.Context, conn net.Conn, o Options, auth string, fail
 	return out
 }
 
-// heapPeak samples the live heap until stop is called and returns the
-// highest figure above the level at the start, in bytes.
-func heapPeak() (stop func() uint64) {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapAlloc
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		var ms runtime.MemStats
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapAlloc > base && ms.HeapAlloc-base > peak.Load() {
-				peak.Store(ms.HeapAlloc - base)
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() uint64 {
-		close(done)
-		<-finished
-		return peak.Load()
-	}
-}
-
 type hostileCase struct {
 	at, do  string
 	retr    int
@@ -447,15 +384,15 @@ func TestHostileServer(t *testing.T) {
 				// side by side, after the cases whose heap is measured.
 				t.Parallel()
 			}
-			h := &hostile{at: tc.at, do: tc.do, retr: tc.retr}
+			h := &hostileServer{at: tc.at, do: tc.do, retr: tc.retr}
 			cli, srv := net.Pipe()
 			go h.serve(srv)
 			t.Cleanup(func() { cli.Close(); srv.Close() })
-			ctx, cancel := context.WithTimeout(context.Background(), sessionDeadline)
-			defer cancel()
-			peak := heapPeak()
-			out := runSession(ctx, cli, Options{Timeout: time.Minute, Server: "hostile.test"}, tc.auth, tc.failAt, tc.noLimit)
-			grown := peak()
+			var out hostileOutcome
+			_, g := hostile.Run(sessionDeadline, func(ctx context.Context) {
+				out = runSession(ctx, cli, Options{Timeout: time.Minute, Server: "hostile.test"}, tc.auth, tc.failAt, tc.noLimit)
+			})
+			grown := g.Peak
 			t.Logf("after %v, heap +%d KiB: %v", out.elapsed.Round(time.Millisecond), grown>>10, out.err)
 
 			if tc.noError {
@@ -463,13 +400,11 @@ func TestHostileServer(t *testing.T) {
 					t.Fatalf("error %v, want none", out.err)
 				}
 			} else {
-				wantKind(t, out.err, tc.kind, tc.temp)
-				if !strings.Contains(out.err.Error(), tc.want) {
-					t.Errorf("error %q does not say %q", out.err, tc.want)
+				server := "hostile.test"
+				if tc.kind == errkind.Delivery {
+					server = "" // the local MTA's error, not the server's
 				}
-				if !strings.Contains(out.err.Error(), "hostile.test") && tc.kind != errkind.Delivery {
-					t.Errorf("error %q does not name the server", out.err)
-				}
+				hostile.CheckErr(t, out.err, tc.want, server, tc.kind, tc.temp)
 			}
 			if out.elapsed > sessionDeadline+2*time.Second {
 				t.Errorf("session took %v, deadline %v", out.elapsed, sessionDeadline)
@@ -511,11 +446,11 @@ func TestHostileClaimMemory(t *testing.T) {
 			cli, srv := net.Pipe()
 			t.Cleanup(func() { cli.Close(); srv.Close() })
 			go serveClaim(srv, at)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			peak := heapPeak()
-			out := runSession(ctx, cli, Options{Timeout: time.Minute, Server: "hostile.test"}, "", 0, false)
-			grown := peak()
+			var out hostileOutcome
+			_, g := hostile.Run(60*time.Second, func(ctx context.Context) {
+				out = runSession(ctx, cli, Options{Timeout: time.Minute, Server: "hostile.test"}, "", 0, false)
+			})
+			grown := g.Peak
 			t.Logf("%s: heap peak +%.1f MiB after %v: %v", at, float64(grown)/(1<<20), out.elapsed.Round(time.Millisecond), out.err)
 			wantKind(t, out.err, errkind.Protocol, false)
 			want := "server listed more than 100000 messages (STAT said 99999999)"
@@ -578,38 +513,18 @@ func TestHostileCancel(t *testing.T) {
 	var worst time.Duration
 	for _, at := range []string{"greeting", "CAPA", "auth", "STAT", "UIDL", "LIST", "RETR", "DELE", "QUIT"} {
 		for _, do := range []string{"stall", "drip", "flood"} {
-			h := &hostile{at: at, do: do, hit: make(chan struct{})}
 			if do == "flood" && at != "RETR" {
 				// These floods end by their own bound (line length,
 				// listing size) before a cancel could come.
 				continue
 			}
+			h := &hostileServer{at: at, do: do}
 			cli, srv := net.Pipe()
 			go h.serve(srv)
-			ctx, cancel := context.WithCancelCause(context.Background())
-			done := make(chan hostileOutcome, 1)
-			go func() {
-				done <- runSession(ctx, cli, Options{Timeout: time.Minute, Server: "hostile.test"}, "", 0, do == "flood")
-			}()
-			select {
-			case <-h.hit:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("%s/%s: the session never reached the state", at, do)
-			}
-			time.Sleep(50 * time.Millisecond) // let the client block there
-			cancelled := time.Now()
-			cancel(errors.New("linkctl quit"))
-			var out hostileOutcome
-			select {
-			case out = <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("%s/%s: session still running 10 s after the cancel", at, do)
-			}
-			took := time.Since(cancelled)
+			out, took := hostile.Cancel(t, at+"/"+do, h.hit.C(), func(ctx context.Context) hostileOutcome {
+				return runSession(ctx, cli, Options{Timeout: time.Minute, Server: "hostile.test"}, "", 0, do == "flood")
+			})
 			worst = max(worst, took)
-			if took > time.Second {
-				t.Errorf("%s/%s: %v from cancel to return", at, do, took)
-			}
 			if out.err == nil || !strings.Contains(out.err.Error(), "linkctl quit") || !errkind.IsTemporary(out.err) {
 				t.Errorf("%s/%s: error %v, want a temporary one naming the cancel", at, do, out.err)
 			}

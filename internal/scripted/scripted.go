@@ -14,6 +14,9 @@
 //	c, err := pop3.New(srv.Conn, ...)
 //	...
 //	srv.Wait(t)
+//
+// For a client that dials its peer itself, Listen and Serve run a test
+// peer's session on every connection to a loopback listener.
 package scripted
 
 import (

@@ -102,19 +102,11 @@ $R/usr/sbin/couriertcpd -pid=$D/pop3d.pid -address=127.0.0.1 -nodnslookup -noide
 wait
 `
 	writeFile(t, filepath.Join(c.Dir, "run.sh"), script, 0o755)
-	c.sh = exec.Command("unshare", "-m", "--propagation", "private", "sh", filepath.Join(c.Dir, "run.sh"), c.Dir, root, imapPort, pop3Port)
+	c.sh = privateMounts("sh", filepath.Join(c.Dir, "run.sh"), c.Dir, root, imapPort, pop3Port)
 	c.sh.Env = env
-	c.sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(c.Dir, "courier.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.sh.Stdout, c.sh.Stderr = logf, logf
-	if err := c.sh.Start(); err != nil {
-		t.Fatalf("courier: %v", err)
-	}
-	logf.Close()
-	t.Cleanup(c.stop)
+	startDaemon(t, c.sh, filepath.Join(c.Dir, "courier.log"), "courier")
+	// Cleanups run last first: the daemons before the shell's group.
+	t.Cleanup(c.stopTCPD)
 	waitPort(t, c.imap, "courier imapd "+version, c.Log)
 	waitPort(t, c.pop3, "courier pop3d "+version, c.Log)
 	return c
@@ -160,9 +152,9 @@ func (c *Courier) Log() string {
 	return string(a) + string(b)
 }
 
-// stop ends both couriertcpd daemons (they run in their own sessions:
-// their pid files say where) and the shell with authdaemond.
-func (c *Courier) stop() {
+// stopTCPD ends both couriertcpd daemons: they run in their own sessions,
+// out of the shell's process group (their pid files say where).
+func (c *Courier) stopTCPD() {
 	for _, f := range []string{"imapd.pid", "pop3d.pid"} {
 		b, err := os.ReadFile(filepath.Join(c.Dir, f))
 		if err != nil {
@@ -171,17 +163,5 @@ func (c *Courier) stop() {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
 			syscall.Kill(pid, syscall.SIGTERM)
 		}
-	}
-	if c.sh == nil || c.sh.Process == nil {
-		return
-	}
-	syscall.Kill(-c.sh.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { c.sh.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-c.sh.Process.Pid, syscall.SIGKILL)
-		<-done
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -128,6 +129,49 @@ func runOut(t testing.TB, cmd *exec.Cmd) string {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// privateMounts is a command that runs args in a private mount namespace
+// (unshare -m): the bind mounts args make there stay there.
+func privateMounts(args ...string) *exec.Cmd {
+	return exec.Command("unshare", append([]string{"-m", "--propagation", "private"}, args...)...)
+}
+
+// mountNS is nsenter's option that enters the mount namespace of the
+// daemon cmd started (by privateMounts).
+func mountNS(cmd *exec.Cmd) string {
+	return "--mount=/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/mnt"
+}
+
+// startDaemon starts cmd in a process group of its own, with its output
+// in the file log (none when log is ""), and ends the group when the test
+// ends: SIGTERM, then SIGKILL after 5 s. What the daemon forks goes with
+// the group. what names it in a failure.
+func startDaemon(t testing.TB, cmd *exec.Cmd, log, what string) {
+	t.Helper()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if log != "" {
+		f, err := os.Create(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.Stdout, cmd.Stderr = f, f
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
 }
 
 func writeFile(t testing.TB, path, content string, mode os.FileMode) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/linkctl/linkctl/internal/scripted"
 )
 
 // ETRNRelay is a loopback relay that answers ETRN with replies[domain]
@@ -15,25 +17,10 @@ import (
 // ways. It returns the relay's host:port; the test's cleanup stops it.
 func ETRNRelay(t testing.TB, replies map[string]string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serveETRN(c, replies)
-		}
-	}()
-	return ln.Addr().String()
+	return scripted.Listen(t, func(c net.Conn) { serveETRN(c, replies) }).Addr().String()
 }
 
 func serveETRN(c net.Conn, replies map[string]string) {
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	r := bufio.NewReader(c)
 	c.Write([]byte("220 relay.test ESMTP\r\n"))

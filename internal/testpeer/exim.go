@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -151,13 +150,9 @@ begin retry
 		// No -q interval: the daemon would re-exec the compiled-in
 		// /usr/sbin/exim4 for its queue runners.
 		e.daemon = exec.Command(e.Bin, "-C", e.Config, "-bdf")
-		e.daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := e.daemon.Start(); err != nil {
-			t.Fatalf("exim -bdf: %v", err)
-		}
+		startDaemon(t, e.daemon, "", "exim -bdf")
 		waitPort(t, e.addr, "exim "+version, e.Log)
 	}
-	t.Cleanup(e.stop)
 	return e
 }
 
@@ -223,21 +218,5 @@ func (e *Exim) WaitLog(s string, timeout time.Duration) {
 			e.t.Fatalf("exim log never said %q:\n%s", s, e.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop ends the daemon and whatever it started (its process group).
-func (e *Exim) stop() {
-	if e.daemon == nil || e.daemon.Process == nil {
-		return
-	}
-	syscall.Kill(-e.daemon.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { e.daemon.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-e.daemon.Process.Pid, syscall.SIGKILL)
-		<-done
 	}
 }

@@ -7,9 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -80,20 +78,10 @@ match from local for any action "relay"
 `, host, port, hop)
 	cf := filepath.Join(o.Dir, "smtpd.conf")
 	writeFile(t, cf, conf, 0o644)
-	o.daemon = exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+	o.daemon = privateMounts("sh", "-c",
 		`mount --bind "$1/spool" /var/spool && mount --bind "$1/varlib" /var/lib && mount --bind "$1/run" /run && exec "$2" -f "$3" -d`,
 		"sh", o.Dir, filepath.Join(root, "usr/sbin/smtpd"), cf)
-	o.daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(o.Dir, "smtpd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.daemon.Stdout, o.daemon.Stderr = logf, logf
-	if err := o.daemon.Start(); err != nil {
-		t.Fatalf("smtpd: %v", err)
-	}
-	logf.Close()
-	t.Cleanup(o.stop)
+	startDaemon(t, o.daemon, filepath.Join(o.Dir, "smtpd.log"), "smtpd")
 	waitPort(t, o.addr, "opensmtpd "+version, o.Log)
 	return o
 }
@@ -107,7 +95,7 @@ func (o *OpenSMTPD) DriverCommand() string { return "nsenter" }
 
 // DriverArgs: see DriverCommand.
 func (o *OpenSMTPD) DriverArgs() []string {
-	return []string{"--mount=/proc/" + strconv.Itoa(o.daemon.Process.Pid) + "/ns/mnt", "--", o.Smtpctl}
+	return []string{mountNS(o.daemon), "--", o.Smtpctl}
 }
 
 // Ctl runs smtpctl with args and returns its output, failing the test on
@@ -149,19 +137,4 @@ func (o *OpenSMTPD) WaitQueue(timeout time.Duration, what string, cond func(stri
 func (o *OpenSMTPD) Log() string {
 	b, _ := os.ReadFile(filepath.Join(o.Dir, "smtpd.log"))
 	return string(b)
-}
-
-func (o *OpenSMTPD) stop() {
-	if o.daemon == nil || o.daemon.Process == nil {
-		return
-	}
-	syscall.Kill(-o.daemon.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { o.daemon.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-o.daemon.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
 }

@@ -303,7 +303,7 @@ postlog   unix-dgram n - n - 1 postlogd
 	// take it meanwhile. Then master fails with "Address already in use"
 	// and the start is retried on a fresh port, a bounded number of times.
 	for attempt := 1; ; attempt++ {
-		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(postfixFreePort(t)))
+		p.addr = ReservePort(t)
 		masterCF := p.addr + " inet n - n - - smtpd" + masterServices
 		if err := os.WriteFile(filepath.Join(p.ConfigDir, "master.cf"), []byte(masterCF), 0o644); err != nil {
 			t.Fatalf("testpeer.StartPostfix: %v", err)
@@ -360,16 +360,6 @@ func portTaken(addr string) bool {
 	}
 	l.Close()
 	return false
-}
-
-func postfixFreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testpeer: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Addr returns "127.0.0.1:PORT" of its smtpd.

@@ -1,9 +1,7 @@
 package testpeer
 
 import (
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +16,7 @@ import (
 func TestPostfixSinkAndRelay(t *testing.T) {
 	Short(t)
 	t.Parallel()
-	down := postfixFreePort(t) // nothing listens here
-	relay := net.JoinHostPort("127.0.0.1", strconv.Itoa(down))
+	relay := ReservePort(t) // nothing listens here
 	p := StartPostfix(t, PostfixOptions{RelayDomains: []string{"etrn.test"}, RelayAddr: relay})
 
 	if err := p.Send("a@x.test", []string{"bob@sink.test", "chavez"}, "Subject: sink\n\nhello\n"); err != nil {

@@ -6,11 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // SendmailOptions shape a private Sendmail 8.
@@ -100,20 +97,10 @@ func StartSendmail(t testing.TB, opts SendmailOptions) *Sendmail {
 	writeFile(t, s.CF, cf, 0o644)
 
 	// unshare execs sh, which execs sendmail: the daemon is this process.
-	s.daemon = exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+	s.daemon = privateMounts("sh", "-c",
 		`mount --bind "$1" /etc/hosts && exec "$2" -C "$3" -bD`, "sh",
 		filepath.Join(s.Dir, "hosts"), s.Bin, s.CF)
-	s.daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(s.Dir, "daemon.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.daemon.Stdout, s.daemon.Stderr = logf, logf
-	if err := s.daemon.Start(); err != nil {
-		t.Fatalf("sendmail -bD: %v", err)
-	}
-	logf.Close()
-	t.Cleanup(s.stop)
+	startDaemon(t, s.daemon, filepath.Join(s.Dir, "daemon.log"), "sendmail -bD")
 	waitPort(t, s.addr, "sendmail "+version, s.Log)
 	return s
 }
@@ -127,7 +114,7 @@ func (s *Sendmail) DriverCommand() string { return "nsenter" }
 
 // DriverArgs: see DriverCommand.
 func (s *Sendmail) DriverArgs() []string {
-	return []string{"--mount=/proc/" + strconv.Itoa(s.daemon.Process.Pid) + "/ns/mnt", "--", s.Bin, "-C", s.CF}
+	return []string{mountNS(s.daemon), "--", s.Bin, "-C", s.CF}
 }
 
 // Command runs sendmail with args in the daemon's namespace.
@@ -181,19 +168,4 @@ func (s *Sendmail) Quarantine(id, reason string) {
 func (s *Sendmail) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "daemon.log"))
 	return string(b)
-}
-
-func (s *Sendmail) stop() {
-	if s.daemon == nil || s.daemon.Process == nil {
-		return
-	}
-	syscall.Kill(-s.daemon.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { s.daemon.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-s.daemon.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
 }

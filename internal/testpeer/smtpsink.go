@@ -58,6 +58,18 @@ type SinkOptions struct {
 	slowRecord time.Duration
 }
 
+// DelayData is a SinkOptions.Delay that holds every message's reply to
+// DATA for d: a home MTA over a slow link, or one that fsyncs each
+// message.
+func DelayData(d time.Duration) func(msgNo int, stage string) time.Duration {
+	return func(_ int, stage string) time.Duration {
+		if stage == "DATA" {
+			return d
+		}
+		return 0
+	}
+}
+
 // SinkMessage is one accepted message as the sink received it.
 type SinkMessage struct {
 	MsgNo   int      // the transaction number (see SinkOptions.Reply)
