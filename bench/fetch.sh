@@ -5,6 +5,8 @@
 #
 #   bench/fetch.sh            all three: modem link time, loopback msgs/s, peak RSS
 #   bench/fetch.sh Modem      only one (Modem, Loopback or RSS)
+#   bench/fetch.sh Loopback 'linkctl|fetchmail|linkctl-maildir|mpop-maildir'
+#                             only these rows (issue 19's loopback targets)
 #
 # Needs dovecot (imapd, pop3d), postfix, fetchmail and mpop installed (their
 # system instances are not used: private instances on loopback are started),
@@ -14,7 +16,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 which="${1:-Modem|Loopback|RSS}"
+rows="${2:+/^($2)\$}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/linkctl" ./cmd/linkctl
-LINKCTL_BIN="$tmp/linkctl" exec go test -run '^$' -bench "^BenchmarkFetch($which)\$" -benchtime 1x -timeout 60m ./bench/
+LINKCTL_BIN="$tmp/linkctl" exec go test -run '^$' -bench "^BenchmarkFetch($which)\$$rows" -benchtime 1x -timeout 60m ./bench/
