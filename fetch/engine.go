@@ -56,7 +56,12 @@
 // everything before it still runs on all workers, and the record is one
 // write, its fsync shared by the workers (group commit). So a kill
 // duplicates at most AckWindow messages per account, whatever the
-// number of sessions.
+// number of sessions. A target with work left after its commit point
+// that cannot undo it (a Maildir's fsync of new/ after the rename) says
+// when the point is passed (deliver.WithCommitted): the record is written
+// and the gate released then, so that work runs on all workers; should
+// the delivery fail after all, the record is voided (seen.Log.Undo) and
+// the message delivered again next run.
 //
 // UIDs that cannot be trusted: every delivered message is also recorded
 // by a digest of its Message-ID and size (messageDigest), taken from the
@@ -837,11 +842,29 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 						<-ack
 					}
 				}
-				err := e.deliverOne(deliver.WithCommitGate(ctx, gate), r, j.m, j.sp, info)
+				// A target with work left after its commit point (a
+				// Maildir's fsync of new/) says when the point is passed:
+				// the record is written then and the gate released, so
+				// that work runs outside the gate, on all workers.
+				recorded := false
+				committed := func() {
+					log.DeliveredDigest(j.m.UID, e.now(), digest, j.m.Size)
+					recorded = true
+					release()
+				}
+				dctx := deliver.WithCommitted(deliver.WithCommitGate(ctx, gate), committed)
+				err := e.deliverOne(dctx, r, j.m, j.sp, info)
 				j.sp.Close()
+				if err != nil && recorded {
+					// Past the commit point but not made durable: deliver
+					// it again next run rather than delete it.
+					log.Undo(j.m.UID)
+				}
 				if err == nil {
 					// One write: from here a kill no longer duplicates it.
-					log.DeliveredDigest(j.m.UID, e.now(), digest, j.m.Size)
+					if !recorded {
+						log.DeliveredDigest(j.m.UID, e.now(), digest, j.m.Size)
+					}
 					release()
 					// Group commit: concurrent workers share an fsync.
 					if cerr := log.Commit(); cerr != nil {
