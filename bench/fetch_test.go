@@ -200,9 +200,13 @@ func linkctlCmd(b *testing.B, bin string, j fetchJob) *exec.Cmd {
 	default:
 		dl = fmt.Sprintf("{maildir: %q}", j.maildir)
 	}
+	var ackWindow string
+	if w := os.Getenv("BENCH_ACK_WINDOW"); w != "" {
+		ackWindow = "  ack_window: " + w + "\n"
+	}
 	cfg := filepath.Join(j.dir, "linkctl.yaml")
-	writeFile(b, cfg, fmt.Sprintf("state_dir: %s\npipeline: [fetch]\nfetch:\n  parallel: %d\n  deliver: %s\n  accounts:\n%s",
-		filepath.Join(j.dir, "state"), len(j.boxes), dl, acc.String()))
+	writeFile(b, cfg, fmt.Sprintf("state_dir: %s\npipeline: [fetch]\nfetch:\n  parallel: %d\n%s  deliver: %s\n  accounts:\n%s",
+		filepath.Join(j.dir, "state"), len(j.boxes), ackWindow, dl, acc.String()))
 	return exec.Command(bin, "-c", cfg, "fetch")
 }
 

@@ -97,6 +97,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -840,6 +841,13 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 					if held {
 						held = false
 						<-ack
+						// Let the delivery woken at the gate send its
+						// commit now: this one goes on into a blocking
+						// syscall (an fsync), and the woken one would
+						// otherwise wait for the runtime to take the
+						// processor back from it (measured: about 0.15
+						// ms a message, 5% of the rate into Postfix).
+						runtime.Gosched()
 					}
 				}
 				// A target with work left after its commit point (a
