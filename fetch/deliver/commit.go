@@ -45,7 +45,8 @@ func enterCommit(ctx context.Context) error {
 // a crash of the machine. WithCommitted lets the caller record the
 // message as soon as the commit point is passed (and so let the next
 // delivery through its gate) instead of after that work: the target calls
-// done right after its commit point, at most once per message. If
+// done right after its commit point, at most once per message, from the
+// goroutine that called Deliver and before Deliver returns. If
 // Deliver then fails all the same, the message is in the local side but
 // may not survive a crash of the machine; the caller should deliver it
 // again rather than delete it.

@@ -60,12 +60,13 @@ type maildir struct {
 	mu    sync.Mutex
 	ready bool // cur/new/tmp exist
 
-	// createMu makes the deliveries create their tmp/ files one at a time
-	// in this process: the kernel does so anyway (the directory's lock),
-	// but its waiters spin while the holder runs, and on ext4 without a
-	// journal a create can run long (it skips the inodes freed in the last
-	// minutes), so parallel deliveries burnt a core doing nothing.
-	createMu sync.Mutex
+	// dirMu makes the deliveries create their tmp/ files and rename them
+	// into new/ one at a time in this process: the kernel does so anyway
+	// (tmp/'s lock), but its waiters spin while the holder runs, and on
+	// ext4 without a journal a create can run long (it skips the inodes
+	// freed in the last minutes), so parallel deliveries burnt a core
+	// doing nothing.
+	dirMu sync.Mutex
 
 	// Group commit of new/: renamed counts the renames into new/, synced
 	// the first renamed count not yet known durable; one fsync of new/
@@ -134,9 +135,9 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 	// while this process runs (the sequence covers one second's many).
 	base := fmt.Sprintf("%d.%d_%d.%s", now.Unix(), os.Getpid(), maildirSeq.Add(1), m.host)
 	tmp := filepath.Join(m.opts.Path, "tmp", base)
-	m.createMu.Lock()
+	m.dirMu.Lock()
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	m.createMu.Unlock()
+	m.dirMu.Unlock()
 	if err != nil {
 		return m.fail("creating tmp/"+base, err)
 	}
@@ -173,7 +174,10 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 	if err := enterCommit(ctx); err != nil {
 		return errkind.Wrap(errkind.Delivery, true, m.op("waiting to move into new/"), err)
 	}
-	if err := os.Rename(tmp, filepath.Join(m.opts.Path, "new", name)); err != nil {
+	m.dirMu.Lock()
+	err = os.Rename(tmp, filepath.Join(m.opts.Path, "new", name))
+	m.dirMu.Unlock()
+	if err != nil {
 		return m.fail("moving into new/", err)
 	}
 	seq := m.renamed.Add(1)
