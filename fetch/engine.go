@@ -54,7 +54,8 @@
 // At most Options.AckWindow deliveries per account (default 1) may be
 // between that point and their record at once (deliver.WithCommitGate):
 // everything before it still runs on all workers, and the record is one
-// write, its fsync shared by the workers (group commit). So a kill
+// write, its fsync shared by the workers and at most Options.RecordSync
+// later (recordSync). So a kill
 // duplicates at most AckWindow messages per account, whatever the
 // number of sessions. A target with work left after its commit point
 // that cannot undo it (a Maildir's fsync of new/ after the rename) says
@@ -140,6 +141,13 @@ type Options struct {
 	Received bool        // prepend a Received: line to each message
 	Hostname string      // the "by" of the Received: line (default os.Hostname)
 	Workers  int         // deliveries in flight per account (default 8)
+	// RecordSync is how long the record of a delivered message may wait
+	// for its fsync while deliveries go on (default DefaultRecordSync;
+	// negative: an fsync after every message). The record itself is
+	// written at once, so this matters only to a crash of the machine,
+	// which may duplicate the messages of the last RecordSync; the
+	// records are always fsynced before any DELE.
+	RecordSync time.Duration
 	// AckWindow is how many deliveries per account may be past their
 	// commit point and not yet recorded at once (default DefaultAckWindow):
 	// the most one kill -9 duplicates. More lets a local MTA commit
@@ -793,6 +801,17 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		recordErr   error
 		wg          sync.WaitGroup
 	)
+	rsync := &recordSync{log: log, every: e.opts.RecordSync, onErr: func(err error) {
+		mu.Lock()
+		if recordErr == nil {
+			recordErr = err
+		}
+		mu.Unlock()
+		stop.Store(true)
+	}}
+	if rsync.every == 0 {
+		rsync.every = DefaultRecordSync
+	}
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -874,8 +893,9 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 						log.DeliveredDigest(j.m.UID, e.now(), digest, j.m.Size)
 					}
 					release()
-					// Group commit: concurrent workers share an fsync.
-					if cerr := log.Commit(); cerr != nil {
+					// Its fsync is shared and may come a little later
+					// (see recordSync).
+					if cerr := rsync.written(); cerr != nil {
 						mu.Lock()
 						recordErr = cerr
 						mu.Unlock()
@@ -944,6 +964,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 	})
 	close(jobs)
 	wg.Wait()
+	rsync.stop()
 	sort.Slice(delivered, func(i, j int) bool { return delivered[i].Num < delivered[j].Num })
 	if recordErr != nil {
 		return delivered, recordErr
