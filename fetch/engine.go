@@ -801,7 +801,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		recordErr   error
 		wg          sync.WaitGroup
 	)
-	rsync := &recordSync{log: log, every: e.opts.RecordSync, onErr: func(err error) {
+	rsync := &recordSync{commit: log.Commit, every: e.opts.RecordSync, onErr: func(err error) {
 		mu.Lock()
 		if recordErr == nil {
 			recordErr = err

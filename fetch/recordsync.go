@@ -3,15 +3,13 @@ package fetch
 import (
 	"sync"
 	"time"
-
-	"github.com/linkctl/linkctl/fetch/seen"
 )
 
 // DefaultRecordSync is how long a delivered message's record may wait for
 // its fsync while deliveries go on (Options.RecordSync).
 const DefaultRecordSync = 100 * time.Millisecond
 
-// recordSync fsyncs a seen-store Log some time after records were written
+// recordSync fsyncs a seen-store Log (seen.Log.Commit) some time after records were written
 // to it, one fsync for everything written meanwhile. A record is written
 // the moment its delivery is accepted, so a kill -9 never loses it; only a
 // crash of the machine needs the fsync, and a per-message fsync (which
@@ -20,9 +18,9 @@ const DefaultRecordSync = 100 * time.Millisecond
 // messages of the last interval at most. The caller still Commits before
 // any DELE, so nothing is ever deleted on an unsynced record.
 type recordSync struct {
-	log   *seen.Log
-	every time.Duration // <= 0: fsync after every record, waiting for it
-	onErr func(error)
+	commit func() error  // the Log's Commit
+	every  time.Duration // <= 0: fsync after every record, waiting for it
+	onErr  func(error)
 
 	mu      sync.Mutex
 	timer   *time.Timer // an fsync is scheduled
@@ -35,7 +33,7 @@ type recordSync struct {
 // error, otherwise it makes sure an fsync runs within every and returns nil.
 func (s *recordSync) written() error {
 	if s.every <= 0 {
-		return s.log.Commit()
+		return s.commit()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -48,7 +46,7 @@ func (s *recordSync) written() error {
 		s.mu.Lock()
 		s.timer = nil
 		s.mu.Unlock()
-		if err := s.log.Commit(); err != nil {
+		if err := s.commit(); err != nil {
 			s.onErr(err)
 		}
 	})
