@@ -7,7 +7,7 @@
 //	Open -> List -> classify against the seen-store -> [retrieval slot]
 //	     -> Retrieve (pipelined) -> spool each message
 //	     -> deliver on several workers at once
-//	     -> record the UID (written at once, fsynced) -> Delete -> Close(commit)
+//	     -> record the UID (written at once, fsynced soon after) -> Delete -> Close(commit)
 //
 // The pool: connecting, logging in and listing need no slot, so a server
 // that accepts and then stalls holds none and a slow or failing account
