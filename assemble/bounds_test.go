@@ -25,6 +25,7 @@ func TestFetchBoundsDefaultsAgree(t *testing.T) {
 		{"fetch.timeout", config.DefaultFetchTimeout, fetch.DefaultRunTimeout},
 		{"fetch.slot_wait", config.DefaultSlotWait, fetch.DefaultSlotWait},
 		{"fetch.ack_window", config.DefaultAckWindow, fetch.DefaultAckWindow},
+		{"fetch.record_sync", config.DefaultRecordSync, fetch.DefaultRecordSync},
 		{"fetch.max_messages (pop3)", config.DefaultMaxMessages, pop3.DefaultMaxMessages},
 		{"fetch.max_messages (imap)", config.DefaultMaxMessages, imap.DefaultMaxMessages},
 		{"orphan digests", 100000, seen.DefaultOrphanDigests},
@@ -55,7 +56,8 @@ func TestFetchBoundsReachTheEngine(t *testing.T) {
 	}
 	def := parse("  parallel: 2")
 	if def.RunTimeout != 6*time.Hour || def.SessionFloor != 2*time.Minute || def.MinRate != 1024 ||
-		def.PerMessage != 5*time.Second || def.SlotWait != 5*time.Minute || def.AckWindow != 1 {
+		def.PerMessage != 5*time.Second || def.SlotWait != 5*time.Minute || def.AckWindow != 1 ||
+		def.RecordSync != 100*time.Millisecond {
 		t.Errorf("defaults not applied: %+v", def)
 	}
 	set := parse(`  timeout: 1h
@@ -64,9 +66,11 @@ func TestFetchBoundsReachTheEngine(t *testing.T) {
   per_message: 1s
   slot_wait: 1m
   ack_window: 4
+  record_sync: 0s
   max_messages: 500`)
 	if set.RunTimeout != time.Hour || set.SessionFloor != 30*time.Second || set.MinRate != 4096 ||
-		set.PerMessage != time.Second || set.SlotWait != time.Minute || set.AckWindow != 4 {
+		set.PerMessage != time.Second || set.SlotWait != time.Minute || set.AckWindow != 4 ||
+		set.RecordSync >= 0 {
 		t.Errorf("keys not applied: %+v", set)
 	}
 	for _, bad := range []string{"  timeout: 0", "  session_floor: 0s", "  min_rate: 0"} {

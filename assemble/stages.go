@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/drop"
@@ -132,6 +133,7 @@ func (as *Assembler) FetchOptions(cfg *config.Config, only []string) (opts fetch
 		PerMessage:   cfg.Fetch.PerMessage,
 		SlotWait:     cfg.Fetch.SlotWait,
 		AckWindow:    cfg.Fetch.AckWindow,
+		RecordSync:   recordSync(cfg.Fetch.RecordSync),
 	}
 	for _, ac := range cfg.Fetch.Accounts {
 		if len(only) > 0 && !slices.Contains(only, ac.Name) {
@@ -198,4 +200,13 @@ func (as *Assembler) DropStage(name string, cfg *config.Config) pipeline.Stage {
 		}
 		return rep, err
 	}}
+}
+
+// recordSync translates fetch.record_sync: 0 in the config is an fsync
+// after every message, which the engine spells as a negative interval.
+func recordSync(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -5,16 +5,20 @@
 #
 #   bench/fetch.sh            all three: modem link time, loopback msgs/s, peak RSS
 #   bench/fetch.sh Modem      only one (Modem, Loopback or RSS)
+#   bench/fetch.sh Loopback 'linkctl|fetchmail|linkctl-maildir|mpop-maildir'
+#                             only these rows (issue 19's loopback targets)
 #
 # Needs dovecot (imapd, pop3d), postfix, fetchmail and mpop installed (their
 # system instances are not used: private instances on loopback are started),
 # and root for the private Postfix. Environment: BENCH_LOOPBACK_N (messages
 # for the loopback run, default 5000), BENCH_SESSIONS (linkctl's local SMTP
-# sessions there, default 8). Takes about 30 minutes, most of it fetchmail and mpop.
+# sessions there, default 8), BENCH_ACK_WINDOW (linkctl's fetch.ack_window,
+# default its own default). Takes about 30 minutes, most of it fetchmail and mpop.
 set -eu
 cd "$(dirname "$0")/.."
 which="${1:-Modem|Loopback|RSS}"
+rows="${2:+/^($2)\$}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/linkctl" ./cmd/linkctl
-LINKCTL_BIN="$tmp/linkctl" exec go test -run '^$' -bench "^BenchmarkFetch($which)\$" -benchtime 1x -timeout 60m ./bench/
+LINKCTL_BIN="$tmp/linkctl" exec go test -run '^$' -bench "^BenchmarkFetch($which)\$$rows" -benchtime 1x -timeout 60m ./bench/

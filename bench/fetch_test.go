@@ -21,7 +21,10 @@
 //   - BenchmarkFetchLoopback: 5000 small messages (BENCH_LOOPBACK_N) over
 //     loopback into a private Postfix: messages per second, from process
 //     start to exit (fetchmail and linkctl over SMTP, mpop through
-//     Postfix's sendmail as its MDA).
+//     Postfix's sendmail as its MDA); then linkctl and mpop over POP3 into
+//     a Maildir (rows *-maildir). It ends with the ratios of issue 19:
+//     linkctl's rate over fetchmail's (into Postfix) and over mpop's
+//     (into a Maildir).
 //   - BenchmarkFetchRSS: one 50 MB message; the peak RSS of the fetching
 //     process (/usr/bin/time -f %M), delivering into a Maildir (linkctl,
 //     mpop) or the SMTP sink (fetchmail).
@@ -37,6 +40,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,9 +200,13 @@ func linkctlCmd(b *testing.B, bin string, j fetchJob) *exec.Cmd {
 	default:
 		dl = fmt.Sprintf("{maildir: %q}", j.maildir)
 	}
+	var ackWindow string
+	if w := os.Getenv("BENCH_ACK_WINDOW"); w != "" {
+		ackWindow = "  ack_window: " + w + "\n"
+	}
 	cfg := filepath.Join(j.dir, "linkctl.yaml")
-	writeFile(b, cfg, fmt.Sprintf("state_dir: %s\npipeline: [fetch]\nfetch:\n  parallel: %d\n  deliver: %s\n  accounts:\n%s",
-		filepath.Join(j.dir, "state"), len(j.boxes), dl, acc.String()))
+	writeFile(b, cfg, fmt.Sprintf("state_dir: %s\npipeline: [fetch]\nfetch:\n  parallel: %d\n%s  deliver: %s\n  accounts:\n%s",
+		filepath.Join(j.dir, "state"), len(j.boxes), ackWindow, dl, acc.String()))
 	return exec.Command(bin, "-c", cfg, "fetch")
 }
 
@@ -317,6 +325,7 @@ type tool struct {
 	name, bin string
 	imap      bool   // fetch over IMAP instead of POP3
 	compress  string // linkctl's IMAP compress key
+	maildir   bool   // deliver into a Maildir (loopback table only)
 }
 
 // tools are the rows of the modem and loopback tables: POP3 first (issue
@@ -328,6 +337,13 @@ var tools = []tool{
 	{name: "linkctl-imap-z", bin: "linkctl", imap: true, compress: "on"},
 	{name: "fetchmail-imap", bin: "fetchmail", imap: true},
 }
+
+// loopbackTools are the rows of the loopback table: the tools into
+// Postfix, then linkctl and mpop over POP3 into a Maildir (mpop's
+// `delivery maildir`), the one local target both have.
+var loopbackTools = append(slices.Clip(tools),
+	tool{name: "linkctl-maildir", bin: "linkctl", maildir: true},
+	tool{name: "mpop-maildir", bin: "mpop", maildir: true})
 
 // command is the tool's command line for job j (bin: linkctl's binary).
 func (t tool) command(b *testing.B, bin string, j fetchJob) *exec.Cmd {
@@ -466,7 +482,12 @@ func BenchmarkFetchLoopback(b *testing.B) {
 		wall time.Duration
 	}
 	var rows []row
-	for _, tool := range tools {
+	// The Maildirs are removed only at the end: on ext4 without a journal,
+	// creating a file scans past the inodes freed in the last minutes
+	// (recently_deleted), so removing one tool's 5000 files right before
+	// the next tool runs would slow that one down.
+	maildirs := b.TempDir()
+	for _, tool := range loopbackTools {
 		b.Run(tool.name, func(b *testing.B) {
 			for range b.N {
 				dir := b.TempDir()
@@ -476,7 +497,14 @@ func BenchmarkFetchLoopback(b *testing.B) {
 					j.addr, j.imap, j.compress = d.IMAPAddr(), true, tool.compress
 				}
 				var env []string
-				if tool.bin == "mpop" {
+				switch {
+				case tool.maildir:
+					md, err := os.MkdirTemp(maildirs, tool.name)
+					if err != nil {
+						b.Fatal(err)
+					}
+					j.smtp, j.maildir = "", makeMaildir(b, md)
+				case tool.bin == "mpop":
 					// mpop has no SMTP delivery: its usual MDA into Postfix.
 					j.mdaArgv = "/usr/sbin/sendmail -oi -oem -f %F -- rcpt@sink.test"
 					env = pf.Env()
@@ -486,16 +514,37 @@ func BenchmarkFetchLoopback(b *testing.B) {
 				if l := left(d, boxes); l != 0 {
 					b.Errorf("%s: %d messages left on the server", tool.name, l)
 				}
+				if tool.maildir {
+					if got := countMaildir(j.maildir); got != n {
+						b.Errorf("%s: %d of %d messages in the Maildir", tool.name, got, n)
+					}
+				}
 				rows = append(rows, row{tool.name, wall})
 				b.ReportMetric(float64(n)/wall.Seconds(), "msgs/s")
 			}
 		})
 	}
-	fmt.Printf("\nLoopback: %d messages (0.8-2.4 KB) from Dovecot POP3 or IMAP into Postfix\n", n)
+	fmt.Printf("\nLoopback: %d messages (0.8-2.4 KB) from Dovecot POP3 or IMAP into Postfix (*-maildir: POP3 into a Maildir)\n", n)
 	fmt.Printf("%-15s %9s %9s\n", "tool", "seconds", "msgs/s")
 	for _, r := range rows {
 		fmt.Printf("%-15s %9.2f %9.1f\n", r.tool, r.wall.Seconds(), float64(n)/r.wall.Seconds())
 	}
+	ratio := func(a, b string) {
+		var ta, tb time.Duration
+		for _, r := range rows {
+			switch r.tool {
+			case a:
+				ta = r.wall
+			case b:
+				tb = r.wall
+			}
+		}
+		if ta > 0 && tb > 0 {
+			fmt.Printf("%s / %s rate: %.2fx\n", a, b, tb.Seconds()/ta.Seconds())
+		}
+	}
+	ratio("linkctl", "fetchmail")
+	ratio("linkctl-maildir", "mpop-maildir")
 }
 
 func BenchmarkFetchRSS(b *testing.B) {

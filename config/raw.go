@@ -133,6 +133,7 @@ type rawFetch struct {
 	SlotWait     *yaml.Node   `yaml:"slot_wait"`
 	MaxMessages  *yaml.Node   `yaml:"max_messages"`
 	AckWindow    *yaml.Node   `yaml:"ack_window"`
+	RecordSync   *yaml.Node   `yaml:"record_sync"`
 	Accounts     []rawAccount `yaml:"accounts"`
 	AccountsNode *yaml.Node   `yaml:"-accounts"`
 }

@@ -140,6 +140,7 @@ type outFetch struct {
 	PerMessage   outDur `yaml:"per_message"`
 	SlotWait     outDur `yaml:"slot_wait"`
 	AckWindow    int    `yaml:"ack_window"`
+	RecordSync   outDur `yaml:"record_sync"`
 
 	Accounts []outAccount `yaml:"accounts"`
 }
@@ -311,7 +312,7 @@ func (c *Config) Redacted() ([]byte, error) {
 		f := &outFetch{Parallel: c.Fetch.Parallel, Deliver: outDel(c.Fetch.Deliver), Received: c.Fetch.Received,
 			Timeout: durOpt(c.Fetch.Timeout), OnError: string(c.Fetch.OnError),
 			SessionFloor: durStr(c.Fetch.SessionFloor), MinRate: c.Fetch.MinRate, PerMessage: durStr(c.Fetch.PerMessage),
-			SlotWait: durStr(c.Fetch.SlotWait), AckWindow: c.Fetch.AckWindow}
+			SlotWait: durStr(c.Fetch.SlotWait), AckWindow: c.Fetch.AckWindow, RecordSync: durStr(c.Fetch.RecordSync)}
 		for _, a := range c.Fetch.Accounts {
 			oa := outAccount{Name: a.Name, Proto: a.Proto, Server: a.Server, TLS: a.TLS, outTrust: outTr(a.Trust), User: a.User, outSecret: outSec(a.Password),
 				Auth: a.Auth, To: a.To, Keep: a.Keep, FetchAll: a.FetchAll, Limit: a.Limit, FetchLimit: a.FetchLimit, MaxMessages: a.MaxMessages,

@@ -212,7 +212,12 @@ type Fetch struct {
 	PerMessage   time.Duration // DefaultPerMessage
 	SlotWait     time.Duration // a logged-in session waits this long for a slot, then reconnects (DefaultSlotWait)
 	AckWindow    int           // deliveries per account past their commit point, not yet recorded (DefaultAckWindow)
-	OnError      OnError       // pipeline policy for a bare "fetch" step (default continue)
+	// RecordSync bounds how long a delivered message's record, written at
+	// once, may wait for its fsync (DefaultRecordSync); 0: an fsync after
+	// every message. Only a crash of the machine can lose an unsynced
+	// record (a duplicate, never a loss: DELE waits for the fsync).
+	RecordSync time.Duration
+	OnError    OnError // pipeline policy for a bare "fetch" step (default continue)
 }
 
 // Deliver says where fetched mail goes. Exactly one target is set.

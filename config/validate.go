@@ -32,13 +32,14 @@ const (
 	// The fetch stage's bounds (issue 15): no session or run without an
 	// end, no memory sized by a server's claims. assemble's tests check
 	// that these equal the fetch package's fallbacks.
-	DefaultFetchTimeout = 6 * time.Hour   // fetch.timeout: the run deadline
-	DefaultSessionFloor = 2 * time.Minute // fetch.session_floor
-	DefaultMinRate      = 1024            // fetch.min_rate, bytes a second: slower than any usable modem
-	DefaultPerMessage   = 5 * time.Second // fetch.per_message
-	DefaultSlotWait     = 5 * time.Minute // fetch.slot_wait: below POP3's 10-minute idle logout
-	DefaultMaxMessages  = 100000          // fetch.max_messages: listing entries per mailbox
-	DefaultAckWindow    = 1               // fetch.ack_window: the most one kill -9 duplicates per account
+	DefaultFetchTimeout = 6 * time.Hour          // fetch.timeout: the run deadline
+	DefaultSessionFloor = 2 * time.Minute        // fetch.session_floor
+	DefaultMinRate      = 1024                   // fetch.min_rate, bytes a second: slower than any usable modem
+	DefaultPerMessage   = 5 * time.Second        // fetch.per_message
+	DefaultSlotWait     = 5 * time.Minute        // fetch.slot_wait: below POP3's 10-minute idle logout
+	DefaultMaxMessages  = 100000                 // fetch.max_messages: listing entries per mailbox
+	DefaultAckWindow    = 1                      // fetch.ack_window: the most one kill -9 duplicates per account
+	DefaultRecordSync   = 100 * time.Millisecond // fetch.record_sync: a machine crash duplicates at most this long's deliveries
 )
 
 // DefaultPort is the well-known port of proto ("pop3", "imap", "odmr",
@@ -441,6 +442,7 @@ func (c *checker) fetch(r *rawFetch) Fetch {
 		PerMessage:   c.dur(r.PerMessage, "fetch.per_message", DefaultPerMessage),
 		SlotWait:     c.dur(r.SlotWait, "fetch.slot_wait", DefaultSlotWait),
 		AckWindow:    c.integer(r.AckWindow, "fetch.ack_window", DefaultAckWindow, 1, 1024),
+		RecordSync:   c.dur(r.RecordSync, "fetch.record_sync", DefaultRecordSync),
 	}
 	// Every bound is positive: "none" is what issue 15 took away.
 	if f.Timeout <= 0 && !isNull(r.Timeout) {

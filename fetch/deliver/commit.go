@@ -28,10 +28,40 @@ func WithCommitGate(ctx context.Context, gate func(context.Context) error) conte
 	return context.WithValue(ctx, commitGateKey{}, gate)
 }
 
+// EnterCommit calls the gate of ctx, if any: a Target outside this
+// package calls it just before its commit point.
+func EnterCommit(ctx context.Context) error { return enterCommit(ctx) }
+
 // enterCommit calls the gate of ctx, if any.
 func enterCommit(ctx context.Context) error {
 	if g, ok := ctx.Value(commitGateKey{}).(func(context.Context) error); ok && g != nil {
 		return g(ctx)
 	}
 	return nil
+}
+
+// Some targets still have work after their commit point that cannot undo
+// it: a Maildir fsyncs new/ after the rename, so that the rename survives
+// a crash of the machine. WithCommitted lets the caller record the
+// message as soon as the commit point is passed (and so let the next
+// delivery through its gate) instead of after that work: the target calls
+// done right after its commit point, at most once per message, from the
+// goroutine that called Deliver and before Deliver returns. If
+// Deliver then fails all the same, the message is in the local side but
+// may not survive a crash of the machine; the caller should deliver it
+// again rather than delete it.
+
+type committedKey struct{}
+
+// WithCommitted returns ctx carrying done (see above).
+func WithCommitted(ctx context.Context, done func()) context.Context {
+	return context.WithValue(ctx, committedKey{}, done)
+}
+
+// Committed calls the done function of ctx, if any: a Target calls it
+// right after its commit point (see WithCommitted).
+func Committed(ctx context.Context) {
+	if f, ok := ctx.Value(committedKey{}).(func()); ok && f != nil {
+		f()
+	}
 }

@@ -366,3 +366,29 @@ func TestMaildirConcurrent(t *testing.T) {
 		t.Errorf("%d files, %d distinct, want %d", len(msgs), len(seen), workers*each)
 	}
 }
+
+// TestMaildirCommittedAfterRename: the Maildir says its commit point is
+// passed (WithCommitted) once the message is in new/, after the commit
+// gate and before Deliver returns, once per message; the fetch engine
+// records the message then, so the fsync of new/ runs outside its gate.
+func TestMaildirCommittedAfterRename(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "Maildir")
+	tg := NewMaildir(MaildirOptions{Path: dir})
+	var order []string
+	gate := func(context.Context) error { order = append(order, "gate"); return nil }
+	done := func() {
+		n := map[string]int{}
+		for _, sub := range []string{"tmp", "new"} {
+			ents, _ := os.ReadDir(filepath.Join(dir, sub))
+			n[sub] = len(ents)
+		}
+		order = append(order, fmt.Sprintf("committed tmp=%d new=%d", n["tmp"], n["new"]))
+	}
+	ctx := WithCommitted(WithCommitGate(context.Background(), gate), done)
+	if err := tg.Deliver(ctx, Envelope{}, strings.NewReader("Subject: x\n\nbody\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(order, ", "), "gate, committed tmp=0 new=1"; got != want {
+		t.Errorf("calls: %s, want %s", got, want)
+	}
+}

@@ -29,7 +29,10 @@ type MaildirOptions struct {
 // create the file in tmp/ under a name unique to this host, process and
 // moment, write it, fsync it, rename it into new/ (adding ",S=size", which
 // Dovecot reads as the file's size), then fsync new/ so that the rename
-// survives a crash. Only then is the message delivered. A file left half
+// survives a crash. Only then is the message delivered. The rename is the
+// commit point (WithCommitGate before it, WithCommitted after it);
+// concurrent deliveries share the fsync of new/ (one covers every rename
+// before it). A file left half
 // written (disk full, source broken) is removed from tmp/. cur/, new/ and
 // tmp/ are created (mode 0700) if missing. Running as root, files and
 // directories are given to the owner of the Maildir directory.
@@ -58,6 +61,21 @@ type maildir struct {
 
 	mu    sync.Mutex
 	ready bool // cur/new/tmp exist
+
+	// dirMu makes the deliveries create their tmp/ files and rename them
+	// into new/ one at a time in this process: the kernel does so anyway
+	// (tmp/'s lock), but its waiters spin while the holder runs, and on
+	// ext4 without a journal a create can run long (it skips the inodes
+	// freed in the last minutes), so parallel deliveries burnt a core
+	// doing nothing.
+	dirMu sync.Mutex
+
+	// Group commit of new/: renamed counts the renames into new/, synced
+	// the first renamed count not yet known durable; one fsync of new/
+	// covers every rename before it, so concurrent deliveries share it.
+	syncMu  sync.Mutex
+	renamed atomic.Uint64
+	synced  uint64
 }
 
 // tmpFile is what Deliver needs of the file it writes in tmp/.
@@ -136,7 +154,9 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 	// while this process runs (the sequence covers one second's many).
 	base := fmt.Sprintf("%d.%d_%d.%s", now.Unix(), os.Getpid(), maildirSeq.Add(1), m.host)
 	tmp := filepath.Join(m.opts.Path, "tmp", base)
+	m.dirMu.Lock()
 	f, err := m.create(tmp)
+	m.dirMu.Unlock()
 	if err != nil {
 		return m.fail("creating tmp/"+base, err)
 	}
@@ -173,17 +193,40 @@ func (m *maildir) Deliver(ctx context.Context, _ Envelope, msg io.Reader) error 
 	if err := enterCommit(ctx); err != nil {
 		return errkind.WrapTemporary(errkind.Delivery, m.op("waiting to move into new/"), err)
 	}
-	if err := os.Rename(tmp, filepath.Join(m.opts.Path, "new", name)); err != nil {
+	m.dirMu.Lock()
+	err = os.Rename(tmp, filepath.Join(m.opts.Path, "new", name))
+	m.dirMu.Unlock()
+	if err != nil {
 		return m.fail("moving into new/", err)
 	}
+	seq := m.renamed.Add(1)
 	done = true
+	// The commit point is passed: the caller may record the message now
+	// (see WithCommitted) while new/ is synced.
+	Committed(ctx)
 	// The rename is durable only once the directory is synced.
-	if err := durable.SyncDir(filepath.Join(m.opts.Path, "new")); err != nil {
+	if err := m.syncNew(seq); err != nil {
 		// The file is in new/ and may be read by the user's mail reader:
 		// undoing would be worse than reporting. The error is temporary
 		// and the retry may duplicate; nothing is lost.
 		return m.fail("fsync new/ (the message may be delivered twice)", err)
 	}
+	return nil
+}
+
+// syncNew makes the seq-th rename into new/ durable: it fsyncs new/
+// unless an fsync that began after that rename has succeeded meanwhile.
+func (m *maildir) syncNew(seq uint64) error {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	if m.synced >= seq {
+		return nil
+	}
+	upto := m.renamed.Load()
+	if err := durable.SyncDir(filepath.Join(m.opts.Path, "new")); err != nil {
+		return err
+	}
+	m.synced = upto
 	return nil
 }
 

@@ -25,6 +25,7 @@
 //	H <uid> <digest>.<size> <crc> the delivered message's digest, its listed size
 //	F <uid> <count> <crc>         delivery failed, count times in all
 //	X <uid> 0 <crc>               forgotten (the server no longer lists it)
+//	U <uid> 0 <crc>               the last D of uid is void (see Undo)
 //	O <digest> 0 <crc>            a digest whose UID no longer means anything
 //	K <key> 0 <crc>               the file's key (first record; see Keys)
 //
@@ -414,6 +415,8 @@ func (l *Log) apply(line []byte) bool {
 		l.entries[uid] = e
 	case "X":
 		l.drop(uid)
+	case "U":
+		l.undo(uid)
 	case "K":
 		// the file's key: nothing to apply
 	default:
@@ -512,6 +515,20 @@ func (l *Log) drop(uid string) uint64 {
 		l.addOrphan(e.Digest)
 	}
 	return e.Digest
+}
+
+// undo forgets uid and its digest without keeping the digest as an
+// orphan: the delivery the entry recorded did not happen as far as anyone
+// knows.
+func (l *Log) undo(uid string) {
+	e, ok := l.entries[uid]
+	if !ok {
+		return
+	}
+	delete(l.entries, uid)
+	if e.Digest != 0 {
+		l.unlive(e.Digest)
+	}
 }
 
 // addOrphan remembers d, dropping the oldest orphans beyond the limit.
@@ -660,6 +677,23 @@ func (l *Log) Reused(uid string) {
 	if d != 0 {
 		l.appendOrphan(d)
 	}
+}
+
+// Undo voids the delivery of uid recorded by DeliveredDigest: the local
+// side reported it failed after all (a Maildir whose directory could not
+// be synced after the rename), so it must be delivered again, not deleted
+// as delivered; unlike Reused its digest is not kept as an orphan, so the
+// next run does not skip the message as already delivered. Written at
+// once, like DeliveredDigest.
+func (l *Log) Undo(uid string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.entries[uid]; !ok {
+		return
+	}
+	l.undo(uid)
+	l.append('U', uid, 0)
+	l.writeLocked()
 }
 
 // Failed counts a failed delivery of uid and returns the new count.

@@ -516,3 +516,40 @@ func TestPeek(t *testing.T) {
 		t.Error("peek changed the file")
 	}
 }
+
+// TestUndo: a delivery recorded at its commit point and then reported
+// failed by the target is voided: the UID is no longer delivered and its
+// digest is neither live nor an orphan, so the next run (this process or
+// one started after a kill) delivers the message again instead of deleting
+// it as already delivered.
+func TestUndo(t *testing.T) {
+	dir := t.TempDir()
+	st, l := openT(t, dir, "k")
+	l.DeliveredDigest("1", time.Now(), 0xabc, 42)
+	l.DeliveredDigest("2", time.Now(), 0xdef, 43)
+	l.Undo("1") // no Commit: written at once, like DeliveredDigest
+	check := func(when string, l *Log) {
+		t.Helper()
+		if l.Seen("1") || l.KnownDigest(0xabc, true) || l.KnownDigest(0xabc, false) {
+			t.Errorf("%s: the voided delivery still counts: seen %v, digest known %v", when, l.Seen("1"), l.KnownDigest(0xabc, true))
+		}
+		if !l.Seen("2") || !l.KnownDigest(0xdef, true) {
+			t.Errorf("%s: the other delivery was lost", when)
+		}
+	}
+	check("in memory", l)
+	b, err := os.ReadFile(filepath.Join(st.Dir(), FileName("k")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(next, "seen"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(next, "seen", FileName("k")), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, l2 := openT(t, next, "k")
+	check("after a kill", l2)
+	st.Close()
+}
