@@ -300,64 +300,49 @@ type Result struct {
 	Accounts []AccountResult
 }
 
-// Fetched is the number of messages delivered in all.
-func (r Result) Fetched() int {
-	n := 0
+// sum adds a figure of every account.
+func (r Result) sum(f func(AccountResult) int64) int64 {
+	var n int64
 	for _, a := range r.Accounts {
-		n += a.Fetched
+		n += f(a)
 	}
 	return n
 }
 
-// Bytes is the size of the messages delivered in all.
-func (r Result) Bytes() int64 {
-	var n int64
+// anyAccount reports whether f holds for an account.
+func (r Result) anyAccount(f func(AccountResult) bool) bool {
 	for _, a := range r.Accounts {
-		n += a.Bytes
+		if f(a) {
+			return true
+		}
 	}
-	return n
+	return false
 }
+
+// Fetched is the number of messages delivered in all.
+func (r Result) Fetched() int {
+	return int(r.sum(func(a AccountResult) int64 { return int64(a.Fetched) }))
+}
+
+// Bytes is the size of the messages delivered in all.
+func (r Result) Bytes() int64 { return r.sum(func(a AccountResult) int64 { return a.Bytes }) }
 
 // NoMail reports a run that went fine and found nothing to fetch
 // (exit status 1, errkind.NoMail).
 func (r Result) NoMail() bool {
-	for _, a := range r.Accounts {
-		if a.Err != nil || a.Fetched > 0 || a.Deleted > 0 {
-			return false
-		}
-	}
-	return true
+	return !r.anyAccount(func(a AccountResult) bool { return a.Err != nil || a.Fetched > 0 || a.Deleted > 0 })
 }
 
 // AtFetchLimit reports whether an account stopped at its fetchlimit with
 // mail left on the server.
 func (r Result) AtFetchLimit() bool {
-	for _, a := range r.Accounts {
-		if a.AtFetchLimit {
-			return true
-		}
-	}
-	return false
+	return r.anyAccount(func(a AccountResult) bool { return a.AtFetchLimit })
 }
 
 // AtBudget reports whether an account left messages on the server because
 // Options.Admit refused them (a budget or the largest message of the link).
 func (r Result) AtBudget() bool {
-	for _, a := range r.Accounts {
-		if len(a.Held) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// BytesDown is the octets retrieved in all (AccountResult.BytesDown).
-func (r Result) BytesDown() int64 {
-	var n int64
-	for _, a := range r.Accounts {
-		n += a.BytesDown
-	}
-	return n
+	return r.anyAccount(func(a AccountResult) bool { return len(a.Held) > 0 })
 }
 
 // Counts are the figures for metrics.
