@@ -977,14 +977,17 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 		recordErr   error
 		wg          sync.WaitGroup
 	)
-	rsync := &recordSync{commit: log.Commit, every: e.opts.RecordSync, onErr: func(err error) {
+	// recordFailed stops the account's retrieval: a record that cannot
+	// be made durable must not let more messages be delivered.
+	recordFailed := func(err error) {
 		mu.Lock()
 		if recordErr == nil {
 			recordErr = err
 		}
 		mu.Unlock()
 		stop.Store(true)
-	}}
+	}
+	rsync := &recordSync{commit: log.Commit, every: e.opts.RecordSync, onErr: recordFailed}
 	if rsync.every == 0 {
 		rsync.every = DefaultRecordSync
 	}
@@ -1001,11 +1004,8 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 				if !r.a.FetchAll && log.KnownDigest(digest, !isIMAP) {
 					j.sp.Close()
 					log.DeliveredDigest(j.m.UID, e.now(), digest, j.m.Size)
-					if cerr := log.Commit(); cerr != nil {
-						mu.Lock()
-						recordErr = cerr
-						mu.Unlock()
-						stop.Store(true)
+					if cerr := rsync.written(); cerr != nil {
+						recordFailed(cerr)
 						continue
 					}
 					mu.Lock()
@@ -1072,10 +1072,7 @@ func (e *engine) pull(ctx context.Context, r *accountRun, mb Mailbox, log *seen.
 					// Its fsync is shared and may come a little later
 					// (see recordSync).
 					if cerr := rsync.written(); cerr != nil {
-						mu.Lock()
-						recordErr = cerr
-						mu.Unlock()
-						stop.Store(true)
+						recordFailed(cerr)
 						continue
 					}
 					mu.Lock()
