@@ -227,6 +227,13 @@ func (r *Run) Admit(size int64) (bool, string) {
 
 // leftLocked is the tightest budget: its name and what it has left.
 func (r *Run) leftLocked(spent int64) (name string, left int64, ok bool) {
+	return r.p.tightest(spent, r.s.DayBytes, r.s.MonthBytes)
+}
+
+// tightest is the budget of p with the least left after run, day and
+// month were spent: its name and what it has left (below 0 when past
+// it); ok is false when p has no budget.
+func (p Policy) tightest(run, day, month int64) (name string, left int64, ok bool) {
 	try := func(n string, budget, used int64) {
 		if budget <= 0 {
 			return
@@ -235,9 +242,9 @@ func (r *Run) leftLocked(spent int64) (name string, left int64, ok bool) {
 			name, left, ok = n, l, true
 		}
 	}
-	try("run", r.p.Run, spent)
-	try("day", r.p.Day, r.s.DayBytes)
-	try("month", r.p.Month, r.s.MonthBytes)
+	try("run", p.Run, run)
+	try("day", p.Day, day)
+	try("month", p.Month, month)
 	return name, left, ok
 }
 

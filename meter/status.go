@@ -48,12 +48,7 @@ func (m *Meter) Status(ctx context.Context) ([]PolicyStatus, error) {
 			Budget: Bytes{Run: p.Run, Day: p.Day, Month: p.Month}}
 		s := f.Policies[p.Match]
 		if s != nil {
-			if s.Day == dayOf(now) {
-				ps.Spent.Day = s.DayBytes
-			}
-			if s.Month == monthOf(now) {
-				ps.Spent.Month = s.MonthBytes
-			}
+			ps.Spent.Day, ps.Spent.Month = s.current(now)
 			if s.Run != nil {
 				r := *s.Run
 				ps.Run, ps.Spent.Run, ps.InProgress = &r, r.Bytes, r.End.IsZero()
@@ -114,26 +109,7 @@ func (m *Meter) Left(ctx context.Context, iface string) (left int64, which strin
 		// past a budget nobody can check.
 		return 0, "spending record (" + err.Error() + ")", p.Run > 0 || p.Day > 0 || p.Month > 0
 	}
-	var day, month int64
-	if s := f.Policies[p.Match]; s != nil {
-		now := m.opts.Now()
-		if s.Day == dayOf(now) {
-			day = s.DayBytes
-		}
-		if s.Month == monthOf(now) {
-			month = s.MonthBytes
-		}
-	}
-	try := func(name string, budget, used int64) {
-		if budget <= 0 {
-			return
-		}
-		if l := max(budget-used, 0); !ok || l < left {
-			left, which, ok = l, name, true
-		}
-	}
-	try("run", p.Run, 0)
-	try("day", p.Day, day)
-	try("month", p.Month, month)
-	return left, which, ok
+	day, month := f.Policies[p.Match].current(m.opts.Now())
+	which, left, ok = p.tightest(0, day, month)
+	return max(left, 0), which, ok
 }

@@ -118,6 +118,21 @@ func (f *file) save(stateDir string) error {
 func dayOf(t time.Time) string   { return t.Format("2006-01-02") }
 func monthOf(t time.Time) string { return t.Format("2006-01") }
 
+// current is what s spent in the day and month of now (0 for a period
+// that has passed), without starting new ones.
+func (s *Spending) current(now time.Time) (day, month int64) {
+	if s == nil {
+		return 0, 0
+	}
+	if s.Day == dayOf(now) {
+		day = s.DayBytes
+	}
+	if s.Month == monthOf(now) {
+		month = s.MonthBytes
+	}
+	return day, month
+}
+
 // roll starts new periods for s if now is past the stored ones; it
 // reports whether the day and the month rolled over.
 func (s *Spending) roll(now time.Time) (day, month bool) {
