@@ -5,7 +5,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/linkctl/linkctl/config"
 	"github.com/linkctl/linkctl/fetch"
@@ -147,22 +146,13 @@ func defaultLink(cfg *config.Config, recs []history.Record) string {
 // driver (the same listing the flush stage waits on). It changes nothing.
 func (as *Assembler) Queue(ctx context.Context, cfg *config.Config) QueuePlan {
 	fo := as.FlushOptions(cfg)
-	d, err := flush.NewDriver(fo.MTA, fo.FlushCommand, fo.ListCommand)
+	d, err := flush.DriverOf(fo)
 	if err != nil {
 		return QueuePlan{MTA: fo.MTA, Error: err.Error()}
 	}
 	q := QueuePlan{MTA: d.Name}
-	if len(d.List) == 0 {
-		q.Error = "no list_command: the queue cannot be listed"
-		return q
-	}
-	r := &flush.Runner{Env: fo.Env, Timeout: 30 * time.Second}
-	out, err := r.Run(ctx, d.List)
-	if err != nil {
-		q.Error = err.Error()
-		return q
-	}
-	msgs, err := d.Parse(out)
+	fo.Driver = &d
+	msgs, err := flush.List(ctx, fo)
 	if err != nil {
 		q.Error = err.Error()
 		return q

@@ -72,6 +72,23 @@ case "$*" in *-bp*) ;; esac
 	}
 }
 
+// TestListOptionsCommandArgsEnv: a listing without a queue run (dial on
+// demand, linkctl plan) reads the same instance as the flush: the named
+// driver's binary, arguments and environment.
+func TestListOptionsCommandArgsEnv(t *testing.T) {
+	dir := t.TempDir()
+	bin := script(t, "exim4", `echo "$MTA_TEST|$*" >> `+dir+`/calls
+`)
+	if _, err := List(context.Background(), Options{MTA: Exim, Command: bin, Args: []string{"-C", "/etc/exim4/second.conf"},
+		Env: []string{"MTA_TEST=second"}}); err != nil {
+		t.Fatal(err)
+	}
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	if want := "second|-C /etc/exim4/second.conf -bp\n"; string(calls) != want {
+		t.Errorf("commands run:\n%s\nwant:\n%s", calls, want)
+	}
+}
+
 // TestRunSummaryFirstListingFails: when the listing before the flush
 // fails, no queue run was started and the summary must not say one was.
 func TestRunSummaryFirstListingFails(t *testing.T) {

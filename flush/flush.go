@@ -202,14 +202,9 @@ func Run(ctx context.Context, opts Options, sink event.Sink) (Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var d Driver
-	if opts.Driver != nil {
-		d = *opts.Driver
-	} else {
-		var err error
-		if d, err = NewDriverAt(opts.MTA, opts.Command, opts.Args, opts.FlushCommand, opts.ListCommand); err != nil {
-			return Result{}, err
-		}
+	d, err := DriverOf(opts)
+	if err != nil {
+		return Result{}, err
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Minute
@@ -415,17 +410,23 @@ func listQueue(ctx context.Context, r *Runner, d Driver) ([]Message, error) {
 // mail). An MTA without a list command (mta: command without
 // list_command) is a usage error.
 func List(ctx context.Context, opts Options) ([]Message, error) {
-	var d Driver
-	if opts.Driver != nil {
-		d = *opts.Driver
-	} else {
-		var err error
-		if d, err = NewDriver(opts.MTA, opts.FlushCommand, opts.ListCommand); err != nil {
-			return nil, err
-		}
+	d, err := DriverOf(opts)
+	if err != nil {
+		return nil, err
 	}
 	if len(d.List) == 0 {
 		return nil, errkind.Permanent(errkind.Usage, "flush: "+d.Name, "no list command: set flush.list_command to read the queue")
 	}
 	return listQueue(ctx, &Runner{Env: opts.Env, Timeout: opts.ExecTimeout}, d)
+}
+
+// DriverOf is the driver opts name: the given one (tests), or the named
+// MTA's from its binary and arguments (flush.command, flush.args), so
+// that the queue run and every listing (the drain wait, dial on demand,
+// plan) speak to the same instance.
+func DriverOf(opts Options) (Driver, error) {
+	if opts.Driver != nil {
+		return *opts.Driver, nil
+	}
+	return NewDriverAt(opts.MTA, opts.Command, opts.Args, opts.FlushCommand, opts.ListCommand)
 }
