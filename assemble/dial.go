@@ -32,11 +32,11 @@ func (as *Assembler) DialOptions(cfg *config.Config) *dial.Options {
 	for _, w := range d.Never {
 		o.Never = append(o.Never, dial.Window{From: dial.Clock(w.From), To: dial.Clock(w.To)})
 	}
-	switch {
-	case as.Gate != nil:
-		o.Gate = as.Gate
-	case as.Budgets(cfg) != nil:
-		o.Gate = as.Budgets(cfg)
+	o.Gate = as.Gate
+	if o.Gate == nil {
+		if b := as.Budgets(cfg); b != nil {
+			o.Gate = b
+		}
 	}
 	if d.QueueAge > 0 || d.QueueCount > 0 {
 		fo := as.FlushOptions(cfg)
