@@ -12,8 +12,9 @@
 # system instances are not used: private instances on loopback are started),
 # and root for the private Postfix. Environment: BENCH_LOOPBACK_N (messages
 # for the loopback run, default 5000), BENCH_SESSIONS (linkctl's local SMTP
-# sessions there, default 8), BENCH_ACK_WINDOW (linkctl's fetch.ack_window,
-# default its own default). Takes about 30 minutes, most of it fetchmail and mpop.
+# sessions there, default linkctl's own), BENCH_ACK_WINDOW (linkctl's fetch.ack_window,
+# default its own default), BENCH_STORE=tmp (keep the stores in
+# $TMPDIR instead of a fresh journaled ext4 image, see bench/store_test.go). Takes about 30 minutes, most of it fetchmail and mpop.
 set -eu
 cd "$(dirname "$0")/.."
 which="${1:-Modem|Loopback|RSS}"

@@ -195,8 +195,10 @@ func linkctlCmd(b *testing.B, bin string, j fetchJob) *exec.Cmd {
 	}
 	var dl string
 	switch {
-	case j.smtp != "":
+	case j.smtp != "" && j.sessions > 0:
 		dl = fmt.Sprintf("{smtp: %q, sessions: %d}", j.smtp, j.sessions)
+	case j.smtp != "":
+		dl = fmt.Sprintf("{smtp: %q}", j.smtp)
 	default:
 		dl = fmt.Sprintf("{maildir: %q}", j.maildir)
 	}
@@ -464,6 +466,7 @@ func payloadFloor(n int64) time.Duration {
 
 func BenchmarkFetchLoopback(b *testing.B) {
 	need(b)
+	store := mailStore(b)
 	bin := linkctlBin(b)
 	n := 5000
 	if s := os.Getenv("BENCH_LOOPBACK_N"); s != "" {
@@ -482,10 +485,8 @@ func BenchmarkFetchLoopback(b *testing.B) {
 		wall time.Duration
 	}
 	var rows []row
-	// The Maildirs are removed only at the end: on ext4 without a journal,
-	// creating a file scans past the inodes freed in the last minutes
-	// (recently_deleted), so removing one tool's 5000 files right before
-	// the next tool runs would slow that one down.
+	// The Maildirs are removed only at the end, so that no tool runs
+	// right after another's 5000 files were removed (see mailStore).
 	maildirs := b.TempDir()
 	for _, tool := range loopbackTools {
 		b.Run(tool.name, func(b *testing.B) {
@@ -524,7 +525,7 @@ func BenchmarkFetchLoopback(b *testing.B) {
 			}
 		})
 	}
-	fmt.Printf("\nLoopback: %d messages (0.8-2.4 KB) from Dovecot POP3 or IMAP into Postfix (*-maildir: POP3 into a Maildir)\n", n)
+	fmt.Printf("\nLoopback: %d messages (0.8-2.4 KB) from Dovecot POP3 or IMAP into Postfix (*-maildir: POP3 into a Maildir);\n%s\n", n, store)
 	fmt.Printf("%-15s %9s %9s\n", "tool", "seconds", "msgs/s")
 	for _, r := range rows {
 		fmt.Printf("%-15s %9.2f %9.1f\n", r.tool, r.wall.Seconds(), float64(n)/r.wall.Seconds())
@@ -593,9 +594,9 @@ func BenchmarkFetchRSS(b *testing.B) {
 }
 
 // benchSessions is linkctl's local delivery sessions for the loopback
-// run (BENCH_SESSIONS, default 8).
+// run: BENCH_SESSIONS, or 0 for linkctl's default (fetch.deliver.sessions).
 func benchSessions() int {
-	n := 8
+	n := 0
 	if s := os.Getenv("BENCH_SESSIONS"); s != "" {
 		fmt.Sscan(s, &n)
 	}
