@@ -11,7 +11,8 @@
 # Needs dovecot (imapd, pop3d), postfix, fetchmail and mpop installed (their
 # system instances are not used: private instances on loopback are started),
 # and root for the private Postfix. Environment: BENCH_LOOPBACK_N (messages
-# for the loopback run, default 5000), BENCH_SESSIONS (linkctl's local SMTP
+# for the loopback run, default 5000), BENCH_ROUNDS (runs of each quick
+# loopback row, default 3: the table gives the median), BENCH_SESSIONS (linkctl's local SMTP
 # sessions there, default linkctl's own), BENCH_ACK_WINDOW (linkctl's fetch.ack_window,
 # default its own default), BENCH_STORE=tmp (keep the stores in
 # $TMPDIR instead of a fresh journaled ext4 image, see bench/store_test.go). Takes about 30 minutes, most of it fetchmail and mpop.

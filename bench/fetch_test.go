@@ -22,9 +22,11 @@
 //     loopback into a private Postfix: messages per second, from process
 //     start to exit (fetchmail and linkctl over SMTP, mpop through
 //     Postfix's sendmail as its MDA); then linkctl and mpop over POP3 into
-//     a Maildir (rows *-maildir). It ends with the ratios of issue 19:
-//     linkctl's rate over fetchmail's (into Postfix) and over mpop's
-//     (into a Maildir).
+//     a Maildir (rows *-maildir). Every quick row runs three times
+//     (BENCH_ROUNDS), the tools in turn, and the table gives the medians;
+//     the stores are on a fresh journaled ext4 image (see mailStore). It
+//     ends with the ratios of issue 19: linkctl's rate over fetchmail's
+//     (into Postfix) and over mpop's (into a Maildir).
 //   - BenchmarkFetchRSS: one 50 MB message; the peak RSS of the fetching
 //     process (/usr/bin/time -f %M), delivering into a Maildir (linkctl,
 //     mpop) or the SMTP sink (fetchmail).
@@ -480,72 +482,105 @@ func BenchmarkFetchLoopback(b *testing.B) {
 	boxes := []mailbox{mb}
 	d := testpeer.StartDovecot(b, testpeer.DovecotOptions{Users: map[string]string{"bulk": password}, Compress: true})
 	pf := testpeer.StartPostfix(b, testpeer.PostfixOptions{})
-	type row struct {
-		tool string
-		wall time.Duration
-	}
-	var rows []row
+	// Each tool runs loopbackRounds() times, the tools in turn, and the
+	// table gives each one's median: a single run of a few seconds can
+	// meet a burst of the machine's other work. A tool whose first run
+	// took over a minute (fetchmail, mpop through sendmail) runs once:
+	// noise of a few percent does not decide its row.
+	walls := map[string][]time.Duration{}
 	// The Maildirs are removed only at the end, so that no tool runs
 	// right after another's 5000 files were removed (see mailStore).
 	maildirs := b.TempDir()
-	for _, tool := range loopbackTools {
-		b.Run(tool.name, func(b *testing.B) {
-			for range b.N {
-				dir := b.TempDir()
-				fill(d, boxes)
-				j := fetchJob{dir: dir, addr: d.POP3Addr(), boxes: boxes, smtp: pf.Addr(), sessions: benchSessions()}
-				if tool.imap {
-					j.addr, j.imap, j.compress = d.IMAPAddr(), true, tool.compress
+	for round := range loopbackRounds() {
+		for _, tool := range loopbackTools {
+			if round > 0 {
+				// Only the rows the first round ran (-bench selects
+				// them), and without b.Run: a second sub-benchmark of
+				// the same name would be "linkctl#01", which the
+				// selection does not match.
+				if ws := walls[tool.name]; len(ws) > 0 && ws[0] <= time.Minute {
+					walls[tool.name] = append(ws, loopbackRun(b, bin, tool, d, pf, boxes, maildirs))
 				}
-				var env []string
-				switch {
-				case tool.maildir:
-					md, err := os.MkdirTemp(maildirs, tool.name)
-					if err != nil {
-						b.Fatal(err)
-					}
-					j.smtp, j.maildir = "", makeMaildir(b, md)
-				case tool.bin == "mpop":
-					// mpop has no SMTP delivery: its usual MDA into Postfix.
-					j.mdaArgv = "/usr/sbin/sendmail -oi -oem -f %F -- rcpt@sink.test"
-					env = pf.Env()
-				}
-				cmd := tool.command(b, bin, j)
-				wall, _ := runTool(b, tool.name, cmd, env)
-				if l := left(d, boxes); l != 0 {
-					b.Errorf("%s: %d messages left on the server", tool.name, l)
-				}
-				if tool.maildir {
-					if got := countMaildir(j.maildir); got != n {
-						b.Errorf("%s: %d of %d messages in the Maildir", tool.name, got, n)
-					}
-				}
-				rows = append(rows, row{tool.name, wall})
-				b.ReportMetric(float64(n)/wall.Seconds(), "msgs/s")
+				continue
 			}
-		})
+			b.Run(tool.name, func(b *testing.B) {
+				for range b.N {
+					walls[tool.name] = append(walls[tool.name], loopbackRun(b, bin, tool, d, pf, boxes, maildirs))
+					b.ReportMetric(float64(n)/walls[tool.name][len(walls[tool.name])-1].Seconds(), "msgs/s")
+				}
+			})
+		}
 	}
 	fmt.Printf("\nLoopback: %d messages (0.8-2.4 KB) from Dovecot POP3 or IMAP into Postfix (*-maildir: POP3 into a Maildir);\n%s\n", n, store)
-	fmt.Printf("%-15s %9s %9s\n", "tool", "seconds", "msgs/s")
-	for _, r := range rows {
-		fmt.Printf("%-15s %9.2f %9.1f\n", r.tool, r.wall.Seconds(), float64(n)/r.wall.Seconds())
+	fmt.Printf("%-15s %5s %9s %9s  %s\n", "tool", "runs", "seconds", "msgs/s", "msgs/s of each run")
+	median := map[string]time.Duration{}
+	for _, tool := range loopbackTools {
+		ws := walls[tool.name]
+		if len(ws) == 0 {
+			continue
+		}
+		var each []string
+		for _, w := range ws {
+			each = append(each, fmt.Sprintf("%.1f", float64(n)/w.Seconds()))
+		}
+		sorted := slices.Clone(ws)
+		slices.Sort(sorted)
+		median[tool.name] = sorted[len(sorted)/2]
+		m := median[tool.name]
+		fmt.Printf("%-15s %5d %9.2f %9.1f  %s\n", tool.name, len(ws), m.Seconds(), float64(n)/m.Seconds(), strings.Join(each, " "))
 	}
 	ratio := func(a, b string) {
-		var ta, tb time.Duration
-		for _, r := range rows {
-			switch r.tool {
-			case a:
-				ta = r.wall
-			case b:
-				tb = r.wall
-			}
-		}
-		if ta > 0 && tb > 0 {
-			fmt.Printf("%s / %s rate: %.2fx\n", a, b, tb.Seconds()/ta.Seconds())
+		if ta, tb := median[a], median[b]; ta > 0 && tb > 0 {
+			fmt.Printf("%s / %s rate (medians): %.2fx\n", a, b, tb.Seconds()/ta.Seconds())
 		}
 	}
 	ratio("linkctl", "fetchmail")
 	ratio("linkctl-maildir", "mpop-maildir")
+}
+
+// loopbackRounds is how many times each quick tool of the loopback table
+// runs: BENCH_ROUNDS, default 3.
+func loopbackRounds() int {
+	n := 3
+	if s := os.Getenv("BENCH_ROUNDS"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	return max(n, 1)
+}
+
+// loopbackRun refills the mailbox, runs tool once, checks that all mail
+// arrived and none was left, and returns its wall time.
+func loopbackRun(b *testing.B, bin string, tool tool, d *testpeer.Dovecot, pf *testpeer.Postfix, boxes []mailbox, maildirs string) time.Duration {
+	dir := b.TempDir()
+	fill(d, boxes)
+	j := fetchJob{dir: dir, addr: d.POP3Addr(), boxes: boxes, smtp: pf.Addr(), sessions: benchSessions()}
+	if tool.imap {
+		j.addr, j.imap, j.compress = d.IMAPAddr(), true, tool.compress
+	}
+	var env []string
+	switch {
+	case tool.maildir:
+		md, err := os.MkdirTemp(maildirs, tool.name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		j.smtp, j.maildir = "", makeMaildir(b, md)
+	case tool.bin == "mpop":
+		// mpop has no SMTP delivery: its usual MDA into Postfix.
+		j.mdaArgv = "/usr/sbin/sendmail -oi -oem -f %F -- rcpt@sink.test"
+		env = pf.Env()
+	}
+	wall, _ := runTool(b, tool.name, tool.command(b, bin, j), env)
+	if l := left(d, boxes); l != 0 {
+		b.Errorf("%s: %d messages left on the server", tool.name, l)
+	}
+	if tool.maildir {
+		n := len(boxes[0].msgs)
+		if got := countMaildir(j.maildir); got != n {
+			b.Errorf("%s: %d of %d messages in the Maildir", tool.name, got, n)
+		}
+	}
+	return wall
 }
 
 func BenchmarkFetchRSS(b *testing.B) {
