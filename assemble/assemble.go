@@ -43,7 +43,6 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -217,7 +216,6 @@ func (as *Assembler) Reloaded(old, cfg *config.Config) (r daemon.Reloaded, resta
 	steps, _ := as.Steps(cfg, nil)
 	as.meterCfg.Store(cfg)
 	restartNeeded = !slices.Equal(cfg.Link.Watch, old.Link.Watch) || cfg.Link.Settle != old.Link.Settle ||
-		cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket || cfg.MetricsFile != old.MetricsFile ||
-		!reflect.DeepEqual(cfg.Dial, old.Dial)
-	return daemon.Reloaded{Steps: steps, Interval: cfg.Link.Interval, Idle: as.IdleAccounts(cfg)}, restartNeeded
+		cfg.StateDir != old.StateDir || cfg.ControlSocket != old.ControlSocket || cfg.MetricsFile != old.MetricsFile
+	return daemon.Reloaded{Steps: steps, Interval: cfg.Link.Interval, Idle: as.IdleAccounts(cfg), Dial: as.DialOptions(cfg)}, restartNeeded
 }

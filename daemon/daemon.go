@@ -27,7 +27,9 @@
 //     one kept. The next run takes the new steps; the IMAP watchers restart;
 //     a changed interval is re-armed at once while the link is up (counted
 //     from the reload; 0 stops it), so an interval added by a reload runs
-//     without waiting for the next up edge.
+//     without waiting for the next up edge; the dial policy takes the new
+//     dial section (added, changed or removed) and starts its schedule
+//     again, a dial in progress finishing first.
 //   - SIGTERM/SIGINT (or `linkctl quit`) stop in two phases: nothing new
 //     starts, queued runs are dropped, STOPPING=1 is sent, the run in
 //     flight may finish for Grace (default 2s), then it is cancelled with
@@ -105,6 +107,7 @@ type Reloaded struct {
 	Steps    []pipeline.Step
 	Interval time.Duration
 	Idle     []IdleAccount // replaces Options.Idle: the watchers restart
+	Dial     *dial.Options // replaces Options.Dial (nil: no dial section)
 }
 
 // Options configures the daemon.
@@ -181,7 +184,7 @@ type Daemon struct {
 	runner  *pipeline.Runner
 	srv     *control.Server
 	release func()
-	dialer  *dial.Policy // nil: never dials
+	dialer  *dial.Policy // never nil; without a command it never dials
 
 	quitReq chan struct{} // `linkctl quit`
 	runDone chan struct{} // a run ended (capacity 1)
@@ -239,7 +242,7 @@ func New(opts Options) (*Daemon, error) {
 	if d.opts.Grace <= 0 {
 		d.opts.Grace = DefaultGrace
 	}
-	d.dialer = d.newDialer(opts.Dial)
+	d.dialer = dial.New(d.dialOptions(opts.Dial))
 	release, err := lockStateDir(opts.StateDir)
 	if err != nil {
 		return nil, err
@@ -497,9 +500,7 @@ func (d *Daemon) linkUp() bool {
 func (d *Daemon) onEdge(e linkwatch.Edge) {
 	d.mu.Lock()
 	d.link = LinkStatus{Up: e.Up, Iface: e.Iface, Reason: e.Reason, Since: e.Time}
-	if d.dialer != nil {
-		d.dialer.Link(e.Up) // ends a dial's wait for the link
-	}
+	d.dialer.Link(e.Up) // ends a dial's wait for the link
 	d.met.linkUp(e.Up, e.Time)
 	d.saveMetricsLocked() // linkctl_link_up changed
 	var dropped []*batch
@@ -719,6 +720,7 @@ func (d *Daemon) reload() (intervalChanged bool) {
 	d.idle = r.Idle
 	restart := d.watch != nil || (d.link.Up && len(r.Idle) > 0)
 	d.mu.Unlock()
+	d.dialer.Update(d.dialOptions(r.Dial))
 	d.log.Info("config reloaded: the next run uses it", "stages", len(r.Steps), "interval", r.Interval, "idle_accounts", len(r.Idle))
 	if restart {
 		// The new watchers' first connections do not notify: one catch-up
@@ -737,7 +739,7 @@ func (d *Daemon) Snapshot() Status {
 	st.Watchers = d.watcherStatusLocked()
 	st.IdlePending = d.queue.accounts()
 	d.mu.Unlock()
-	if d.dialer != nil {
+	if d.dialer.Enabled() {
 		ds := d.dialer.Status()
 		st.Dial = &ds
 	}

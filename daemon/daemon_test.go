@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/linkctl/linkctl/control"
+	"github.com/linkctl/linkctl/dial"
 	"github.com/linkctl/linkctl/internal/errkind"
 	"github.com/linkctl/linkctl/internal/event"
 	"github.com/linkctl/linkctl/linkwatch"
@@ -525,4 +527,64 @@ func TestReloadWhileDownArmsNothing(t *testing.T) {
 	}
 	g.release <- struct{}{}
 	h.edge(down())
+}
+
+// TestReloadAddsADialSection: a dial section added to the config reaches
+// the running daemon on SIGHUP (status shows it, `linkctl dial` works
+// and the new schedule dials), and one removed stops dialing.
+func TestReloadAddsADialSection(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "dialed")
+	var dialOpts *dial.Options
+	var mu sync.Mutex
+	h := start(t, nil, func(o *Options) {
+		o.Reload = func() (Reloaded, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return Reloaded{Dial: dialOpts}, nil
+		}
+	})
+	if st := h.d.Snapshot(); st.Dial != nil {
+		t.Fatalf("status shows a dial policy without a dial section: %+v", st.Dial)
+	}
+	if rep := h.d.handle(context.Background(), control.Request{Op: control.OpDial}, func(event.Event) {}); rep.Exit != int(errkind.Usage) {
+		t.Fatalf("linkctl dial without a dial section: %+v", rep)
+	}
+	mu.Lock()
+	dialOpts = &dial.Options{Command: []string{"touch", marker}, Every: 100 * time.Millisecond, AppearTimeout: 20 * time.Millisecond}
+	mu.Unlock()
+	h.sigs <- syscall.SIGHUP
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := h.d.Snapshot()
+		if st.Dial != nil && st.Dial.LastResult != "" { // a dial has ended
+			if !slices.Equal(st.Dial.Command, []string{"touch", marker}) || st.Dial.LastCause != "every 100ms" {
+				t.Errorf("dial status after the reload: %+v", st.Dial)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dial within 5s of a reload that added dial every 100ms: %+v", st.Dial)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the dial command did not run: %v", err)
+	}
+	mu.Lock()
+	dialOpts = nil
+	mu.Unlock()
+	h.sigs <- syscall.SIGHUP
+	deadline = time.Now().Add(5 * time.Second)
+	for h.d.Snapshot().Dial != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("status still shows the dial policy 5s after a reload removed it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a dial in flight at the reload ends
+	os.Remove(marker)
+	time.Sleep(500 * time.Millisecond) // five periods of the removed schedule
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the daemon still dials after a reload removed the dial section")
+	}
 }

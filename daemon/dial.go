@@ -46,29 +46,27 @@ func (d *Daemon) dialBusy() string {
 	return ""
 }
 
-// newDialer builds the policy of opts (nil: the daemon never dials).
-func (d *Daemon) newDialer(opts *dial.Options) *dial.Policy {
-	if opts == nil || len(opts.Command) == 0 {
-		return nil
+// dialOptions completes the dial section's options with the daemon's own
+// Busy (nil: no dial section, a policy that never dials).
+func (d *Daemon) dialOptions(opts *dial.Options) dial.Options {
+	var o dial.Options
+	if opts != nil {
+		o = *opts
 	}
-	o := *opts
 	o.Busy = d.dialBusy
 	if o.Logger == nil {
 		o.Logger = d.log
 	}
-	return dial.New(o)
+	return o
 }
 
-// runDialer runs the dial policy until ctx ends.
-func (d *Daemon) runDialer(ctx context.Context) {
-	if d.dialer != nil {
-		d.dialer.Run(ctx)
-	}
-}
+// runDialer runs the dial policy until ctx ends. Without a dial section
+// it waits: a reload may add one (Policy.Update).
+func (d *Daemon) runDialer(ctx context.Context) { d.dialer.Run(ctx) }
 
 // handleDial serves `linkctl dial`: one dial now, its result the reply.
 func (d *Daemon) handleDial(ctx context.Context) control.Reply {
-	if d.dialer == nil {
+	if !d.dialer.Enabled() {
 		return control.Reply{Exit: int(errkind.Usage), Error: "the config has no dial section: nothing to dial with"}
 	}
 	res, err := d.dialer.DialNow(ctx)

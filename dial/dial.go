@@ -111,11 +111,12 @@ type Status struct {
 // Policy decides when to dial. Create it with New; the daemon calls Run in
 // a goroutine and Link on every edge.
 type Policy struct {
-	opts Options
 	log  *slog.Logger
-	poke chan struct{}
+	poke chan struct{} // wakes Run when Update has changed the options
 
 	mu      sync.Mutex
+	opts    Options // replaced by Update
+	gen     int     // counts Updates
 	up      bool
 	upCh    chan struct{} // closed at the next up edge
 	lastUp  time.Time     // when the link was last seen up (policy clock)
@@ -123,8 +124,20 @@ type Policy struct {
 	st      Status
 }
 
-// New returns a policy; opts are defaulted here.
+// New returns a policy; opts are defaulted here. A policy without a
+// Command never dials (until Update gives it one).
 func New(opts Options) *Policy {
+	opts = defaults(opts)
+	p := &Policy{opts: opts, log: opts.Logger, poke: make(chan struct{}, 1), upCh: make(chan struct{})}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.st.Command = opts.Command
+	return p
+}
+
+// defaults fills in what opts leave out.
+func defaults(opts Options) Options {
 	if opts.AppearTimeout <= 0 {
 		opts.AppearTimeout = DefaultAppearTimeout
 	}
@@ -147,16 +160,38 @@ func New(opts Options) *Policy {
 	if opts.Busy == nil {
 		opts.Busy = func() string { return "" }
 	}
-	p := &Policy{opts: opts, log: opts.Logger, poke: make(chan struct{}, 1), upCh: make(chan struct{})}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
-	p.st.Command = opts.Command
-	return p
+	return opts
 }
 
-func (p *Policy) queueTriggers() bool {
-	return p.opts.ListQueue != nil && (p.opts.QueueAge > 0 || p.opts.QueueCount > 0)
+// Update replaces the policy's options (a reloaded config): Run starts
+// its schedule again from the new triggers, a failed dial's pending
+// retries are dropped, and a dial in progress finishes with the command
+// it started. The status (last dial, failures) is kept.
+func (p *Policy) Update(opts Options) {
+	opts = defaults(opts)
+	p.mu.Lock()
+	p.opts = opts
+	p.st.Command = opts.Command
+	p.gen++
+	p.mu.Unlock()
+	select {
+	case p.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Enabled reports whether the policy has a command to dial with.
+func (p *Policy) Enabled() bool { return len(p.options().Command) > 0 }
+
+// options returns the current options (see Update).
+func (p *Policy) options() Options {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.opts
+}
+
+func queueTriggers(o Options) bool {
+	return len(o.Command) > 0 && o.ListQueue != nil && (o.QueueAge > 0 || o.QueueCount > 0)
 }
 
 // Link tells the policy the watched link went up or down (the watcher's
@@ -206,31 +241,47 @@ const (
 
 // Run is the policy's loop; it returns when ctx ends.
 func (p *Policy) Run(ctx context.Context) {
-	now := p.opts.Now()
 	var (
 		nextCheck, nextEvery, holdUntil time.Time
-		atAfter                         = now // fixed times after this one are due
-		retry                           *due  // a retry pending
+		atAfter                         time.Time // fixed times after this one are due
+		retry                           *due      // a retry pending
 		retryCause                      string
+		o                               Options
+		gen                             = -1
 	)
-	if p.queueTriggers() {
-		nextCheck = now // look at once: the daemon may start with mail waiting
-	}
-	if p.opts.Every > 0 {
-		nextEvery = now.Add(p.opts.Every)
-	}
 	for {
-		now = p.opts.Now()
+		// The options of this turn; new ones (Update) start the schedule
+		// again, as at the daemon's start.
+		p.mu.Lock()
+		changed := p.gen != gen
+		o, gen = p.opts, p.gen
+		p.mu.Unlock()
+		now := o.Now()
+		if changed {
+			nextCheck, nextEvery, holdUntil, retry = time.Time{}, time.Time{}, time.Time{}, nil
+			if atAfter.IsZero() {
+				atAfter = now
+			}
+			if queueTriggers(o) {
+				nextCheck = now // look at once: the daemon may start with mail waiting
+			}
+			if o.Every > 0 && len(o.Command) > 0 {
+				nextEvery = now.Add(o.Every)
+			}
+			if gen > 0 && len(o.Command) > 0 {
+				p.log.Info("dial settings reloaded", "command", strings.Join(o.Command, " "))
+			}
+		}
 		var cands []due
 		if !nextCheck.IsZero() {
 			cands = append(cands, due{at: nextCheck, why: "queue check", kind: kindQueue})
 		}
 		if !nextEvery.IsZero() {
-			cands = append(cands, due{at: nextEvery, why: "every " + p.opts.Every.String(), kind: kindEvery})
+			cands = append(cands, due{at: nextEvery, why: "every " + o.Every.String(), kind: kindEvery})
 		}
 		// A fixed time missed by more than a minute (the host slept) is
 		// not made up for, nor are several at once.
-		if t := NextAt(maxTime(atAfter, now.Add(-time.Minute)), p.opts.At); !t.IsZero() {
+		if t := NextAt(maxTime(atAfter, now.Add(-time.Minute)), o.At); !t.IsZero() && len(o.Command) > 0 {
 			cands = append(cands, due{at: t, why: "at " + minuteOfDay(t).String(), kind: kindAt})
 		}
 		if retry != nil {
@@ -264,12 +315,12 @@ func (p *Policy) Run(ctx context.Context) {
 			case <-t.C:
 			}
 		}
-		now = p.opts.Now()
+		now = o.Now()
 		switch next.kind {
 		case kindQueue:
-			nextCheck = now.Add(p.opts.CheckEvery)
+			nextCheck = now.Add(o.CheckEvery)
 		case kindEvery:
-			nextEvery = now.Add(p.opts.Every)
+			nextEvery = now.Add(o.Every)
 		case kindAt:
 			atAfter = next.at
 		case kindRetry:
@@ -286,7 +337,7 @@ func (p *Policy) Run(ctx context.Context) {
 		if next.kind == kindQueue && now.Before(holdUntil) {
 			continue
 		}
-		if why := p.blocked(now, true); why != "" {
+		if why := p.blocked(o, now, true); why != "" {
 			if next.kind == kindRetry {
 				// The link came up some other way, or a run holds it: the
 				// failed dial's retries are moot.
@@ -296,7 +347,7 @@ func (p *Policy) Run(ctx context.Context) {
 			continue
 		}
 		if next.kind == kindQueue {
-			want, why := p.queueWants(ctx, now)
+			want, why := p.queueWants(ctx, o, now)
 			if !want {
 				p.hold("", "", false)
 				if why != "" {
@@ -307,7 +358,7 @@ func (p *Policy) Run(ctx context.Context) {
 			cause = why
 		}
 		p.hold("", "", false)
-		err := p.attempt(ctx, cause)
+		err := p.attempt(ctx, o, cause)
 		if ctx.Err() != nil {
 			return
 		}
@@ -316,19 +367,19 @@ func (p *Policy) Run(ctx context.Context) {
 			continue
 		}
 		st := p.Status()
-		if st.Failures <= p.opts.Retries {
-			wait := Backoff(st.Failures, p.opts.Backoff, p.opts.BackoffMax)
-			retry = &due{at: p.opts.Now().Add(wait), why: fmt.Sprintf("retry %d of %d", st.Failures, p.opts.Retries), kind: kindRetry}
+		if st.Failures <= o.Retries {
+			wait := Backoff(st.Failures, o.Backoff, o.BackoffMax)
+			retry = &due{at: o.Now().Add(wait), why: fmt.Sprintf("retry %d of %d", st.Failures, o.Retries), kind: kindRetry}
 			retryCause = cause + " (" + retry.why + ")"
-			p.log.Warn("dial failed: retrying", "err", err, "in", wait, "retry", st.Failures, "of", p.opts.Retries)
+			p.log.Warn("dial failed: retrying", "err", err, "in", wait, "retry", st.Failures, "of", o.Retries)
 			continue
 		}
-		holdUntil = p.opts.Now().Add(p.opts.BackoffMax)
+		holdUntil = o.Now().Add(o.BackoffMax)
 		p.mu.Lock()
-		p.st.GaveUp = p.opts.Now()
+		p.st.GaveUp = o.Now()
 		p.st.Failures = 0
 		p.mu.Unlock()
-		p.log.Error("dial failed: giving up", "err", err, "attempts", p.opts.Retries+1, "queue_dials_resume", holdUntil.Format(time.RFC3339))
+		p.log.Error("dial failed: giving up", "err", err, "attempts", o.Retries+1, "queue_dials_resume", holdUntil.Format(time.RFC3339))
 	}
 }
 
@@ -340,17 +391,17 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // blocked says why no dial may start now.
-func (p *Policy) blocked(now time.Time, windows bool) string {
-	if why := p.opts.Busy(); why != "" {
+func (p *Policy) blocked(o Options, now time.Time, windows bool) string {
+	if why := o.Busy(); why != "" {
 		return why
 	}
 	if windows {
-		if ok, why := Allowed(now, p.opts.Windows, p.opts.Never); !ok {
+		if ok, why := Allowed(now, o.Windows, o.Never); !ok {
 			return why
 		}
 	}
-	if p.opts.Gate != nil {
-		if why, spent := p.opts.Gate.Spent(p.opts.Iface); spent {
+	if o.Gate != nil {
+		if why, spent := o.Gate.Spent(o.Iface); spent {
 			return "budget spent: " + why
 		}
 	}
@@ -382,8 +433,8 @@ func (p *Policy) setNext(t time.Time, why string) {
 }
 
 // queueWants lists the queue and says whether it asks for a dial, and why.
-func (p *Policy) queueWants(ctx context.Context, now time.Time) (bool, string) {
-	q, err := p.opts.ListQueue(ctx)
+func (p *Policy) queueWants(ctx context.Context, o Options, now time.Time) (bool, string) {
+	q, err := o.ListQueue(ctx)
 	if err != nil {
 		p.log.Warn("dial: cannot list the outbound queue", "err", err)
 		return false, ""
@@ -403,10 +454,10 @@ func (p *Policy) queueWants(ctx context.Context, now time.Time) (bool, string) {
 		}
 	}
 	switch {
-	case p.opts.QueueAge > 0 && oldest >= p.opts.QueueAge:
+	case o.QueueAge > 0 && oldest >= o.QueueAge:
 		return true, fmt.Sprintf("outbound mail waiting %s (%d message(s))", oldest.Round(time.Second), n)
-	case p.opts.QueueCount > 0 && n > p.opts.QueueCount:
-		return true, fmt.Sprintf("%d outbound messages waiting (more than %d)", n, p.opts.QueueCount)
+	case o.QueueCount > 0 && n > o.QueueCount:
+		return true, fmt.Sprintf("%d outbound messages waiting (more than %d)", n, o.QueueCount)
 	}
 	return false, fmt.Sprintf("%d message(s), oldest %s", n, oldest.Round(time.Second))
 }
@@ -418,29 +469,33 @@ var ErrBusy = errors.New("no dial")
 // apply; a run in flight, the link already up, another dial in progress
 // and a spent budget do.
 func (p *Policy) DialNow(ctx context.Context) (string, error) {
-	if why := p.blocked(p.opts.Now(), false); why != "" {
+	o := p.options()
+	if len(o.Command) == 0 {
+		return "", errkind.Permanent(errkind.Usage, "dial", "no dial command configured")
+	}
+	if why := p.blocked(o, o.Now(), false); why != "" {
 		return "", errkind.WrapTemporary(errkind.Usage, "dial", fmt.Errorf("%w: %s", ErrBusy, why))
 	}
-	if err := p.attempt(ctx, "linkctl dial"); err != nil {
+	if err := p.attempt(ctx, o, "linkctl dial"); err != nil {
 		return "", err
 	}
 	return p.Status().LastResult, nil
 }
 
 // attempt dials once and records the result.
-func (p *Policy) attempt(ctx context.Context, cause string) error {
+func (p *Policy) attempt(ctx context.Context, o Options, cause string) error {
 	p.mu.Lock()
 	if p.dialing {
 		p.mu.Unlock()
 		return errkind.WrapTemporary(errkind.Usage, "dial", fmt.Errorf("%w: a dial is already in progress", ErrBusy))
 	}
 	p.dialing = true
-	start := p.opts.Now()
+	start := o.Now()
 	p.st.Dialing, p.st.LastAt, p.st.LastCause = true, start, cause
 	p.st.Dials++
 	p.mu.Unlock()
-	p.log.Info("dialing", "cause", cause, "command", strings.Join(p.opts.Command, " "), "appear_timeout", p.opts.AppearTimeout)
-	took, err := Attempt(ctx, p.opts.Command, p.upChan(), p.opts.AppearTimeout)
+	p.log.Info("dialing", "cause", cause, "command", strings.Join(o.Command, " "), "appear_timeout", o.AppearTimeout)
+	took, err := Attempt(ctx, o.Command, p.upChan(), o.AppearTimeout)
 	p.mu.Lock()
 	p.dialing, p.st.Dialing = false, false
 	if err != nil {

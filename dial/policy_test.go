@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,5 +294,45 @@ func TestFixedTimeDialsOutsideQueueTriggers(t *testing.T) {
 	}
 	if st.NextWhy != "at 06:00" || st.Next.Sub(base) < 23*time.Hour {
 		t.Errorf("next %s %s, want tomorrow 06:00", st.Next, st.NextWhy)
+	}
+}
+
+// A reloaded config (SIGHUP) reaches a running policy: a dial section
+// added, changed and removed again takes effect without a restart, and
+// the status carries over.
+func TestUpdateReplacesTheSchedule(t *testing.T) {
+	var p *Policy
+	now := wallAt(23, 0)
+	host := &fakeHost{}
+	p = New(Options{Now: now, Logger: logger(t), Busy: host.Busy}) // no dial section yet
+	cmd := linkOnMarker(t, &p)
+	runPolicy(t, p)
+	time.Sleep(50 * time.Millisecond)
+	if p.Enabled() || p.Status().Dials != 0 || p.Status().NextWhy != "" {
+		t.Fatalf("a policy without a command: enabled %v, %+v", p.Enabled(), p.Status())
+	}
+	// Added: every hour. Nothing is due for an hour.
+	p.Update(Options{Command: cmd, Every: time.Hour, Now: now, Logger: logger(t), Busy: host.Busy})
+	waitFor(t, "the new schedule", func() bool { return p.Status().NextWhy == "every 1h0m0s" })
+	if !p.Enabled() || p.Status().Dials != 0 || !slices.Equal(p.Status().Command, cmd) {
+		t.Fatalf("after the update: enabled %v, %+v", p.Enabled(), p.Status())
+	}
+	// Changed: every 30ms. The running policy dials on the new schedule.
+	p.Update(Options{Command: cmd, Every: 30 * time.Millisecond, Now: now, Logger: logger(t), Busy: host.Busy})
+	waitFor(t, "a dial on the new schedule", func() bool { return p.Status().Dials > 0 && !p.Status().Dialing })
+	if st := p.Status(); st.LastCause != "every 30ms" || !strings.HasPrefix(st.LastResult, "link up after") {
+		t.Errorf("status %+v", st)
+	}
+	// Removed: no more dials, whatever the link does.
+	p.Update(Options{Now: now, Logger: logger(t), Busy: host.Busy})
+	waitFor(t, "an empty schedule", func() bool { return p.Status().NextWhy == "" })
+	dials := p.Status().Dials
+	p.Link(false)
+	time.Sleep(150 * time.Millisecond) // five periods of the old schedule
+	if st := p.Status(); st.Dials != dials || p.Enabled() {
+		t.Errorf("dials went on after the dial section was removed: %d -> %d (%+v)", dials, st.Dials, st)
+	}
+	if _, err := p.DialNow(context.Background()); err == nil || !strings.Contains(err.Error(), "no dial command") {
+		t.Errorf("DialNow without a command: %v", err)
 	}
 }

@@ -20,7 +20,8 @@ func init() {
 uplink has been usable for link.settle, every link.interval while it stays up, on
 'linkctl up', and on SIGUSR1. When the link goes down the run in flight is cancelled
 (no mail is lost: what was not accepted locally stays on the server).
-SIGHUP reloads the config (an invalid one is reported and the old one kept). SIGTERM
+SIGHUP reloads the config (an invalid one is reported and the old one kept; link.watch,
+link.settle and the paths need a restart, the rest applies at once, dial included). SIGTERM
 lets the run in flight finish for --grace, then cancels it; a stage that has not
 returned 6s after that is abandoned and named in the log, so the daemon exits within
 8s at the defaults whatever a server does; a second signal exits at once. Talks to 'linkctl up/down/status/quit' on control_socket (root and the daemon's
@@ -74,7 +75,7 @@ func (a *App) reload(old *config.Config) (daemon.Reloaded, error) {
 	}
 	r, restart := a.assembler().Reloaded(old, cfg)
 	if restart {
-		a.Log.Warn("config reloaded, but link.watch, link.settle, state_dir, control_socket, metrics_file and dial change only on a restart")
+		a.Log.Warn("config reloaded, but link.watch, link.settle, state_dir, control_socket and metrics_file change only on a restart")
 	}
 	return r, nil
 }
