@@ -581,7 +581,13 @@ func TestReloadAddsADialSection(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond) // a dial in flight at the reload ends
+	// A dial in flight at the reload finishes with its command.
+	for h.d.dialer.Status().Dialing {
+		if time.Now().After(deadline) {
+			t.Fatal("a dial still in progress 5s after the reload")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	os.Remove(marker)
 	time.Sleep(500 * time.Millisecond) // five periods of the removed schedule
 	if _, err := os.Stat(marker); err == nil {
