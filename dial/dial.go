@@ -358,9 +358,12 @@ func (p *Policy) Run(ctx context.Context) {
 			cause = why
 		}
 		p.hold("", "", false)
-		err := p.attempt(ctx, o, cause)
+		err := p.attempt(ctx, o, gen, cause)
 		if ctx.Err() != nil {
 			return
+		}
+		if err == errStale {
+			continue
 		}
 		if err == nil {
 			retry = nil
@@ -462,6 +465,9 @@ func (p *Policy) queueWants(ctx context.Context, o Options, now time.Time) (bool
 	return false, fmt.Sprintf("%d message(s), oldest %s", n, oldest.Round(time.Second))
 }
 
+// errStale: the options changed between Run's decision and its dial.
+var errStale = errors.New("dial options changed")
+
 // ErrBusy is wrapped by DialNow when the host, or another dial, refuses.
 var ErrBusy = errors.New("no dial")
 
@@ -476,15 +482,22 @@ func (p *Policy) DialNow(ctx context.Context) (string, error) {
 	if why := p.blocked(o, o.Now(), false); why != "" {
 		return "", errkind.WrapTemporary(errkind.Usage, "dial", fmt.Errorf("%w: %s", ErrBusy, why))
 	}
-	if err := p.attempt(ctx, o, "linkctl dial"); err != nil {
+	if err := p.attempt(ctx, o, -1, "linkctl dial"); err != nil {
 		return "", err
 	}
 	return p.Status().LastResult, nil
 }
 
-// attempt dials once and records the result.
-func (p *Policy) attempt(ctx context.Context, o Options, cause string) error {
+// attempt dials once and records the result. gen is the generation of o
+// (Update); -1 dials whatever the current one (DialNow).
+func (p *Policy) attempt(ctx context.Context, o Options, gen int, cause string) error {
 	p.mu.Lock()
+	if gen >= 0 && gen != p.gen {
+		// Update came after Run decided: the decision was the old
+		// options'. Run decides again with the new ones.
+		p.mu.Unlock()
+		return errStale
+	}
 	if p.dialing {
 		p.mu.Unlock()
 		return errkind.WrapTemporary(errkind.Usage, "dial", fmt.Errorf("%w: a dial is already in progress", ErrBusy))
