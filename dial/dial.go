@@ -191,7 +191,7 @@ func (p *Policy) options() Options {
 }
 
 func queueTriggers(o Options) bool {
-	return len(o.Command) > 0 && o.ListQueue != nil && (o.QueueAge > 0 || o.QueueCount > 0)
+	return o.ListQueue != nil && (o.QueueAge > 0 || o.QueueCount > 0)
 }
 
 // Link tells the policy the watched link went up or down (the watcher's
@@ -265,7 +265,7 @@ func (p *Policy) Run(ctx context.Context) {
 			if queueTriggers(o) {
 				nextCheck = now // look at once: the daemon may start with mail waiting
 			}
-			if o.Every > 0 && len(o.Command) > 0 {
+			if o.Every > 0 {
 				nextEvery = now.Add(o.Every)
 			}
 			if gen > 0 && len(o.Command) > 0 {
@@ -273,19 +273,23 @@ func (p *Policy) Run(ctx context.Context) {
 			}
 		}
 		var cands []due
-		if !nextCheck.IsZero() {
-			cands = append(cands, due{at: nextCheck, why: "queue check", kind: kindQueue})
-		}
-		if !nextEvery.IsZero() {
-			cands = append(cands, due{at: nextEvery, why: "every " + o.Every.String(), kind: kindEvery})
-		}
-		// A fixed time missed by more than a minute (the host slept) is
-		// not made up for, nor are several at once.
-		if t := NextAt(maxTime(atAfter, now.Add(-time.Minute)), o.At); !t.IsZero() && len(o.Command) > 0 {
-			cands = append(cands, due{at: t, why: "at " + minuteOfDay(t).String(), kind: kindAt})
-		}
-		if retry != nil {
-			cands = append(cands, *retry)
+		// Without a command (no dial section) nothing is due until an
+		// Update gives one.
+		if len(o.Command) > 0 {
+			if !nextCheck.IsZero() {
+				cands = append(cands, due{at: nextCheck, why: "queue check", kind: kindQueue})
+			}
+			if !nextEvery.IsZero() {
+				cands = append(cands, due{at: nextEvery, why: "every " + o.Every.String(), kind: kindEvery})
+			}
+			// A fixed time missed by more than a minute (the host slept) is
+			// not made up for, nor are several at once.
+			if t := NextAt(maxTime(atAfter, now.Add(-time.Minute)), o.At); !t.IsZero() {
+				cands = append(cands, due{at: t, why: "at " + minuteOfDay(t).String(), kind: kindAt})
+			}
+			if retry != nil {
+				cands = append(cands, *retry)
+			}
 		}
 		if len(cands) == 0 {
 			p.setNext(time.Time{}, "")
